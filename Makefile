@@ -1,0 +1,63 @@
+# Two commands: `make demo` and `make test`. Everything they need is set up here.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+NATIVE_SOURCES := $(shell find native -name '*.cpp' -o -name '*.hpp' -o -name '*.cu' -o -name CMakeLists.txt)
+SHARED_MODELS := $(abspath ../shared/data/models)
+
+# The detector lives beside the repository when the shared data is present.
+ifneq ($(wildcard $(SHARED_MODELS)/*.onnx),)
+export PV_MODELS_DIR ?= $(SHARED_MODELS)
+endif
+
+.PHONY: help install demo test lint format bench postgres up clean
+
+help:
+	@echo "make demo   - set up and run the embedded stack end to end"
+	@echo "make test   - set up and run the whole test suite (lint included)"
+	@echo "make lint   - ruff + mypy"
+	@echo "make bench  - benchmarks; ratios go to bench/results/"
+	@echo "make up     - run the embedded stack until Ctrl-C"
+
+install: $(STAMP)
+
+# The project installs editable with its native build; the stamp re-runs it when the
+# dependencies or the C++ sources change.
+$(STAMP): pyproject.toml $(NATIVE_SOURCES)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check "scikit-build-core>=0.10" "pybind11>=2.13"
+	command -v cmake >/dev/null || $(PY) -m pip install -q "cmake>=3.18"
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[dev]'
+	touch $@
+
+postgres:
+	./scripts/ensure-postgres.sh
+
+demo: $(STAMP)
+	$(PY) -m polyvision.cli demo
+
+up: $(STAMP)
+	$(PY) -m polyvision.cli up
+
+test: $(STAMP) postgres lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf build .polyvision $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""The FastAPI application factory: clients are opened in the lifespan, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncio
+
+from fastapi import FastAPI
+
+from api.app_state import connect_temporal
+from api.metrics import ApiMetrics, MetricsMiddleware
+from api.problems import install_problem_handlers
+from api.routes import health, metrics, objects
+from polyvision.settings import Settings
+from polyvision.storage.analytics import open_analytics_store
+from polyvision.storage.metadata.engine import create_engine, session_maker
+from polyvision.storage.objects import open_object_store
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for ``settings`` (read from the environment when omitted)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.objects = open_object_store(
+            settings.objects_url, secret=settings.secret, public_base_url=settings.api_public_url
+        )
+        app.state.analytics = open_analytics_store(settings.analytics_url)
+        app.state.engine = create_engine(settings.database_url)
+        app.state.sessions = session_maker(app.state.engine)
+        app.state.temporal_lock = asyncio.Lock()
+        app.state.temporal = await connect_temporal(settings)
+        try:
+            yield
+        finally:
+            await app.state.objects.close()
+            app.state.analytics.close()
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Polyvision API",
+        version="0.1.0",
+        summary="Process a two-camera football match once, serve it to many.",
+        lifespan=lifespan,
+    )
+    api_metrics = ApiMetrics()
+    app.state.metrics = api_metrics
+    app.add_middleware(MetricsMiddleware, metrics=api_metrics)
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(objects.router)
+    return app
