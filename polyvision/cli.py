@@ -1,0 +1,125 @@
+"""`polyvision` command line: the embedded stack, workers, migrations and Temporal setup."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from polyvision.settings import Settings
+from polyvision.telemetry import configure_logging
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.stack import run_stack_until_signalled
+
+    return asyncio.run(run_stack_until_signalled(settings))
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.demo import run_demo
+
+    return asyncio.run(run_demo(settings, keep_data=args.keep_data))
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.worker import serve
+
+    asyncio.run(serve(settings, args.queues, args.concurrency))
+    return 0
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _temporal_apply(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.temporal.bootstrap import apply_configured_namespace
+
+    asyncio.run(apply_configured_namespace(settings, args.config))
+    return 0
+
+
+def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.storage.upgrade import upgrade_stores
+
+    upgrade_stores(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="polyvision", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up", help="run the embedded stack (Temporal dev server + UI, worker, API) until stopped"
+    )
+    up.set_defaults(handler=_up)
+
+    demo = commands.add_parser(
+        "demo", help="bring the embedded stack up, check it end to end, and stop it"
+    )
+    demo.add_argument(
+        "--keep-data", action="store_true", help="keep the demo's data directory afterwards"
+    )
+    demo.set_defaults(handler=_demo)
+
+    worker = commands.add_parser("worker", help="poll the task queues this machine can serve")
+    worker.add_argument(
+        "--queues",
+        default="auto",
+        help="auto (by detected capability), all, or a comma list of gpu, cpu, nvenc",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="activity slots per queue (default: by capability)"
+    )
+    worker.set_defaults(handler=_worker)
+
+    api = commands.add_parser("api", help="serve the HTTP API alone")
+    api.set_defaults(handler=_api)
+
+    temporal = commands.add_parser("temporal", help="Temporal cluster setup")
+    temporal_commands = temporal.add_subparsers(dest="temporal_command", required=True)
+    apply = temporal_commands.add_parser(
+        "apply", help="apply temporal/namespace.yaml (namespace, retention, search attributes)"
+    )
+    apply.add_argument("--config", default=None, help="path of the namespace YAML")
+    apply.set_defaults(handler=_temporal_apply)
+
+    db = commands.add_parser("db", help="store migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser(
+        "upgrade", help="apply metadata (Alembic) and analytics (.sql) migrations"
+    )
+    upgrade.set_defaults(handler=_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `polyvision` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"polyvision: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_json)
+    code: int = args.handler(settings, args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

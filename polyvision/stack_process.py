@@ -1,0 +1,145 @@
+"""Driving `polyvision up` as a child process: start, wait for readiness, stop, check leftovers.
+
+Used by `polyvision demo` and the stack's own tests, so both exercise exactly what an
+operator runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class StackProcess:
+    """One `polyvision up` child with its own data directory and free ports."""
+
+    data_dir: Path
+    api_port: int = field(default_factory=free_port)
+    temporal_port: int = field(default_factory=free_port)
+    ui_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}"
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.temporal_port}"
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "PV_DATA_DIR": str(self.data_dir),
+                "PV_API_PORT": str(self.api_port),
+                "PV_TEMPORAL_ADDRESS": self.temporal_address,
+                "PV_TEMPORAL_UI_URL": self.ui_url,
+                "PV_LOG_JSON": "true",
+            }
+        )
+        for key in ("PV_DATABASE_URL", "PV_ANALYTICS_URL", "PV_OBJECTS_URL"):
+            env.pop(key, None)
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        """Start `polyvision up`; its output goes to ``up.log`` in the data directory."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / "up.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "polyvision.cli", "up"],
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def wait_ready(self, timeout_s: float = 120.0) -> dict[str, object]:
+        """Poll /readyz until it answers 200; returns its body.
+
+        Raises:
+            RuntimeError: the process exited or readiness did not come in time.
+        """
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        last: str = "no answer"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"polyvision up exited with {self.process.returncode}:\n{self.output()[-4000:]}"
+                )
+            try:
+                response = httpx.get(f"{self.api_url}/readyz", timeout=5)
+                if response.status_code == 200:
+                    body: dict[str, object] = response.json()
+                    return body
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.5)
+        raise RuntimeError(f"not ready after {timeout_s:.0f} s: {last}\n{self.output()[-4000:]}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        """Send ``sig`` and wait for the exit code (killing the tree if it hangs)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill_leftovers()
+                self.process.kill()
+                self.process.wait()
+                raise
+        return int(self.process.returncode)
+
+    def leftovers(self) -> list[int]:
+        """Pids of live processes whose command line names this stack's data directory."""
+        marker = str(self.data_dir).encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if marker in cmdline and "\nState:\tZ" not in status:
+                found.append(int(entry.name))
+        return found
+
+    def kill_leftovers(self) -> None:
+        for pid in self.leftovers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
