@@ -1,0 +1,425 @@
+"""Metadata tables: organizations, users, devices, matches and what hangs off them.
+
+Each resource follows the Base / Create / Update / table / Public split: `…Base` holds the
+fields a client may set, `…Create` and `…Update` are request bodies, the table class adds
+server-owned columns, and `…Public` is what the API returns (never a secret or a hash).
+
+Every tenant-owned table carries an indexed `organization_id`; queries are always scoped by it.
+Datetimes are timezone-aware and come back in UTC on SQLite and PostgreSQL alike
+(SQLModel maps `datetime` to its `UTCDateTime` type).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from pydantic import AwareDatetime
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+# Explicit constraint names keep migrations stable across backends and let SQLite batch
+# operations (which recreate tables) find constraints by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def _enum(enum_cls: type[StrEnum]) -> sa.Enum:
+    # Stored as VARCHAR of the enum *values*: adding a value later needs no ALTER TYPE on
+    # PostgreSQL and the same migration runs on SQLite. Length leaves room for new values.
+    return sa.Enum(
+        enum_cls,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class MetadataModel(
+    SQLModel, registry=registry(metadata=sa.MetaData(naming_convention=NAMING_CONVENTION))
+):
+    """Root of all metadata models; owns `MetadataModel.metadata`, the target of migrations."""
+
+
+metadata = MetadataModel.metadata
+
+
+# --- enums -------------------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    """A member's role in an organization, most privileged first."""
+
+    owner = "owner"
+    admin = "admin"
+    analyst = "analyst"
+    viewer = "viewer"
+
+
+class DeviceStatus(StrEnum):
+    active = "active"
+    revoked = "revoked"
+
+
+class MatchStatus(StrEnum):
+    created = "created"
+    uploading = "uploading"
+    processing = "processing"
+    ready = "ready"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class UploadStatus(StrEnum):
+    created = "created"
+    uploading = "uploading"
+    completed = "completed"
+    failed = "failed"
+    aborted = "aborted"
+
+
+class AssetKind(StrEnum):
+    recording_left = "recording_left"
+    recording_right = "recording_right"
+    panorama = "panorama"
+    vcam = "vcam"
+    hls = "hls"
+    dash = "dash"
+    manifest = "manifest"
+    heatmap = "heatmap"
+    thumbnail = "thumbnail"
+
+
+# --- organizations -----------------------------------------------------------------------
+
+
+class OrganizationBase(MetadataModel):
+    name: str = Field(min_length=1, max_length=200)
+    slug: str = Field(
+        min_length=1,
+        max_length=64,
+        unique=True,
+        schema_extra={"pattern": r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"},
+    )
+
+
+class OrganizationCreate(OrganizationBase):
+    pass
+
+
+class OrganizationUpdate(MetadataModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Organization(OrganizationBase, table=True):
+    __tablename__ = "organizations"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OrganizationPublic(OrganizationBase):
+    id: uuid.UUID
+    created_at: datetime
+
+
+# --- users and memberships ---------------------------------------------------------------
+
+
+class UserBase(MetadataModel):
+    # Callers store e-mail addresses lower-cased; uniqueness is then case-insensitive.
+    email: str = Field(min_length=3, max_length=320, unique=True)
+    full_name: str | None = Field(default=None, max_length=200)
+
+
+class UserCreate(UserBase):
+    password: str = Field(min_length=8, max_length=128)
+
+
+class UserUpdate(MetadataModel):
+    full_name: str | None = Field(default=None, max_length=200)
+    password: str | None = Field(default=None, min_length=8, max_length=128)
+
+
+class User(UserBase, table=True):
+    __tablename__ = "users"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    password_hash: str = Field(max_length=255)
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class UserPublic(UserBase):
+    id: uuid.UUID
+    is_active: bool
+    created_at: datetime
+
+
+class MembershipBase(MetadataModel):
+    role: Role = Field(default=Role.viewer, sa_type=_enum(Role))
+
+
+class MembershipCreate(MembershipBase):
+    user_id: uuid.UUID
+
+
+class MembershipUpdate(MetadataModel):
+    role: Role
+
+
+class Membership(MembershipBase, table=True):
+    __tablename__ = "memberships"
+    # The unique constraint's index (user_id first) also serves "my organizations".
+    __table_args__ = (sa.UniqueConstraint("user_id", "organization_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MembershipPublic(MembershipBase):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    created_at: datetime
+
+
+# --- devices -----------------------------------------------------------------------------
+
+
+class DeviceBase(MetadataModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class DeviceCreate(DeviceBase):
+    # Raw 32-byte Ed25519 public key, base64url without padding (43 characters).
+    public_key: str = Field(min_length=43, max_length=43)
+
+
+class DeviceUpdate(MetadataModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Device(DeviceBase, table=True):
+    __tablename__ = "devices"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    # Unique so a signature identifies exactly one device.
+    public_key: str = Field(max_length=64, unique=True)
+    status: DeviceStatus = Field(default=DeviceStatus.active, sa_type=_enum(DeviceStatus))
+    provisioned_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class DevicePublic(DeviceBase):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    public_key: str
+    status: DeviceStatus
+    provisioned_at: datetime
+    revoked_at: datetime | None
+
+
+class ProvisioningCode(MetadataModel, table=True):
+    """A one-time code an operator hands to a device; only its hash is stored."""
+
+    __tablename__ = "provisioning_codes"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    code_hash: str = Field(max_length=128, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+    # The device provisioned with this code, once used.
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="devices.id", ondelete="SET NULL")
+
+
+class ProvisioningCodePublic(MetadataModel):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    device_id: uuid.UUID | None
+
+
+# --- teams and matches -------------------------------------------------------------------
+
+
+class TeamBase(MetadataModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TeamCreate(TeamBase):
+    pass
+
+
+class TeamUpdate(MetadataModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Team(TeamBase, table=True):
+    __tablename__ = "teams"
+    __table_args__ = (sa.UniqueConstraint("organization_id", "name"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TeamPublic(TeamBase):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    created_at: datetime
+
+
+class MatchBase(MetadataModel):
+    title: str = Field(min_length=1, max_length=300)
+    home_team_id: uuid.UUID | None = Field(
+        default=None, foreign_key="teams.id", ondelete="SET NULL"
+    )
+    away_team_id: uuid.UUID | None = Field(
+        default=None, foreign_key="teams.id", ondelete="SET NULL"
+    )
+    venue: str | None = Field(default=None, max_length=300)
+    kickoff_at: AwareDatetime | None = None
+
+
+class MatchCreate(MatchBase):
+    pass
+
+
+class MatchUpdate(MetadataModel):
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    home_team_id: uuid.UUID | None = None
+    away_team_id: uuid.UUID | None = None
+    venue: str | None = Field(default=None, max_length=300)
+    kickoff_at: AwareDatetime | None = None
+
+
+class Match(MatchBase, table=True):
+    __tablename__ = "matches"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="devices.id", ondelete="SET NULL")
+    status: MatchStatus = Field(default=MatchStatus.created, sa_type=_enum(MatchStatus))
+    duration_s: float | None = Field(default=None, ge=0)
+    # Bumped on every reprocess so outputs of an older run never overwrite a newer one.
+    revision: int = Field(default=0, ge=0)
+    workflow_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
+
+
+class MatchPublic(MatchBase):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    device_id: uuid.UUID | None
+    status: MatchStatus
+    duration_s: float | None
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- assets and uploads ------------------------------------------------------------------
+
+
+class AssetBase(MetadataModel):
+    kind: AssetKind = Field(sa_type=_enum(AssetKind))
+    object_key: str = Field(min_length=1, max_length=1024, unique=True)
+    # BIGINT: a 90-minute recording is far above 2 GiB.
+    size_bytes: int = Field(ge=0, sa_type=sa.BigInteger)
+    sha256: str | None = Field(default=None, max_length=64, schema_extra={"pattern": SHA256_HEX})
+    content_type: str | None = Field(default=None, max_length=200)
+
+
+class AssetCreate(AssetBase):
+    pass
+
+
+class Asset(AssetBase, table=True):
+    __tablename__ = "assets"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    match_id: uuid.UUID = Field(foreign_key="matches.id", ondelete="CASCADE", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AssetPublic(AssetBase):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    match_id: uuid.UUID
+    created_at: datetime
+
+
+class UploadBase(MetadataModel):
+    """What a device declares before uploading a recording pair (left and right camera)."""
+
+    left_size: int = Field(ge=0, sa_type=sa.BigInteger)
+    right_size: int = Field(ge=0, sa_type=sa.BigInteger)
+    left_sha256: str = Field(max_length=64, schema_extra={"pattern": SHA256_HEX})
+    right_sha256: str = Field(max_length=64, schema_extra={"pattern": SHA256_HEX})
+    left_frames: int = Field(ge=0)
+    right_frames: int = Field(ge=0)
+
+
+class UploadCreate(UploadBase):
+    match_id: uuid.UUID
+
+
+class Upload(UploadBase, table=True):
+    __tablename__ = "uploads"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    match_id: uuid.UUID = Field(foreign_key="matches.id", ondelete="CASCADE", index=True)
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="devices.id", ondelete="SET NULL")
+    status: UploadStatus = Field(default=UploadStatus.created, sa_type=_enum(UploadStatus))
+    started_at: datetime = Field(default_factory=utcnow)
+    completed_at: datetime | None = None
+
+
+class UploadPublic(UploadBase):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    match_id: uuid.UUID
+    device_id: uuid.UUID | None
+    status: UploadStatus
+    started_at: datetime
+    completed_at: datetime | None
