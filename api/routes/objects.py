@@ -1,0 +1,186 @@
+"""Serve the file object store's signed URLs: `GET` and `PUT /objects/{key}`.
+
+With S3, presigned URLs point at S3 itself; with the file backend they point here, signed with
+HMAC-SHA256 over (method, key, expiry) by `polyvision.storage.objects.signing`. The request
+itself carries the authorisation, so these routes need no user session.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from api.problems import PROBLEM_MEDIA_TYPE, problem
+from polyvision.settings import Settings
+from polyvision.storage.objects import (
+    ChecksumMismatch,
+    InvalidObjectKey,
+    InvalidSignature,
+    ObjectNotFound,
+    ObjectReader,
+    ObjectStore,
+    ObjectStoreError,
+    verify_object_signature,
+)
+
+router = APIRouter(tags=["objects"])
+
+# Same header (and base64 encoding) S3 uses, so an uploader sends one thing to either backend.
+CHECKSUM_HEADER = "x-amz-checksum-sha256"
+
+_PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": HTTPStatus(status).phrase}
+    for status in (400, 403, 404, 409)
+}
+
+
+def get_object_store(request: Request) -> ObjectStore:
+    """The object store the app's lifespan put on `app.state.objects`."""
+    store = request.app.state.objects
+    if not isinstance(store, ObjectStore):
+        raise RuntimeError("app.state.objects is not an ObjectStore; check the app's lifespan")
+    return store
+
+
+def get_signing_secret(request: Request) -> bytes:
+    """The HMAC secret that signs object URLs, from `app.state.settings`."""
+    settings: Settings = request.app.state.settings
+    return settings.secret
+
+
+ObjectStoreDep = Annotated[ObjectStore, Depends(get_object_store)]
+SigningSecretDep = Annotated[bytes, Depends(get_signing_secret)]
+
+
+def _refusal(
+    request: Request,
+    key: str,
+    secret: bytes,
+    method: str | None,
+    expires: str | None,
+    sig: str | None,
+) -> JSONResponse | None:
+    """A 403 problem unless the query authorises this request's method on `key`."""
+    if expires is None or sig is None:
+        return problem(403, "missing signature: expires and sig are required")
+    if method is not None and method.upper() != request.method:
+        return problem(403, f"URL is signed for {method.upper()}, not {request.method}")
+    try:
+        expires_at = int(expires)
+    except ValueError:
+        return problem(403, "malformed expires")
+    try:
+        # The request's own method is verified, not the query's, so a GET URL cannot be
+        # replayed as a PUT.
+        verify_object_signature(secret, key, request.method, expires_at, sig, time.time())
+    except InvalidSignature as exc:
+        return problem(403, str(exc))
+    return None
+
+
+async def _stream(reader: ObjectReader) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in reader:
+            yield chunk
+    finally:
+        await reader.aclose()
+
+
+@router.get(
+    "/objects/{key:path}",
+    response_class=StreamingResponse,
+    responses=_PROBLEM_RESPONSES,
+    summary="Download an object through a signed URL",
+)
+async def get_object(
+    key: str,
+    request: Request,
+    store: ObjectStoreDep,
+    secret: SigningSecretDep,
+    method: str | None = None,
+    expires: str | None = None,
+    sig: str | None = None,
+) -> Response:
+    """Stream the object at `key` in chunks when the signature allows it."""
+    if (refused := _refusal(request, key, secret, method, expires, sig)) is not None:
+        return refused
+    try:
+        reader = await store.open_read(key)
+    except ObjectNotFound:
+        return problem(404, f"no object at {key!r}")
+    except InvalidObjectKey as exc:
+        return problem(400, str(exc))
+    info = reader.info
+    headers = {"Content-Length": str(info.size)}
+    if info.sha256 is not None:
+        headers["ETag"] = f'"{info.sha256}"'
+        digest = base64.b64encode(bytes.fromhex(info.sha256)).decode()
+        headers["Repr-Digest"] = f"sha-256=:{digest}:"
+    return StreamingResponse(
+        _stream(reader),
+        media_type=info.content_type or "application/octet-stream",
+        headers=headers,
+        # Closes the file even when the client disconnects before the stream starts.
+        background=BackgroundTask(reader.aclose),
+    )
+
+
+@router.put(
+    "/objects/{key:path}",
+    responses=_PROBLEM_RESPONSES,
+    summary="Upload an object through a signed URL",
+)
+async def put_object(
+    key: str,
+    request: Request,
+    store: ObjectStoreDep,
+    secret: SigningSecretDep,
+    method: str | None = None,
+    expires: str | None = None,
+    sig: str | None = None,
+) -> Response:
+    """Stream the request body into the object at `key` when the signature allows it.
+
+    An `x-amz-checksum-sha256` header (base64 sha256, as S3 takes it) makes the upload fail with
+    400 and store nothing unless the body matches.
+    """
+    if (refused := _refusal(request, key, secret, method, expires, sig)) is not None:
+        return refused
+    expected: str | None = None
+    if (checksum := request.headers.get(CHECKSUM_HEADER)) is not None:
+        try:
+            raw = base64.b64decode(checksum, validate=True)
+        except binascii.Error:
+            raw = b""
+        if len(raw) != 32:
+            return problem(400, f"{CHECKSUM_HEADER} must be a base64 sha256 digest")
+        expected = raw.hex()
+    try:
+        info = await store.put_stream(
+            key,
+            request.stream(),
+            content_type=request.headers.get("content-type"),
+            sha256=expected,
+        )
+    except InvalidObjectKey as exc:
+        return problem(400, str(exc))
+    except ChecksumMismatch as exc:
+        return problem(400, str(exc))
+    except ObjectStoreError as exc:
+        return problem(409, str(exc))
+    body = {
+        "key": info.key,
+        "size": info.size,
+        "sha256": info.sha256,
+        "content_type": info.content_type,
+    }
+    headers = {"ETag": f'"{info.sha256}"'} if info.sha256 else None
+    return JSONResponse(body, headers=headers)
