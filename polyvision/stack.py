@@ -73,17 +73,14 @@ async def run_stack(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     host, port = _host_port(settings.temporal_address)
     ui_port = urlsplit(settings.temporal_ui_url).port or 8233
+    namespace = load_namespace_config().with_name(settings.temporal_namespace)
     async with DevServer(
-        data_dir=settings.data_dir,
-        ip=host,
-        port=port,
-        ui_port=ui_port,
-        namespace=settings.temporal_namespace,
+        settings.data_dir, namespace=namespace, ip=host, port=port, ui_port=ui_port
     ) as server:
-        client = await connect(server.address, settings.temporal_namespace)
-        await apply_namespace(
-            client, load_namespace_config().with_name(settings.temporal_namespace)
-        )
+        client = await connect(server.address, namespace.name)
+        # The dev server creates the namespace at launch; applying keeps retention and
+        # search attributes in step with the YAML on a data directory made by an older one.
+        await apply_namespace(client, namespace)
         await asyncio.to_thread(upgrade_stores, settings)
 
         worker_stop = asyncio.Event()

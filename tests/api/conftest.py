@@ -1,0 +1,42 @@
+"""An API app on the embedded backends under a temporary data directory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+
+from api.app import create_app
+from polyvision.settings import Settings
+from polyvision.storage.upgrade import upgrade_stores
+from tests.fixtures.temporal import TemporalTestServer
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path, temporal_server: TemporalTestServer) -> Settings:
+    settings = Settings(
+        data_dir=tmp_path / "pv",
+        temporal_address=temporal_server.address,
+        temporal_namespace=temporal_server.namespace.name,
+        api_public_url="http://testserver",
+    )
+    upgrade_stores(settings)
+    return settings
+
+
+@pytest_asyncio.fixture
+async def app(api_settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(api_settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest_asyncio.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
