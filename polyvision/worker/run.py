@@ -1,0 +1,196 @@
+"""Run Temporal workers for planned task queues, and stop them gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import timedelta
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from polyvision.settings import Settings
+from polyvision.temporal.client import connect
+from polyvision.worker.capabilities import detect_capabilities
+from polyvision.worker.plan import QueuePlan, plan_queues
+from polyvision.worker.queues import QueueRole, queue_names
+from polyvision.worker.registry import WorkerDeps, activities_for, workflows_for
+from polyvision.worker.runtime import build_runtime
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_SHUTDOWN_TIMEOUT = timedelta(seconds=30)
+
+
+def install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, stop: asyncio.Event
+) -> Callable[[], None]:
+    """Make SIGTERM and SIGINT set `stop` instead of killing the process.
+
+    Kubernetes sends SIGTERM before SIGKILL; setting the event lets the workers stop polling and
+    give running activities their graceful-shutdown time.
+
+    Args:
+        loop: The running event loop.
+        stop: Set on the first signal.
+
+    Returns:
+        A function that removes the handlers again.
+    """
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def on_signal(sig: signal.Signals) -> None:
+        log.info("worker.signal", signal=sig.name, already_stopping=stop.is_set())
+        stop.set()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    def remove() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+def _worker_identity(base: str, plan: QueuePlan) -> str:
+    # One identity per queue so the UI and history show which queue's poller ran a task.
+    return f"{base}/{plan.role.value}"
+
+
+async def run_worker(
+    client: Client,
+    plans: Sequence[QueuePlan],
+    *,
+    shutdown_timeout: timedelta,
+    stop: asyncio.Event,
+    deps: WorkerDeps | None = None,
+) -> None:
+    """Run one worker per planned queue until `stop` is set, then shut them all down.
+
+    Shutdown is graceful: pollers stop at once, running activities get `shutdown_timeout` to
+    finish (they keep heartbeating) before they are cancelled. All workers and the activity
+    thread pool are shut down before this returns, also on error or cancellation; leaving an SDK
+    worker running at interpreter exit can abort the process.
+
+    Args:
+        client: Connected client (its identity is the base of each worker's identity).
+        plans: The queues to poll, from `plan_queues`.
+        shutdown_timeout: Grace period for running activities.
+        stop: Set it to stop (signal handlers do).
+        deps: What activities are bound to; the worker identity in it is replaced per queue.
+
+    Raises:
+        ValueError: No plans.
+        BaseException: The first fatal error of any worker (after all were shut down).
+    """
+    if not plans:
+        raise ValueError("no task queues to poll")
+    base = deps or WorkerDeps(identity=client.identity)
+    # Sync activities run here; one thread per activity slot across all queues.
+    executor = ThreadPoolExecutor(
+        max_workers=sum(plan.max_concurrent_activities for plan in plans),
+        thread_name_prefix="pv-activity",
+    )
+    workers: list[Worker] = []
+    tasks: list[asyncio.Task[None]] = []
+    stop_wait: asyncio.Task[bool] | None = None
+    try:
+        for plan in plans:
+            identity = _worker_identity(client.identity, plan)
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=plan.task_queue,
+                    workflows=workflows_for(plan.role),
+                    activities=activities_for(plan.role, replace(base, identity=identity)),
+                    activity_executor=executor,
+                    max_concurrent_activities=plan.max_concurrent_activities,
+                    graceful_shutdown_timeout=shutdown_timeout,
+                    identity=identity,
+                )
+            )
+        tasks = [
+            asyncio.create_task(worker.run(), name=f"worker:{plan.task_queue}")
+            for worker, plan in zip(workers, plans, strict=True)
+        ]
+        log.info("worker.running", queues=[plan.task_queue for plan in plans])
+        stop_wait = asyncio.create_task(stop.wait())
+        # Returns on stop, or early when a worker dies (fatal error): then stop the others too.
+        await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if stop_wait is not None:
+            stop_wait.cancel()
+        log.info("worker.stopping", grace_s=shutdown_timeout.total_seconds())
+        # shield: a second cancellation (double Ctrl-C) must not leave SDK workers half-stopped.
+        # Only workers that run: shutdown() of a never-started worker waits forever.
+        started = workers[: len(tasks)]
+        await asyncio.shield(asyncio.gather(*(w.shutdown() for w in started)))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        executor.shutdown(wait=True)
+        log.info("worker.stopped")
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
+
+
+async def serve(
+    settings: Settings,
+    spec: str = "auto",
+    concurrency: int | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    shutdown_timeout: timedelta = DEFAULT_SHUTDOWN_TIMEOUT,
+    task_queue_suffix: str = "",
+    metrics_host: str = "0.0.0.0",
+) -> None:
+    """Detect capabilities, plan queues, connect and run workers until stopped.
+
+    What ``polyvision worker`` runs. Metrics (SDK and activities) are served by the SDK runtime
+    at ``http://{metrics_host}:{settings.worker_metrics_port}/metrics`` (port 0: no metrics).
+
+    Args:
+        settings: Process settings (Temporal address and namespace, metrics port).
+        spec: Queue spec for `plan_queues` (``auto``, ``all``, ``gpu,cpu``, ...).
+        concurrency: Activity slots per queue instead of the capability-based defaults.
+        stop: Set to stop; if None, SIGTERM/SIGINT handlers are installed to set one.
+        shutdown_timeout: Grace period for running activities on stop.
+        task_queue_suffix: Appended to every task queue name (isolates a developer or a test).
+        metrics_host: Interface the metrics endpoint binds to (all, so Prometheus can scrape
+            the pod).
+    """
+    caps = await asyncio.to_thread(detect_capabilities)
+    plans = plan_queues(spec, caps, concurrency, names=queue_names(task_queue_suffix))
+    log.info(
+        "worker.plan",
+        spec=spec,
+        gpus=[f"{gpu.index}:{gpu.name} nvenc={gpu.has_nvenc}" for gpu in caps.gpus],
+        cpu_count=caps.cpu_count,
+        queues={plan.task_queue: plan.max_concurrent_activities for plan in plans},
+    )
+    if not caps.gpus and any(plan.role is QueueRole.gpu for plan in plans):
+        log.warning("worker.gpu_queue_without_gpu", hint="GPU stages run their CPU implementation")
+    metrics = (
+        f"{metrics_host}:{settings.worker_metrics_port}" if settings.worker_metrics_port else None
+    )
+    runtime = build_runtime(metrics, global_tags={"service": "polyvision-worker"})
+    remove_handlers: Callable[[], None] | None = None
+    if stop is None:
+        stop = asyncio.Event()
+        remove_handlers = install_signal_handlers(asyncio.get_running_loop(), stop)
+    try:
+        client = await connect(settings.temporal_address, settings.temporal_namespace, runtime)
+        log.info(
+            "worker.connected",
+            address=settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            metrics=f"http://{metrics}/metrics" if metrics else None,
+        )
+        await run_worker(client, plans, shutdown_timeout=shutdown_timeout, stop=stop)
+    finally:
+        if remove_handlers is not None:
+            remove_handlers()

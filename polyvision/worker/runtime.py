@@ -1,0 +1,37 @@
+"""The Temporal SDK runtime of a worker process, serving Prometheus metrics.
+
+The SDK exports its own worker metrics (poll latency, slots, task failures) and every metric our
+activities record through `activity.metric_meter()` on the same endpoint, so one scrape target
+per worker pod covers both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+
+def build_runtime(
+    metrics_bind_address: str | None,
+    *,
+    global_tags: Mapping[str, str] | None = None,
+) -> Runtime:
+    """Create a runtime, optionally serving ``/metrics`` for Prometheus.
+
+    Each runtime owns a thread pool and (with metrics) an HTTP listener: build one per process
+    and pass it to `polyvision.temporal.client.connect`.
+
+    Args:
+        metrics_bind_address: ``host:port`` to serve ``/metrics`` on; no metrics if None.
+        global_tags: Labels added to every metric (e.g. ``{"service": "worker"}``).
+
+    Returns:
+        The runtime.
+    """
+    metrics = (
+        PrometheusConfig(bind_address=metrics_bind_address, counters_total_suffix=True)
+        if metrics_bind_address
+        else None
+    )
+    return Runtime(telemetry=TelemetryConfig(metrics=metrics, global_tags=dict(global_tags or {})))
