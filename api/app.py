@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
-import asyncio
 
 from fastapi import FastAPI
 
@@ -17,6 +16,7 @@ from polyvision.settings import Settings
 from polyvision.storage.analytics import open_analytics_store
 from polyvision.storage.metadata.engine import create_engine, session_maker
 from polyvision.storage.objects import open_object_store
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (read from the environment when omitted)."""

@@ -52,7 +52,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            template = route.path if isinstance(route, BaseRoute) and hasattr(route, "path") else "unmatched"
+            template = (
+                route.path
+                if isinstance(route, BaseRoute) and hasattr(route, "path")
+                else "unmatched"
+            )
             method = str(scope.get("method", ""))
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)

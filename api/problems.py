@@ -49,8 +49,9 @@ def problem(
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
-    extensions = {} if isinstance(exc.detail, str) else {"errors": exc.detail}
-    return problem(exc.status_code, detail, headers=exc.headers, **extensions)
+    extensions: dict[str, Any] = {} if isinstance(exc.detail, str) else {"errors": exc.detail}
+    headers = dict(exc.headers) if exc.headers else None
+    return problem(exc.status_code, detail, headers=headers, **extensions)
 
 
 async def _validation_exception(request: Request, exc: Exception) -> JSONResponse:

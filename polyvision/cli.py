@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
 
 from polyvision.settings import Settings
 from polyvision.telemetry import configure_logging
@@ -20,13 +22,20 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from polyvision.demo import run_demo
 
-    return asyncio.run(run_demo(settings, keep_data=args.keep_data))
+    return run_demo(settings, keep_data=args.keep_data)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from polyvision.worker import serve
+    from polyvision.worker.run import serve
 
-    asyncio.run(serve(settings, args.queues, args.concurrency))
+    asyncio.run(
+        serve(
+            settings,
+            args.queues,
+            args.concurrency,
+            shutdown_timeout=timedelta(seconds=args.shutdown_timeout),
+        )
+    )
     return 0
 
 
@@ -46,9 +55,18 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _temporal_apply(settings: Settings, args: argparse.Namespace) -> int:
-    from polyvision.temporal.bootstrap import apply_configured_namespace
+    from polyvision.temporal.apply import apply_namespace
+    from polyvision.temporal.client import connect
+    from polyvision.temporal.config import load_namespace_config
 
-    asyncio.run(apply_configured_namespace(settings, args.config))
+    config = load_namespace_config(Path(args.config) if args.config else None)
+
+    async def apply() -> None:
+        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        result = await apply_namespace(client, config.with_name(settings.temporal_namespace))
+        sys.stdout.write(f"{result}\n")
+
+    asyncio.run(apply())
     return 0
 
 
@@ -84,7 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (by detected capability), all, or a comma list of gpu, cpu, nvenc",
     )
     worker.add_argument(
-        "--concurrency", type=int, default=None, help="activity slots per queue (default: by capability)"
+        "--concurrency",
+        type=int,
+        default=None,
+        help="activity slots per queue (default: by capability)",
+    )
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="seconds running activities get to finish or heartbeat after SIGTERM",
     )
     worker.set_defaults(handler=_worker)
 

@@ -8,6 +8,7 @@ exits with 0 and leaves no process behind.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import sys
@@ -58,7 +59,7 @@ async def run_health_workflow(address: str, namespace: str) -> HealthReport:
     return HealthReport(workflow_id, handle.result_run_id or "", answers)
 
 
-async def run_demo(settings: Settings, *, keep_data: bool = False) -> int:
+def run_demo(settings: Settings, *, keep_data: bool = False) -> int:
     """The whole demo; 0 when every step passed."""
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -71,7 +72,9 @@ async def run_demo(settings: Settings, *, keep_data: bool = False) -> int:
         _say(f"Ready in {time.monotonic() - started:.1f} s: {readiness['checks']}")
         _say(f"  API          {stack.api_url}  (/docs, /metrics)")
         _say(f"  Temporal UI  {stack.ui_url}")
-        report = await run_health_workflow(stack.temporal_address, settings.temporal_namespace)
+        report = asyncio.run(
+            run_health_workflow(stack.temporal_address, settings.temporal_namespace)
+        )
         for queue, identity in report.answers.items():
             _say(f"  {queue:<18} answered by {identity}")
         _say(
@@ -103,7 +106,9 @@ async def run_demo(settings: Settings, *, keep_data: bool = False) -> int:
         _say("Demo failed at shutdown: " + "; ".join(problems))
         _say(output[-4000:])
         return 1
-    _say(f"Stopped cleanly (exit 0, nothing left running) after {time.monotonic() - started:.1f} s.")
+    _say(
+        f"Stopped cleanly (exit 0, nothing left running) after {time.monotonic() - started:.1f} s."
+    )
     if not keep_data:
         shutil.rmtree(data_dir, ignore_errors=True)
     return 0

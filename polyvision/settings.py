@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Known only to make a development checkout work without setup; refused elsewhere.
-DEVELOPMENT_SECRET = "polyvision-development-secret-do-not-use"  # noqa: S105
+DEVELOPMENT_SECRET = "polyvision-development-secret-do-not-use"
 
 
 class Environment(StrEnum):
@@ -81,7 +81,9 @@ class Settings(BaseSettings):
         ):
             raise InsecureSettingsError("PV_SECRET_KEY is the development secret; set a real one")
         elif self.env is Environment.production and len(self.secret_key.get_secret_value()) < 32:
-            raise InsecureSettingsError("PV_SECRET_KEY must be at least 32 characters in production")
+            raise InsecureSettingsError(
+                "PV_SECRET_KEY must be at least 32 characters in production"
+            )
         return self
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from polyvision.storage.upgrade import upgrade_stores
 from polyvision.temporal.apply import apply_namespace
 from polyvision.temporal.client import connect
 from polyvision.temporal.config import load_namespace_config
-from polyvision.temporal.devserver import DevServer
+from polyvision.temporal.devserver import DevServer, DevServerError
 from polyvision.worker.capabilities import detect_capabilities
 from polyvision.worker.plan import plan_queues
 from polyvision.worker.run import run_worker
@@ -57,6 +58,35 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """Bind the API's listening socket up front, so a busy port fails before anything starts.
+
+    Raises:
+        StackFailedError: the address is in use or cannot be bound.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StackFailedError(
+            f"cannot listen on {host}:{port} for the API ({exc.strerror}); "
+            "set PV_API_PORT to a free port"
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve_api(server: uvicorn.Server, sock: socket.socket) -> None:
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:
+        # uvicorn exits the interpreter when its startup fails; here that must become an
+        # ordinary failure so the worker and the dev server are still stopped in order.
+        raise StackFailedError(f"the API server exited during startup ({exc.code})") from None
+
+
 def _host_port(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host or "127.0.0.1", int(port)
@@ -71,6 +101,19 @@ async def run_stack(
         StackFailedError: when the API or the worker ends before a stop was asked for.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    api_socket = bind_api_socket(settings.api_host, settings.api_port)
+    try:
+        await _run_stack_with_socket(settings, stop, on_ready, api_socket)
+    finally:
+        api_socket.close()
+
+
+async def _run_stack_with_socket(
+    settings: Settings,
+    stop: asyncio.Event,
+    on_ready: Callable[[StackUrls], None] | None,
+    api_socket: socket.socket,
+) -> None:
     host, port = _host_port(settings.temporal_address)
     ui_port = urlsplit(settings.temporal_ui_url).port or 8233
     namespace = load_namespace_config().with_name(settings.temporal_namespace)
@@ -98,7 +141,7 @@ async def run_stack(
                 lifespan="on",
             )
         )
-        api_task = asyncio.create_task(api.serve(), name="api")
+        api_task = asyncio.create_task(_serve_api(api, api_socket), name="api")
         stop_task = asyncio.create_task(stop.wait(), name="stop")
         failure: str | None = None
         try:
@@ -153,8 +196,9 @@ async def run_stack_until_signalled(settings: Settings) -> int:
 
     try:
         await run_stack(settings, stop, announce)
-    except StackFailedError as exc:
+    except (StackFailedError, DevServerError) as exc:
         log.error("stack failed", error=str(exc))
+        sys.stderr.write(f"polyvision up: {exc}\n")
         return 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

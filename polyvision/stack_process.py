@@ -6,6 +6,7 @@ operator runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -139,7 +140,5 @@ class StackProcess:
 
     def kill_leftovers(self) -> None:
         for pid in self.leftovers():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

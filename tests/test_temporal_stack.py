@@ -191,4 +191,5 @@ async def test_worker_metrics_share_the_sdk_endpoint(
     ours = [line for line in text.splitlines() if line.startswith("polyvision_health_pings")]
     assert ours, text[:2000]
     assert f'task_queue="{queue}"' in ours[0] and ours[0].endswith(" 1")
-    assert "temporal_activity_execution_latency" in text
+    # Durations in seconds with unit suffixes: the names deploy/grafana's dashboard queries.
+    assert "temporal_activity_execution_latency_seconds_bucket" in text

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from polyvision.settings import Settings
+from polyvision.telemetry import LoggingInterceptor
 from polyvision.temporal.client import connect
 from polyvision.worker.capabilities import detect_capabilities
 from polyvision.worker.plan import QueuePlan, plan_queues
@@ -112,6 +113,7 @@ async def run_worker(
                     max_concurrent_activities=plan.max_concurrent_activities,
                     graceful_shutdown_timeout=shutdown_timeout,
                     identity=identity,
+                    interceptors=[LoggingInterceptor()],
                 )
             )
         tasks = [

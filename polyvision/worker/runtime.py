@@ -30,7 +30,14 @@ def build_runtime(
         The runtime.
     """
     metrics = (
-        PrometheusConfig(bind_address=metrics_bind_address, counters_total_suffix=True)
+        # Seconds with unit suffixes: the names dashboards expect
+        # (temporal_activity_execution_latency_seconds_bucket), not the SDK's millisecond default.
+        PrometheusConfig(
+            bind_address=metrics_bind_address,
+            counters_total_suffix=True,
+            unit_suffix=True,
+            durations_as_seconds=True,
+        )
         if metrics_bind_address
         else None
     )

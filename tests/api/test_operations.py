@@ -55,13 +55,9 @@ async def test_readyz_reconnects_to_temporal_after_a_failed_start(
     assert isinstance(app.state.temporal, Client)
 
 
-async def test_readyz_reports_unreachable_temporal(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
+async def test_readyz_reports_unreachable_temporal(app: FastAPI, client: httpx.AsyncClient) -> None:
     app.state.temporal = None
-    app.state.settings = app.state.settings.model_copy(
-        update={"temporal_address": "127.0.0.1:1"}
-    )
+    app.state.settings = app.state.settings.model_copy(update={"temporal_address": "127.0.0.1:1"})
     response = await client.get("/readyz")
     body = response.json()
     assert response.status_code == 503
@@ -106,9 +102,7 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     response = await client.get("/metrics")
     assert response.status_code == 200
     text = response.text
-    assert (
-        'polyvision_api_requests_total{method="GET",route="/healthz",status="200"} 2.0' in text
-    )
+    assert 'polyvision_api_requests_total{method="GET",route="/healthz",status="200"} 2.0' in text
     # Labelled by template, so object keys never blow up the series count.
     assert 'route="/objects/{key:path}"' in text
     assert "/objects/a/b" not in text

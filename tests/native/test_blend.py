@@ -8,9 +8,7 @@ import pytest
 import native
 
 
-def reference_blend(
-    a: np.ndarray, b: np.ndarray, weight: np.ndarray
-) -> np.ndarray:
+def reference_blend(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
     w = np.clip(weight.astype(np.float32), 0.0, 1.0)[..., None]
     v = w * a.astype(np.float32) + (np.float32(1.0) - w) * b.astype(np.float32)
     return (v + np.float32(0.5)).astype(np.uint8)
