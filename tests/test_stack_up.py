@@ -1,4 +1,4 @@
-"""`polyvision up` as an operator runs it: healthy, persistent, and down clean on Ctrl-C or SIGTERM."""
+"""`polyvision up` as an operator runs it: healthy, persistent, down clean on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
