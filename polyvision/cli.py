@@ -34,6 +34,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             args.queues,
             args.concurrency,
             shutdown_timeout=timedelta(seconds=args.shutdown_timeout),
+            task_queue_suffix=args.task_queue_suffix,
         )
     )
     return 0
@@ -64,7 +65,15 @@ def _temporal_apply(settings: Settings, args: argparse.Namespace) -> int:
     async def apply() -> None:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
         result = await apply_namespace(client, config.with_name(settings.temporal_namespace))
-        sys.stdout.write(f"{result}\n")
+        changes = []
+        if result.registered:
+            changes.append("registered")
+        if result.retention_updated:
+            changes.append(f"retention set to {config.retention}")
+        if result.added_search_attributes:
+            changes.append("search attributes added: " + ", ".join(result.added_search_attributes))
+        summary = "; ".join(changes) if changes else "up to date, nothing changed"
+        sys.stdout.write(f"namespace {result.namespace}: {summary}\n")
 
     asyncio.run(apply())
     return 0
@@ -112,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="seconds running activities get to finish or heartbeat after SIGTERM",
+    )
+    worker.add_argument(
+        "--task-queue-suffix",
+        default="",
+        help="appended to every queue name, to isolate a developer's workers (write --x=-dev)",
     )
     worker.set_defaults(handler=_worker)
 

@@ -1,0 +1,90 @@
+"""The `polyvision` commands an operator runs on a cluster: migrations and Temporal setup."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from polyvision.storage.analytics import open_analytics_store
+from polyvision.storage.metadata import current, head
+from tests.fixtures.temporal import TemporalTestServer
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "polyvision.cli", *args],
+        env={**os.environ, "PV_LOG_JSON": "true", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_db_upgrade_on_embedded_stores_is_idempotent(tmp_path: Path) -> None:
+    env = {"PV_DATA_DIR": str(tmp_path / "pv")}
+    for _ in range(2):
+        completed = run_cli("db", "upgrade", env=env)
+        assert completed.returncode == 0, completed.stderr
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'pv' / 'metadata.db'}"
+    assert current(database_url) == head()
+    with open_analytics_store(f"chdb://{tmp_path / 'pv' / 'analytics'}") as analytics:
+        versions = analytics.query_numpy("SELECT version FROM schema_migrations")["version"]
+    assert len(versions) == len(set(versions.tolist())) >= 1  # recorded once, not per run
+    events = [json.loads(line)["event"] for line in completed.stderr.splitlines() if line]
+    assert "metadata schema up to date" in events
+    assert "analytics schema up to date" in events
+
+
+def test_db_upgrade_on_postgresql(tmp_path: Path, postgres_database_url: str) -> None:
+    completed = run_cli(
+        "db",
+        "upgrade",
+        env={"PV_DATA_DIR": str(tmp_path / "pv"), "PV_DATABASE_URL": postgres_database_url},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert current(postgres_database_url) == head()
+
+
+async def test_temporal_apply_registers_then_changes_nothing(
+    temporal_server: TemporalTestServer, temporal_client: Client, tmp_path: Path
+) -> None:
+    namespace = f"pv-cli-{uuid.uuid4().hex[:8]}"
+    env = {
+        "PV_DATA_DIR": str(tmp_path / "pv"),
+        "PV_TEMPORAL_ADDRESS": temporal_server.address,
+        "PV_TEMPORAL_NAMESPACE": namespace,
+    }
+    first = run_cli("temporal", "apply", env=env)
+    assert first.returncode == 0, first.stderr
+    assert f"namespace {namespace}: registered" in first.stdout
+    assert "search attributes added: MatchId, OrganizationId, DeviceId, PipelineStage" in (
+        first.stdout
+    )
+    second = run_cli("temporal", "apply", env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == f"namespace {namespace}: up to date, nothing changed"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PV_ENV": "production"}, "PV_SECRET_KEY must be set"),
+        ({"PV_API_PORT": "not-a-port"}, "api_port"),
+    ],
+)
+def test_invalid_settings_exit_2_with_the_reason(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    completed = run_cli("db", "upgrade", env={"PV_DATA_DIR": str(tmp_path / "pv"), **env})
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "pv").exists()  # nothing was touched
