@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -11,7 +13,7 @@ __all__ = ["feather_blend"]
 
 
 def feather_blend(
-    a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], weight: npt.NDArray[np.float32]
+    a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], weight: npt.NDArray[np.floating[Any]]
 ) -> npt.NDArray[np.uint8]:
     """Blend two HxWxC uint8 images: ``round(w * a + (1 - w) * b)`` with ``w`` clamped to [0, 1].
 

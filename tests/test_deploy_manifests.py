@@ -21,6 +21,7 @@ indentation, a stray brace, a missing key) fails here rather than in `helm insta
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from pathlib import Path
@@ -187,7 +188,9 @@ def render_template(text: str, values: dict[str, Any], chart: dict[str, Any]) ->
             continue  # an include of a helper, or another action alone on its line
         if not active:
             continue
-        out.append(_ACTION.sub(lambda match, d=dot: _inline(match, values, chart, d), line))
+        out.append(
+            _ACTION.sub(functools.partial(_inline, values=values, chart=chart, dot=dot), line)
+        )
     assert not stack, "unbalanced if/with/range ... end"
     return "\n".join(out) + "\n"
 
@@ -202,12 +205,12 @@ def _load_yaml(path: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def chart() -> dict[str, Any]:
-    return _load_yaml(CHART / "Chart.yaml")  # type: ignore[no-any-return]
+    return _load_yaml(CHART / "Chart.yaml")
 
 
 @pytest.fixture(scope="module")
 def values() -> dict[str, Any]:
-    return _load_yaml(CHART / "values.yaml")  # type: ignore[no-any-return]
+    return _load_yaml(CHART / "values.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +232,7 @@ def rendered(values: dict[str, Any], chart: dict[str, Any]) -> dict[str, dict[st
 def _container(doc: dict[str, Any]) -> dict[str, Any]:
     containers = doc["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
-    return containers[0]  # type: ignore[no-any-return]
+    return containers[0]
 
 
 def _gpu_products(doc: dict[str, Any]) -> list[str]:
@@ -548,7 +551,7 @@ def test_temporal_values_match_the_dev_dynamic_config() -> None:
 
 @pytest.fixture(scope="module")
 def apisix() -> dict[str, Any]:
-    return _load_yaml(DEPLOY / "apisix" / "routes.yaml")  # type: ignore[no-any-return]
+    return _load_yaml(DEPLOY / "apisix" / "routes.yaml")
 
 
 def _route(apisix: dict[str, Any], route_id: str) -> dict[str, Any]:

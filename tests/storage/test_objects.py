@@ -20,6 +20,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from api.routes.objects import router as objects_router
 from polyvision.settings import Settings
@@ -123,7 +124,7 @@ def objects_app(store: ObjectStore) -> FastAPI:
     app = FastAPI()
     app.include_router(objects_router)
     app.state.objects = store
-    app.state.settings = Settings(secret_key=SECRET.decode())
+    app.state.settings = Settings(secret_key=SecretStr(SECRET.decode()))
     return app
 
 
