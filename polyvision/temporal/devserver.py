@@ -224,6 +224,7 @@ class DevServer:
         """
         if self._process is not None:
             raise DevServerError("dev server already started")
+        self._check_ports_free()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()
         log.info("temporal.devserver.starting", address=self.address, ui=self.ui_url, argv=argv)
@@ -258,7 +259,11 @@ class DevServer:
                 _, writer = await asyncio.open_connection(self.ip, self.port)
                 writer.close()
                 await writer.wait_closed()
-                client = await Client.connect(self.address, namespace=self.namespace.name)
+                # Bounded: something else listening on the port may accept TCP and never answer
+                # gRPC; the loop must come back to notice our own process has exited.
+                client = await asyncio.wait_for(
+                    Client.connect(self.address, namespace=self.namespace.name), timeout=2
+                )
                 await client.workflow_service.describe_namespace(
                     DescribeNamespaceRequest(namespace=self.namespace.name),
                     timeout=timedelta(seconds=2),
@@ -274,6 +279,24 @@ class DevServer:
             f"dev server at {self.address} not ready after {timeout:.0f}s "
             f"(last error: {last_error!r}); log tail:\n{self.log_tail()}"
         )
+
+    def _check_ports_free(self) -> None:
+        ports = (
+            {"frontend": self.port}
+            if self.headless
+            else {
+                "frontend": self.port,
+                "UI": self.ui_port,
+            }
+        )
+        for name, port in ports.items():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind((self.ip, port))
+                except OSError as exc:
+                    raise DevServerError(
+                        f"Temporal {name} port {self.ip}:{port} is not free ({exc.strerror})"
+                    ) from exc
 
     def _raise_if_exited(self) -> None:
         assert self._process is not None
