@@ -48,19 +48,21 @@ class VideoWriter:
         self.height = height
         self._container = av.open(str(self.path), mode="w", format="mp4")
         # bitexact: no encoder version strings or times that would make identical runs differ.
-        self._container.flags = int(self._container.flags) | av.container.Flags.bitexact.value
+        bitexact: int = av.container.Flags.bitexact.value
+        self._container.flags = int(self._container.flags) | bitexact
         rate = Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width = width
         self._stream.height = height
         self._stream.pix_fmt = "yuv420p"
-        self._stream.codec_context.gop_size = gop or max(1, round(fps))
+        keyint = gop or max(1, round(fps))
+        self._stream.codec_context.gop_size = keyint
         self._stream.codec_context.thread_count = threads
         self._stream.options = {
             "crf": str(crf),
             "preset": preset,
             # Fixed keyframe cadence: chunks are cut on keyframes at known frame numbers.
-            "x264-params": f"keyint={gop or max(1, round(fps))}:min-keyint={gop or max(1, round(fps))}:scenecut=0",
+            "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0",
         }
         self.frames_written = 0
 
