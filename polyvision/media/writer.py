@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, cast
 
 import av
 import numpy as np
@@ -48,8 +48,9 @@ class VideoWriter:
         self.height = height
         self._container = av.open(str(self.path), mode="w", format="mp4")
         # bitexact: no encoder version strings or times that would make identical runs differ.
-        bitexact: int = av.container.Flags.bitexact.value
-        self._container.flags = int(self._container.flags) | bitexact
+        # PyAV 18's stubs call both a Flags enum; at run time the attribute is a plain int.
+        bitexact = cast(int, av.container.Flags.bitexact.value)
+        self._container.flags = cast(Any, int(self._container.flags) | bitexact)
         rate = Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width = width
