@@ -33,6 +33,7 @@ $(STAMP): pyproject.toml $(NATIVE_SOURCES)
 	$(PY) -m pip install -q --disable-pip-version-check "scikit-build-core>=0.10" "pybind11>=2.13"
 	command -v cmake >/dev/null || $(PY) -m pip install -q "cmake>=3.18"
 	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps "trackeval==1.3.0"
 	touch $@
 
 postgres:

@@ -1,0 +1,72 @@
+"""Score a processed match against the synthetic ground truth (`polyvision eval`).
+
+`run_eval` reads a ground-truth directory and an exported-results directory (formats in
+`polyvision.eval.formats`) and returns an `EvalReport`: detection precision and recall per class,
+MOTA, IDF1 and HOTA (TrackEval), mean position error, distance-covered error, team accuracy and the
+virtual camera's ball-in-view share.
+"""
+
+from polyvision.eval.detection import DetectionScore, box_iou, detection_pr, evaluate_detections
+from polyvision.eval.formats import (
+    BALL_CLASS,
+    PERSON_CLASS,
+    Detections,
+    FormatError,
+    Results,
+    Tracks,
+    Truth,
+    VcamQuads,
+    load_results,
+    load_truth,
+    write_results,
+    write_truth,
+)
+from polyvision.eval.report import EvalReport, evaluate, run_eval
+from polyvision.eval.tracking import (
+    DistanceScores,
+    MatchedPairs,
+    PlayerDistance,
+    TrackingScores,
+    build_sequence,
+    distance_covered,
+    match_pairs,
+    mean_position_error,
+    team_accuracy,
+    tracking_scores,
+)
+from polyvision.eval.vcam import VcamScores, ball_in_view, points_in_quads
+
+__all__ = [
+    "BALL_CLASS",
+    "PERSON_CLASS",
+    "DetectionScore",
+    "Detections",
+    "DistanceScores",
+    "EvalReport",
+    "FormatError",
+    "MatchedPairs",
+    "PlayerDistance",
+    "Results",
+    "TrackingScores",
+    "Tracks",
+    "Truth",
+    "VcamQuads",
+    "VcamScores",
+    "ball_in_view",
+    "box_iou",
+    "build_sequence",
+    "detection_pr",
+    "distance_covered",
+    "evaluate",
+    "evaluate_detections",
+    "load_results",
+    "load_truth",
+    "match_pairs",
+    "mean_position_error",
+    "points_in_quads",
+    "run_eval",
+    "team_accuracy",
+    "tracking_scores",
+    "write_results",
+    "write_truth",
+]

@@ -1,0 +1,317 @@
+"""`run_eval`: score a processed match's exported results against the synthetic ground truth."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyvision.eval.detection import DetectionScore, evaluate_detections
+from polyvision.eval.formats import (
+    DETECTIONS_FILE,
+    TRACKS_FILE,
+    VCAM_FILE,
+    Results,
+    Truth,
+    load_results,
+    load_truth,
+)
+from polyvision.eval.tracking import (
+    DistanceScores,
+    TrackingScores,
+    build_sequence,
+    distance_covered,
+    match_pairs,
+    mean_position_error,
+    team_accuracy,
+    tracking_scores,
+)
+from polyvision.eval.vcam import VcamScores, ball_in_view
+
+
+@dataclass
+class EvalReport:
+    """Every score of one evaluation; a section is None when its results file was missing.
+
+    Attributes:
+        truth_dir: Ground-truth directory.
+        results_dir: Results directory.
+        frames: Frames in the clip (from ``match.json``).
+        iou_threshold: IoU threshold of the detection scores.
+        match_threshold_m: Pitch distance under which a track matches a truth person.
+        detection: Per image space, one score per class.
+        tracking: MOTA, IDF1, HOTA and their counts.
+        matched_pairs: Number of truth-track pairs behind the next three scores.
+        position_error_m: Mean distance over matched pairs.
+        distance: Distance covered per player against the majority-matched track.
+        team_accuracy: Share of matched pairs with the right team.
+        vcam: Ball-in-view share of the virtual camera.
+        notes: Sections skipped and why.
+    """
+
+    truth_dir: str
+    results_dir: str
+    frames: int
+    iou_threshold: float
+    match_threshold_m: float
+    detection: dict[str, list[DetectionScore]] | None = None
+    tracking: TrackingScores | None = None
+    matched_pairs: int = 0
+    position_error_m: float | None = None
+    distance: DistanceScores | None = None
+    team_accuracy: float | None = None
+    vcam: VcamScores | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (absent values are None, never NaN)."""
+        detection = None
+        if self.detection is not None:
+            detection = {
+                space: {
+                    s.name: {
+                        "class_id": s.class_id,
+                        "tp": s.tp,
+                        "fp": s.fp,
+                        "fn": s.fn,
+                        "precision": s.precision,
+                        "recall": s.recall,
+                    }
+                    for s in scores
+                }
+                for space, scores in self.detection.items()
+            }
+        tracking = None
+        if self.tracking is not None:
+            t = self.tracking
+            tracking = {
+                "mota": t.mota,
+                "idf1": t.idf1,
+                "hota": t.hota,
+                "deta": t.deta,
+                "assa": t.assa,
+                "loca": t.loca,
+                "tp": t.tp,
+                "fp": t.fp,
+                "fn": t.fn,
+                "id_switches": t.id_switches,
+                "idtp": t.idtp,
+                "idfp": t.idfp,
+                "idfn": t.idfn,
+                "matched_pairs": self.matched_pairs,
+                "mean_position_error_m": self.position_error_m,
+                "team_accuracy": self.team_accuracy,
+            }
+        distance = None
+        if self.distance is not None:
+            d = self.distance
+            distance = {
+                "mean_abs_error_m": d.mean_abs_error_m,
+                "mean_rel_error": d.mean_rel_error,
+                "unmatched_players": d.unmatched_players,
+                "players": [
+                    {
+                        "truth_id": p.truth_id,
+                        "truth_m": p.truth_m,
+                        "track_id": p.track_id,
+                        "track_m": p.track_m,
+                        "abs_error_m": p.abs_error_m,
+                        "rel_error": p.rel_error,
+                    }
+                    for p in d.players
+                ],
+            }
+        vcam = None
+        if self.vcam is not None:
+            vcam = {
+                "frames": self.vcam.frames,
+                "ball_in_view": self.vcam.in_view,
+                "missing_frames": self.vcam.missing_frames,
+                "ball_in_view_share": self.vcam.ball_in_view_share,
+            }
+        return {
+            "truth_dir": self.truth_dir,
+            "results_dir": self.results_dir,
+            "frames": self.frames,
+            "iou_threshold": self.iou_threshold,
+            "match_threshold_m": self.match_threshold_m,
+            "detection": detection,
+            "tracking": tracking,
+            "distance_covered": distance,
+            "vcam": vcam,
+            "notes": list(self.notes),
+        }
+
+    def format_table(self) -> str:
+        """The report as plain aligned text for a terminal."""
+        lines = [f"truth {self.truth_dir}", f"results {self.results_dir}", ""]
+        if self.detection is not None:
+            lines.append(f"Detection (IoU >= {self.iou_threshold:.2f})")
+            rows = [
+                [s.space, s.name, s.tp, s.fp, s.fn, _fmt(s.precision), _fmt(s.recall)]
+                for scores in self.detection.values()
+                for s in scores
+            ]
+            headers = ["space", "class", "TP", "FP", "FN", "precision", "recall"]
+            lines += [*_table(headers, rows), ""]
+        if self.tracking is not None:
+            t = self.tracking
+            lines.append(f"Tracking (pitch, match <= {self.match_threshold_m:.2f} m)")
+            headers = ["MOTA", "IDF1", "HOTA", "DetA", "AssA", "IDSW", "TP", "FP", "FN"]
+            row: list[object] = [_fmt(t.mota), _fmt(t.idf1), _fmt(t.hota), _fmt(t.deta)]
+            row += [_fmt(t.assa), t.id_switches, t.tp, t.fp, t.fn]
+            lines += [*_table(headers, [row]), ""]
+        summary: list[list[object]] = []
+        if self.tracking is not None:
+            summary.append(["mean position error (m)", _fmt(self.position_error_m)])
+            summary.append(["team accuracy", _fmt(self.team_accuracy)])
+        if self.distance is not None:
+            summary.append(["distance covered error (m)", _fmt(self.distance.mean_abs_error_m)])
+            summary.append(["distance covered error (rel)", _fmt(self.distance.mean_rel_error)])
+            summary.append(["players without a track", self.distance.unmatched_players])
+        if self.vcam is not None:
+            summary.append(["ball in view (share)", _fmt(self.vcam.ball_in_view_share)])
+            summary.append(["frames without a vcam quad", self.vcam.missing_frames])
+        if summary:
+            lines += [*_table(["metric", "value"], summary), ""]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
+    cells = [headers, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    # Text columns left-aligned, numbers right-aligned, two spaces between columns.
+    numeric = [all(_is_number(r[i]) for r in cells[1:]) for i in range(len(headers))]
+
+    def line(r: list[str]) -> str:
+        parts = [
+            c.rjust(w) if n else c.ljust(w) for c, w, n in zip(r, widths, numeric, strict=True)
+        ]
+        return "  " + "  ".join(parts).rstrip()
+
+    return [line(r) for r in cells]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text == "-"
+    return True
+
+
+def evaluate(
+    truth: Truth,
+    results: Results,
+    *,
+    truth_dir: str = "",
+    results_dir: str = "",
+    iou_threshold: float = 0.5,
+    match_threshold_m: float = 1.0,
+) -> EvalReport:
+    """Score loaded results against a loaded truth (what `run_eval` does after reading files)."""
+    report = EvalReport(truth_dir, results_dir, truth.frames, iou_threshold, match_threshold_m)
+    if results.detections is None:
+        report.notes.append(f"no {DETECTIONS_FILE}: detection scores skipped")
+    else:
+        report.detection = {}
+        if not len(results.detections.frame):
+            report.notes.append(f"{DETECTIONS_FILE} has no rows: nothing to score")
+        for space in sorted(set(results.detections.space.tolist())):
+            if space not in truth.boxes:
+                report.notes.append(f"no truth boxes for space {space!r}: its detections skipped")
+                continue
+            report.detection[space] = evaluate_detections(
+                truth, results.detections, space, iou_threshold=iou_threshold
+            )
+    if results.tracks is None:
+        report.notes.append(f"no {TRACKS_FILE}: tracking scores skipped")
+    else:
+        _score_tracks(report, truth, results, match_threshold_m)
+    if results.vcam is None:
+        report.notes.append(f"no {VCAM_FILE}: virtual-camera score skipped")
+    else:
+        assert truth.in_play is not None  # set by Truth.__post_init__
+        scored = truth.is_ball & truth.in_play
+        report.vcam = ball_in_view(
+            truth.frame[scored],
+            truth.position[scored, :2],
+            results.vcam.frame,
+            results.vcam.quad,
+        )
+    return report
+
+
+def _score_tracks(
+    report: EvalReport, truth: Truth, results: Results, match_threshold_m: float
+) -> None:
+    assert results.tracks is not None
+    tracks = results.tracks
+    people = truth.is_person
+    # The pairs' truth rows index the people-only arrays, hence `truth.team[people]` below.
+    seq = build_sequence(
+        truth.frame[people],
+        truth.id[people],
+        truth.position[people, :2],
+        tracks.frame,
+        tracks.track_id,
+        tracks.position,
+    )
+    report.tracking = tracking_scores(seq, match_threshold_m)
+    pairs = match_pairs(seq, match_threshold_m)
+    report.matched_pairs = len(pairs.frame)
+    report.position_error_m = mean_position_error(pairs)
+    report.team_accuracy = team_accuracy(pairs, truth.team[people], tracks.team)
+    players = np.isin(truth.team, ["home", "away"])
+    report.distance = distance_covered(
+        pairs,
+        truth.frame[players],
+        truth.id[players],
+        truth.position[players, :2],
+        tracks.frame,
+        tracks.track_id,
+        tracks.position,
+    )
+
+
+def run_eval(
+    truth_dir: Path,
+    results_dir: Path,
+    out_json: Path | None = None,
+    *,
+    iou_threshold: float = 0.5,
+    match_threshold_m: float = 1.0,
+) -> EvalReport:
+    """Load the truth and the results, score every section present, optionally write JSON.
+
+    Args:
+        truth_dir: Directory with ``truth.parquet`` and ``match.json``.
+        results_dir: Directory with any of ``detections``, ``tracks``, ``vcam`` parquet files;
+            missing ones skip their section with a note.
+        out_json: Where to write ``report.to_dict()`` as JSON, if given.
+        iou_threshold: IoU for a detection to match a truth box.
+        match_threshold_m: Pitch distance for a track to match a truth person.
+
+    Returns:
+        The report; printing it (``format_table``) is the caller's business.
+    """
+    report = evaluate(
+        load_truth(truth_dir),
+        load_results(results_dir),
+        truth_dir=str(truth_dir),
+        results_dir=str(results_dir),
+        iou_threshold=iou_threshold,
+        match_threshold_m=match_threshold_m,
+    )
+    if out_json is not None:
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
+    return report
