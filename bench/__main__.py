@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bench import native_blend
+from bench import detect_tiling, native_blend
 
 
 def main() -> None:
     native_blend.main()
+    detect_tiling.main()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Tests of the pure detection core (YOLOX decoding, tiling, model store)."""
