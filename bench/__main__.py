@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from bench import detect_tiling, native_blend
+from bench import detect_tiling, native_blend, synth_detect_recall, synth_speed
 
 
 def main() -> None:
     native_blend.main()
-    detect_tiling.main()
+    detect_tiling.main([])
+    synth_speed.main([])
+    synth_detect_recall.main([])
 
 
 if __name__ == "__main__":

@@ -86,6 +86,38 @@ def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.eval.formats import FormatError
+    from polyvision.eval.report import run_eval
+
+    try:
+        report = run_eval(
+            Path(args.truth),
+            Path(args.results),
+            Path(args.json) if args.json else None,
+            iou_threshold=args.iou,
+            match_threshold_m=args.match_distance,
+        )
+    except (FileNotFoundError, FormatError) as exc:
+        print(f"polyvision eval: {exc}", file=sys.stderr)
+        return 2
+    print(report.format_table())
+    if args.json:
+        print(f"\nJSON report: {args.json}")
+    return 0
+
+
+def _synth(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.synth.generate import SynthConfig, generate_match
+
+    width, _, height = args.size.partition("x")
+    config = SynthConfig(
+        seconds=args.seconds, fps=args.fps, width=int(width), height=int(height), seed=args.seed
+    )
+    generate_match(config, Path(args.out), progress=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="polyvision", description=__doc__)
@@ -139,6 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply.add_argument("--config", default=None, help="path of the namespace YAML")
     apply.set_defaults(handler=_temporal_apply)
+
+    synth = commands.add_parser(
+        "synth", help="film a simulated match with a virtual two-camera rig, with ground truth"
+    )
+    synth.add_argument("--seconds", type=float, default=60.0, help="match length to simulate")
+    synth.add_argument("--fps", type=float, default=25.0, help="frames per second")
+    synth.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT of each camera")
+    synth.add_argument("--seed", type=int, default=7, help="random seed (same seed, same files)")
+    synth.add_argument("--out", required=True, help="output directory")
+    synth.set_defaults(handler=_synth)
+
+    evaluate = commands.add_parser(
+        "eval", help="score a processed match's exported results against the synthetic truth"
+    )
+    evaluate.add_argument("--truth", required=True, help="directory written by polyvision synth")
+    evaluate.add_argument(
+        "--results",
+        required=True,
+        help="directory with detections.parquet, tracks.parquet and/or vcam.parquet",
+    )
+    evaluate.add_argument("--json", default=None, help="also write the report as JSON here")
+    evaluate.add_argument("--iou", type=float, default=0.5, help="detection match IoU")
+    evaluate.add_argument(
+        "--match-distance", type=float, default=1.0, help="tracking match distance in metres"
+    )
+    evaluate.set_defaults(handler=_eval)
 
     db = commands.add_parser("db", help="store migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)
