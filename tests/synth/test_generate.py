@@ -1,4 +1,4 @@
-"""`polyvision synth` end to end: deterministic files, consistent truth, and `polyvision eval` on it."""
+"""`polyvision synth` end to end: deterministic files, consistent truth, eval on top."""
 
 from __future__ import annotations
 
