@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polyvision.settings import Settings
 from polyvision.telemetry import configure_logging
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
@@ -55,15 +61,29 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+class TemporalUnreachableError(RuntimeError):
+    """No Temporal frontend answers at the configured address."""
+
+
+async def _connect_or_explain(settings: Settings) -> Client:
+    from polyvision.temporal.client import connect
+
+    try:
+        return await connect(settings.temporal_address, settings.temporal_namespace)
+    except RuntimeError as exc:  # the SDK reports every connection failure as RuntimeError
+        raise TemporalUnreachableError(
+            f"cannot reach Temporal at {settings.temporal_address} (PV_TEMPORAL_ADDRESS): {exc}"
+        ) from exc
+
+
 def _temporal_apply(settings: Settings, args: argparse.Namespace) -> int:
     from polyvision.temporal.apply import apply_namespace
-    from polyvision.temporal.client import connect
     from polyvision.temporal.config import load_namespace_config
 
     config = load_namespace_config(Path(args.config) if args.config else None)
 
     async def apply() -> None:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        client = await _connect_or_explain(settings)
         result = await apply_namespace(client, config.with_name(settings.temporal_namespace))
         changes = []
         if result.registered:
@@ -75,7 +95,11 @@ def _temporal_apply(settings: Settings, args: argparse.Namespace) -> int:
         summary = "; ".join(changes) if changes else "up to date, nothing changed"
         sys.stdout.write(f"namespace {result.namespace}: {summary}\n")
 
-    asyncio.run(apply())
+    try:
+        asyncio.run(apply())
+    except TemporalUnreachableError as exc:
+        print(f"polyvision temporal apply: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -220,5 +244,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def run() -> None:
+    """Console entry point: `main`, then an exit that the Temporal SDK cannot crash.
+
+    The SDK's Rust runtime keeps background threads that may still touch the interpreter while
+    it finalizes, which now and then ends a finished command with SIGSEGV or SIGABRT (seen here
+    on `temporal apply`; temporalio/sdk-python#300). Every command has closed its clients and
+    stores by the time `main` returns, so once the output is flushed the process exits
+    without running the interpreter's teardown.
+    """
+    code = main()
+    if "temporalio.client" in sys.modules:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

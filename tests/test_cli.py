@@ -88,3 +88,27 @@ def test_invalid_settings_exit_2_with_the_reason(
     assert message in completed.stderr
     assert "Traceback" not in completed.stderr
     assert not (tmp_path / "pv").exists()  # nothing was touched
+
+
+def test_temporal_apply_explains_an_unreachable_server(tmp_path: Path) -> None:
+    completed = run_cli(
+        "temporal",
+        "apply",
+        env={"PV_DATA_DIR": str(tmp_path / "pv"), "PV_TEMPORAL_ADDRESS": "127.0.0.1:1"},
+    )
+    assert completed.returncode == 1
+    assert "cannot reach Temporal at 127.0.0.1:1" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+async def test_commands_using_temporal_exit_cleanly_every_time(
+    temporal_server: TemporalTestServer, tmp_path: Path
+) -> None:
+    # The SDK's runtime can crash a finished process at interpreter exit; the CLI must not.
+    env = {
+        "PV_DATA_DIR": str(tmp_path / "pv"),
+        "PV_TEMPORAL_ADDRESS": temporal_server.address,
+        "PV_TEMPORAL_NAMESPACE": temporal_server.namespace.name,
+    }
+    codes = [run_cli("temporal", "apply", env=env).returncode for _ in range(8)]
+    assert codes == [0] * 8

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from polyvision.cli import main
+from polyvision.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main(["worker", *sys.argv[1:]]))
+    sys.argv = [sys.argv[0], "worker", *sys.argv[1:]]
+    run()
