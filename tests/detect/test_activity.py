@@ -46,11 +46,13 @@ class CountingDetector:
     def frames(self) -> float:
         return self.calls / TILES_PER_FRAME
 
-    def detect(self, image: np.ndarray, **kwargs: Any) -> Detections:
+    def detect(
+        self, image_bgr: np.ndarray, score_threshold: float = 0.3, nms_iou: float = 0.45
+    ) -> Detections:
         if self.crash_at_frame is not None and self.frames >= self.crash_at_frame:
             raise RuntimeError("worker crashed")
         self.calls += 1
-        return self.inner.detect(image, **kwargs)
+        return self.inner.detect(image_bgr, score_threshold=score_threshold, nms_iou=nms_iou)
 
 
 @pytest.fixture(scope="module")
