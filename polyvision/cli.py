@@ -142,6 +142,23 @@ def _synth(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rig_soccertrack(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.calibration.errors import CalibrationError
+    from polyvision.calibration.soccertrack import build_soccertrack_rig
+
+    lens_from = {"right": "left"} if args.right_lens_from_left else None
+    try:
+        rig, fits = build_soccertrack_rig(Path(args.data_dir), lens_from=lens_from)
+    except CalibrationError as exc:
+        print(f"polyvision rig soccertrack: {exc}", file=sys.stderr)
+        return 2
+    for fit in fits.values():
+        print(fit.summary())
+    rig.save(Path(args.out))
+    print(f"rig written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="polyvision", description=__doc__)
@@ -221,6 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--match-distance", type=float, default=1.0, help="tracking match distance in metres"
     )
     evaluate.set_defaults(handler=_eval)
+
+    rig = commands.add_parser("rig", help="camera rigs (rig.json)")
+    rig_commands = rig.add_subparsers(dest="rig_command", required=True)
+    soccertrack = rig_commands.add_parser(
+        "soccertrack", help="build rig.json for the SoccerTrack recording from its calibration"
+    )
+    soccertrack.add_argument("data_dir", help="the soccertrack-v1 folder")
+    soccertrack.add_argument("--out", required=True, help="where to write rig.json")
+    soccertrack.add_argument(
+        "--right-lens-from-left",
+        action="store_true",
+        help="use the left camera's lens model for the right camera (its own does not fit)",
+    )
+    soccertrack.set_defaults(handler=_rig_soccertrack)
 
     db = commands.add_parser("db", help="store migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)

@@ -112,3 +112,34 @@ async def test_commands_using_temporal_exit_cleanly_every_time(
     }
     codes = [run_cli("temporal", "apply", env=env).returncode for _ in range(8)]
     assert codes == [0] * 8
+
+
+SOCCERTRACK = (
+    Path(
+        os.environ.get(
+            "PV_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+        )
+    )
+    / "soccertrack-v1"
+)
+
+
+@pytest.mark.skipif(not SOCCERTRACK.is_dir(), reason=f"{SOCCERTRACK} not present")
+def test_rig_soccertrack_writes_a_loadable_rig(tmp_path: Path) -> None:
+    from polyvision.synth.rig import Rig
+
+    out = tmp_path / "rig.json"
+    completed = run_cli(
+        "rig",
+        "soccertrack",
+        str(SOCCERTRACK),
+        "--out",
+        str(out),
+        "--right-lens-from-left",
+        env={"PV_DATA_DIR": str(tmp_path / "pv")},
+    )
+    assert completed.returncode == 0, completed.stderr
+    rig = Rig.load(out)
+    assert set(rig.cameras) == {"left", "right"}
+    assert rig.cameras["left"].image_size == (3072, 1728)
+    assert "(99.5,0)" in completed.stdout  # the mislabelled point is reported as an outlier
