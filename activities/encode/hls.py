@@ -1,0 +1,358 @@
+"""Packaging per-chunk H.264 MP4s into one HLS VOD rendition without re-encoding.
+
+The vcam stage writes one H.264 MP4 per chunk, each starting on a keyframe. This module
+stream-copies them, in order, into CMAF (fragmented MP4) segments with FFmpeg's ``hls``
+muxer (through PyAV), so that the packaging stage costs I/O only.
+
+Layout written to ``out_dir``::
+
+    master.m3u8        one variant (BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, FRAME-RATE, CODECS)
+    media.m3u8         VOD media playlist (#EXT-X-PLAYLIST-TYPE:VOD ... #EXT-X-ENDLIST)
+    init.mp4           the CMAF initialisation segment (#EXT-X-MAP)
+    seg_00000.m4s ...  media segments
+
+Segment boundaries fall on chunk boundaries. FFmpeg's muxer cuts at the first keyframe at or
+after ``hls_time`` times the segment number, counted from the start of the whole stream, so
+with chunks of unequal length its own rule drifts off the chunk grid. We therefore choose the
+cut points ourselves (every chunk start, plus keyframes inside a chunk when
+``segment_seconds`` asks for shorter segments), leave the keyframe flag only on the packets
+that start a segment, and give the muxer a tiny ``hls_time`` so that it cuts at each of
+those and nowhere else. The only side effect is that keyframes inside a segment are not
+marked as sync samples in the fragment; players fetch and decode whole segments, so they
+lose nothing. After muxing, the written playlist is read back and its ``#EXTINF`` durations
+are checked against the planned cuts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from av.packet import Packet
+from av.video.stream import VideoStream
+
+#: File names inside ``out_dir``; fixed so that a retried activity overwrites its own output.
+MASTER_PLAYLIST = "master.m3u8"
+MEDIA_PLAYLIST = "media.m3u8"
+INIT_SEGMENT = "init.mp4"
+SEGMENT_PATTERN = "seg_%05d.m4s"
+
+# A muxer cut target far below one frame: the muxer then cuts at every packet flagged as a
+# keyframe, and the flags (set by us) alone decide the segment boundaries.
+_MUXER_HLS_TIME = "0.001"
+
+_EXTINF = re.compile(r"#EXTINF:([0-9.]+),")
+
+
+@dataclass(frozen=True)
+class HlsResult:
+    """What `package_hls` wrote.
+
+    Attributes:
+        master_playlist: ``master.m3u8``: the entry point handed to viewers.
+        media_playlist: ``media.m3u8``: the single rendition's VOD playlist.
+        segments: Media segments in playlist order.
+        duration_s: Sum of the segments' ``#EXTINF`` durations in seconds.
+        init_segment: The CMAF initialisation segment named by ``#EXT-X-MAP``.
+        segment_durations_s: Each segment's ``#EXTINF`` duration, in playlist order.
+    """
+
+    master_playlist: Path
+    media_playlist: Path
+    segments: list[Path]
+    duration_s: float
+    init_segment: Path | None = None
+    segment_durations_s: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class _StreamInfo:
+    """The first chunk's stream parameters, copied out before its container closes."""
+
+    codec: str
+    width: int
+    height: int
+    extradata: bytes
+    time_base: Fraction
+    frame_rate: Fraction | None
+
+    @classmethod
+    def of(cls, stream: VideoStream, path: Path) -> _StreamInfo:
+        if stream.time_base is None:
+            raise ValueError(f"{path}: video stream without a time base")
+        context = stream.codec_context
+        return cls(
+            codec=context.name,
+            width=context.width,
+            height=context.height,
+            extradata=bytes(context.extradata or b""),
+            time_base=Fraction(stream.time_base),
+            frame_rate=Fraction(stream.average_rate) if stream.average_rate else None,
+        )
+
+    @property
+    def frame_ticks(self) -> int:
+        """One frame's duration in time base units (1 when the rate is unknown)."""
+        if not self.frame_rate:
+            return 1
+        return max(1, round(1 / (self.frame_rate * self.time_base)))
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One input chunk's packets, already read, in decode order."""
+
+    packets: list[Packet[VideoStream]]
+    start: int  # smallest pts, in the stream time base
+    end: int  # largest pts + duration, in the stream time base
+
+
+def package_hls(
+    chunk_paths: list[Path], out_dir: Path, segment_seconds: float | None = None
+) -> HlsResult:
+    """Remux per-chunk H.264 MP4s into one HLS VOD rendition of CMAF segments.
+
+    No frame is decoded or re-encoded: packets are copied, with their timestamps shifted by
+    the running duration of the chunks before them, so time runs on without a gap or a
+    discontinuity across chunks.
+
+    Args:
+        chunk_paths: The chunks' MP4 files in playback order. Each holds one H.264 video
+            stream starting on a keyframe; all share resolution, codec parameters (SPS/PPS)
+            and time base, as the vcam stage writes them.
+        out_dir: Output directory (created). Files of an earlier run with the same names are
+            replaced; stale segments beyond the new count are removed.
+        segment_seconds: None: one segment per chunk. Otherwise chunks are split further at
+            their keyframes into segments of at least this many seconds (the last segment of
+            a chunk may be shorter); a segment never spans two chunks.
+
+    Returns:
+        The playlists, segments and total duration.
+
+    Raises:
+        ValueError: No chunks, a chunk without video or not starting on a keyframe, chunks
+            whose stream parameters differ, or a non-positive ``segment_seconds``.
+        RuntimeError: The written playlist does not match the planned segment boundaries.
+    """
+    if not chunk_paths:
+        raise ValueError("no chunks to package")
+    if segment_seconds is not None and segment_seconds <= 0:
+        raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_previous_output(out_dir)
+    # Check every chunk before writing anything: one init segment (SPS/PPS, size, timescale)
+    # serves all segments, so the chunks must agree; a change would need a discontinuity
+    # and a new #EXT-X-MAP.
+    info = _probe(chunk_paths[0])
+    for path in chunk_paths[1:]:
+        if _probe(path) != info:
+            raise ValueError(f"{path}: stream parameters differ from {chunk_paths[0]}'s")
+
+    media_path = out_dir / MEDIA_PLAYLIST
+    output = av.open(
+        str(media_path),
+        mode="w",
+        format="hls",
+        options={
+            "hls_time": _MUXER_HLS_TIME,
+            "hls_list_size": "0",
+            "hls_playlist_type": "vod",
+            "hls_segment_type": "fmp4",
+            "hls_fmp4_init_filename": INIT_SEGMENT,
+            # The muxer expands %d in the whole path: a literal % in out_dir must be doubled.
+            "hls_segment_filename": str(out_dir).replace("%", "%%") + "/" + SEGMENT_PATTERN,
+            "hls_flags": "independent_segments",
+        },
+    )
+    planned: list[Fraction] = []  # planned segment durations in seconds
+    try:
+        out_stream = None
+        offset = 0  # running duration of the chunks written so far, in time_base units
+        last_dts: int | None = None
+        for path in chunk_paths:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                if out_stream is None:
+                    out_stream = output.add_stream_from_template(stream)
+                chunk = _read_chunk(container, stream, info, path)
+            shift = offset - chunk.start
+            cuts = _plan_cuts(chunk, info, segment_seconds)
+            first_dts = chunk.packets[0].dts
+            if last_dts is not None and first_dts is not None and first_dts + shift <= last_dts:
+                # Only possible if chunks were encoded with different reordering delays.
+                raise ValueError(f"{path}: decode times would overlap the previous chunk's")
+            for packet in chunk.packets:
+                assert packet.pts is not None and packet.dts is not None  # _read_chunk keeps these
+                packet.is_keyframe = packet.pts in cuts
+                packet.pts += shift
+                packet.dts += shift
+                last_dts = packet.dts
+                packet.stream = out_stream
+                output.mux(packet)
+            bounds = [*sorted(cuts), chunk.end]
+            planned.extend((b - a) * info.time_base for a, b in itertools.pairwise(bounds))
+            offset += chunk.end - chunk.start
+    finally:
+        output.close()
+
+    durations, names = _read_media_playlist(media_path)
+    _check_against_plan(durations, planned, info)
+    segments = [out_dir / name for name in names]
+    _write_master_playlist(out_dir / MASTER_PLAYLIST, info, segments, durations)
+    return HlsResult(
+        master_playlist=out_dir / MASTER_PLAYLIST,
+        media_playlist=media_path,
+        segments=segments,
+        duration_s=math.fsum(durations),
+        init_segment=out_dir / INIT_SEGMENT,
+        segment_durations_s=tuple(durations),
+    )
+
+
+def _remove_previous_output(out_dir: Path) -> None:
+    # A retried activity may write fewer segments than an earlier attempt: leftovers would
+    # otherwise sit next to the new playlist and be uploaded with it.
+    for name in (MASTER_PLAYLIST, MEDIA_PLAYLIST, INIT_SEGMENT):
+        (out_dir / name).unlink(missing_ok=True)
+    for stale in out_dir.glob("seg_*.m4s"):
+        stale.unlink()
+
+
+def _probe(path: Path) -> _StreamInfo:
+    """A chunk's video stream parameters; it must hold H.264 video."""
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path}: no video stream")
+        info = _StreamInfo.of(container.streams.video[0], path)
+    if info.codec != "h264":
+        raise ValueError(f"{path}: only H.264 is packaged here, not {info.codec}")
+    return info
+
+
+def _read_chunk(
+    container: av.container.InputContainer, stream: VideoStream, info: _StreamInfo, path: Path
+) -> _Chunk:
+    """Read a chunk's packets and check that it starts on a keyframe."""
+    packets = [
+        packet
+        for packet in container.demux(stream)
+        # The demuxer ends with an empty flush packet (no timestamps): nothing to copy.
+        if packet.size and packet.pts is not None and packet.dts is not None
+    ]
+    if not packets:
+        raise ValueError(f"{path}: no video packets")
+    if not packets[0].is_keyframe:
+        raise ValueError(f"{path}: does not start on a keyframe")
+    start = min(p.pts for p in packets if p.pts is not None)
+    if packets[0].pts != start:
+        raise ValueError(f"{path}: the first keyframe is not the first frame shown")
+    end = max(p.pts + (p.duration or info.frame_ticks) for p in packets if p.pts is not None)
+    return _Chunk(packets=packets, start=start, end=end)
+
+
+def _plan_cuts(chunk: _Chunk, info: _StreamInfo, segment_seconds: float | None) -> set[int]:
+    """The pts (chunk time) of the keyframes that start a segment: always the chunk start."""
+    cuts = {chunk.start}
+    if segment_seconds is None:
+        return cuts
+    # Half a frame of slack: a keyframe every 25 frames at 25 fps must cut at exactly 1 s.
+    target = Fraction(segment_seconds) / info.time_base - Fraction(info.frame_ticks, 2)
+    last = chunk.start
+    for packet in sorted(chunk.packets, key=lambda p: p.pts or 0):
+        pts = packet.pts
+        if pts is not None and packet.is_keyframe and pts - last >= target:
+            cuts.add(pts)
+            last = pts
+    return cuts
+
+
+def _read_media_playlist(path: Path) -> tuple[list[float], list[str]]:
+    """The ``#EXTINF`` durations and segment URIs of a media playlist, in order."""
+    durations: list[float] = []
+    names: list[str] = []
+    pending: float | None = None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if match := _EXTINF.match(line):
+            pending = float(match.group(1))
+        elif line and not line.startswith("#") and pending is not None:
+            durations.append(pending)
+            names.append(line)
+            pending = None
+    return durations, names
+
+
+def _check_against_plan(durations: list[float], planned: list[Fraction], info: _StreamInfo) -> None:
+    # The muxer's cutting rule is an FFmpeg internal; if a future FFmpeg changed it, fail
+    # here rather than publish segments that straddle chunk boundaries. Half a frame of
+    # tolerance: #EXTINF is printed with six decimals.
+    rate = info.frame_rate
+    tolerance = 0.5 / float(rate) if rate else float(info.time_base)
+    if len(durations) != len(planned) or any(
+        abs(got - float(want)) > tolerance for got, want in zip(durations, planned, strict=True)
+    ):
+        raise RuntimeError(
+            f"HLS muxer wrote segments {durations}, planned {[float(d) for d in planned]}"
+        )
+
+
+def avc1_codecs(extradata: bytes) -> str:
+    """The RFC 6381 ``CODECS`` value of an H.264 stream: ``avc1.PPCCLL``.
+
+    Profile, constraint flags and level come from the stream's SPS: the avcC header of MP4
+    extradata, or the SPS NAL unit of Annex B extradata.
+
+    Args:
+        extradata: The stream's codec extradata.
+
+    Returns:
+        For example ``avc1.64001f`` (High profile, level 3.1).
+
+    Raises:
+        ValueError: The extradata holds no SPS.
+    """
+    # avcC starts with configurationVersion 1, then profile, compatibility flags and level;
+    # Annex B starts with a start code (0x00).
+    is_avcc = len(extradata) >= 4 and extradata[0] == 1
+    sps_head = extradata[1:4] if is_avcc else _annexb_sps_head(extradata)
+    return "avc1." + sps_head.hex()
+
+
+def _annexb_sps_head(data: bytes) -> bytes:
+    """profile_idc, constraint flags and level_idc of the first SPS in Annex B data."""
+    for part in re.split(b"\x00\x00\x01", data):
+        nal = part.rstrip(b"\x00")
+        if len(nal) >= 4 and nal[0] & 0x1F == 7:
+            return nal[1:4]
+    raise ValueError("no SPS in the stream's extradata")
+
+
+def _write_master_playlist(
+    path: Path, info: _StreamInfo, segments: list[Path], durations: list[float]
+) -> None:
+    """Write a one-variant master playlist for the media playlist next to it."""
+    sizes = [segment.stat().st_size for segment in segments]
+    # HLS defines BANDWIDTH as the peak segment bit rate and AVERAGE-BANDWIDTH as the mean;
+    # both are measured from the segments written rather than guessed from the encoder.
+    peak = max(8 * size / duration for size, duration in zip(sizes, durations, strict=True))
+    average = 8 * sum(sizes) / math.fsum(durations)
+    attributes = [
+        f"BANDWIDTH={math.ceil(peak)}",
+        f"AVERAGE-BANDWIDTH={math.ceil(average)}",
+        f"RESOLUTION={info.width}x{info.height}",
+    ]
+    if info.frame_rate:
+        attributes.append(f"FRAME-RATE={float(info.frame_rate):.3f}")
+    attributes.append(f'CODECS="{avc1_codecs(info.extradata)}"')
+    path.write_text(
+        "#EXTM3U\n"
+        "#EXT-X-VERSION:7\n"
+        "#EXT-X-INDEPENDENT-SEGMENTS\n"
+        f"#EXT-X-STREAM-INF:{','.join(attributes)}\n"
+        f"{MEDIA_PLAYLIST}\n"
+    )
