@@ -1,0 +1,251 @@
+"""The track stage as a Temporal activity: ByteTrack over every chunk's detections, in order.
+
+Tracking is sequential by nature (identities carry across chunks), so this is one long activity
+over the whole match. After each chunk it writes that chunk's track points (a replaceable
+slice) and heartbeats the tracker's state, so an attempt that dies resumes at the next chunk
+with the same identities. Foot points become pitch metres through the panorama model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from temporalio import activity
+
+from activities.detect.detections import Detections
+from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
+from activities.track.bytetrack import ByteTracker
+from polyvision.artifacts import (
+    Manifest,
+    artifact_key,
+    inputs_digest,
+    read_matching_manifest,
+    write_manifest,
+)
+from polyvision.storage.analytics import AnalyticsStore
+from polyvision.storage.objects import ObjectStore
+
+CODE_VERSION = "track-1"
+
+
+@dataclass
+class TrackChunk:
+    """One chunk the tracker reads: its index and match frame range ``[first, first + frames)``."""
+
+    chunk: int
+    first_frame: int
+    frames: int
+
+
+@dataclass
+class TrackInput:
+    """The whole match's detections, chunk by chunk.
+
+    Attributes:
+        organization_id: Tenant.
+        match_id: The match.
+        revision: Processing revision.
+        chunks: Chunks in match order.
+        panorama_model_key: Object key of the panorama model JSON (stitch stage).
+        fps: Frame rate of the match.
+        detections_digest: Digest of the detect stage's outputs (manifest input).
+    """
+
+    organization_id: str
+    match_id: str
+    revision: int
+    chunks: list[TrackChunk]
+    panorama_model_key: str
+    fps: float
+    detections_digest: str = ""
+
+
+@dataclass
+class TrackOutput:
+    """Identities and points written."""
+
+    tracks: int
+    points: int
+    manifest_key: str
+    from_manifest: bool = False
+    points_per_chunk: list[int] = field(default_factory=list)
+
+
+def _heartbeat(*details: Any) -> None:
+    if activity.in_activity():
+        activity.heartbeat(*details)
+
+
+def track_points_table(frame: np.ndarray, track_id: np.ndarray, pitch_xy: np.ndarray) -> pa.Table:
+    """Rows of the analytics `track_points` table (team unknown and speed unset until analyze)."""
+    count = len(frame)
+    return pa.table(
+        {
+            "frame": pa.array(frame.astype(np.uint32)),
+            "track_id": pa.array(track_id.astype(np.uint32)),
+            "team": pa.array(np.full(count, -1, np.int8)),
+            "pitch_x": pa.array(pitch_xy[:, 0].astype(np.float32)),
+            "pitch_y": pa.array(pitch_xy[:, 1].astype(np.float32)),
+            "speed": pa.array(np.zeros(count, np.float32)),
+        }
+    )
+
+
+def track_chunk(
+    tracker: ByteTracker,
+    model: PanoramaModel,
+    chunk: TrackChunk,
+    frame: np.ndarray,
+    class_id: np.ndarray,
+    score: np.ndarray,
+    xyxy: np.ndarray,
+) -> pa.Table:
+    """Feed one chunk's detections to the tracker, frame by frame; returns its track points.
+
+    Frames without a detection are still fed, so lost tracks age correctly.
+    """
+    frames_out: list[np.ndarray] = []
+    ids_out: list[np.ndarray] = []
+    feet_out: list[np.ndarray] = []
+    order = np.argsort(frame, kind="stable")
+    frame, class_id, score, xyxy = frame[order], class_id[order], score[order], xyxy[order]
+    bounds = np.searchsorted(
+        frame, np.arange(chunk.first_frame, chunk.first_frame + chunk.frames + 1)
+    )
+    for offset in range(chunk.frames):
+        rows = slice(bounds[offset], bounds[offset + 1])
+        tracks = tracker.update(
+            Detections(xyxy=xyxy[rows], score=score[rows], class_id=class_id[rows])
+        )
+        live = tracks.score > 0  # coasted (predicted, undetected) boxes are not positions
+        if not live.any():
+            continue
+        frames_out.append(np.full(int(live.sum()), chunk.first_frame + offset, np.int64))
+        ids_out.append(tracks.track_id[live])
+        feet_out.append(tracks.foot_points()[live])
+    if not frames_out:
+        return track_points_table(np.zeros(0), np.zeros(0), np.zeros((0, 2)))
+    feet = np.concatenate(feet_out)
+    pitch = panorama_to_pitch(model, feet)
+    keep = np.isfinite(pitch).all(axis=1)
+    return track_points_table(
+        np.concatenate(frames_out)[keep], np.concatenate(ids_out)[keep], pitch[keep]
+    )
+
+
+class TrackActivities:
+    """The track activity, bound to the worker's stores."""
+
+    def __init__(self, objects: ObjectStore, analytics: AnalyticsStore) -> None:
+        self._objects = objects
+        self._analytics = analytics
+
+    def _chunk_detections(
+        self, input: TrackInput, chunk: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        rows = self._analytics.query_numpy(
+            "SELECT frame, class_id, score, x1, y1, x2, y2 FROM detections "
+            "WHERE organization_id = {org:String} AND match_id = {match:String} "
+            "AND revision = {revision:UInt32} AND chunk = {chunk:UInt32}",
+            {
+                "org": input.organization_id,
+                "match": input.match_id,
+                "revision": input.revision,
+                "chunk": chunk,
+            },
+        )
+        xyxy = np.column_stack([rows[c] for c in ("x1", "y1", "x2", "y2")]).astype(np.float32)
+        return (
+            rows["frame"].astype(np.int64),
+            rows["class_id"].astype(np.int16),
+            rows["score"].astype(np.float32),
+            xyxy.reshape(-1, 4),
+        )
+
+    @activity.defn(name="track_match")
+    async def track_match(self, input: TrackInput) -> TrackOutput:
+        """Track people through every chunk; write track points per chunk."""
+        manifest_key = artifact_key(
+            input.organization_id, input.match_id, input.revision, "track", "manifest.json"
+        )
+        digest = inputs_digest(
+            {
+                "chunks": [(c.chunk, c.first_frame, c.frames) for c in input.chunks],
+                "panorama_model_key": input.panorama_model_key,
+                "detections_digest": input.detections_digest,
+                "fps": input.fps,
+            }
+        )
+        done = await read_matching_manifest(self._objects, manifest_key, digest, CODE_VERSION)
+        if done is not None:
+            return TrackOutput(
+                tracks=int(done.outputs["tracks"]),
+                points=int(done.outputs["points"]),
+                manifest_key=manifest_key,
+                from_manifest=True,
+                points_per_chunk=list(done.outputs["points_per_chunk"]),
+            )
+        model = PanoramaModel.from_json(
+            (await self._objects.get(input.panorama_model_key)).decode()
+        )
+        tracker = ByteTracker(frame_rate=input.fps)
+        start, points_per_chunk = 0, []
+        details = activity.info().heartbeat_details if activity.in_activity() else ()
+        if details and isinstance(details[0], dict) and "tracker" in details[0]:
+            # A previous attempt finished these chunks and saved the tracker after them.
+            start = int(details[0]["chunks_done"])
+            points_per_chunk = list(details[0]["points_per_chunk"])
+            tracker = ByteTracker.from_state(details[0]["tracker"])
+        for position in range(start, len(input.chunks)):
+            chunk = input.chunks[position]
+            detections = await asyncio.to_thread(self._chunk_detections, input, chunk.chunk)
+            table = await asyncio.to_thread(track_chunk, tracker, model, chunk, *detections)
+            await asyncio.to_thread(
+                self._analytics.replace_slice,
+                "track_points",
+                input.organization_id,
+                input.match_id,
+                input.revision,
+                chunk.chunk,
+                table,
+            )
+            points_per_chunk.append(len(table))
+            _heartbeat(
+                {
+                    "chunks_done": position + 1,
+                    "points_per_chunk": list(points_per_chunk),
+                    "tracker": tracker.to_state(),
+                }
+            )
+        tracks = await asyncio.to_thread(self._count_tracks, input)
+        outputs = {
+            "tracks": tracks,
+            "points": sum(points_per_chunk),
+            "points_per_chunk": points_per_chunk,
+        }
+        await write_manifest(
+            self._objects,
+            manifest_key,
+            Manifest(
+                stage="track", inputs_digest=digest, code_version=CODE_VERSION, outputs=outputs
+            ),
+        )
+        return TrackOutput(
+            tracks=tracks,
+            points=sum(points_per_chunk),
+            manifest_key=manifest_key,
+            points_per_chunk=points_per_chunk,
+        )
+
+    def _count_tracks(self, input: TrackInput) -> int:
+        rows = self._analytics.query_numpy(
+            "SELECT uniqExact(track_id) AS n FROM track_points "
+            "WHERE organization_id = {org:String} AND match_id = {match:String} "
+            "AND revision = {revision:UInt32}",
+            {"org": input.organization_id, "match": input.match_id, "revision": input.revision},
+        )
+        return int(rows["n"][0])
