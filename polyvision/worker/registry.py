@@ -10,25 +10,36 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from activities.analyze.activity import AnalyzeActivities
+from activities.detect.activity import DetectActivities
+from activities.encode.activity import EncodeActivities
 from activities.health import HealthActivities
+from activities.index.activity import IndexActivities
+from activities.index.cleanup import CleanupActivities
+from activities.ingest.activity import IngestActivities
+from activities.stitch.activity import StitchActivities
+from activities.track.activity import TrackActivities
+from activities.vcam.activity import VcamActivities
 from polyvision.worker.capabilities import Capabilities, detect_capabilities
 from polyvision.worker.queues import QueueRole
+from polyvision.worker.stores import PipelineStores
 from workflows.health import HealthCheckWorkflow
+from workflows.match import MatchWorkflow, RenderBatchWorkflow, StitchDetectBatchWorkflow
 
 
 @dataclass(frozen=True)
 class WorkerDeps:
     """What activities need from the worker process, built once in the entry point.
 
-    Later stages add their stores here (objects, analytics, metadata).
-
     Attributes:
         identity: Identity of the worker the activities are registered on.
         probe: Capability detection, for `gpu_probe`.
+        stores: The pipeline's stores; None registers the health activities only.
     """
 
     identity: str
     probe: Callable[[], Capabilities] = detect_capabilities
+    stores: PipelineStores | None = None
 
 
 def workflows_for(role: QueueRole) -> list[type]:
@@ -43,7 +54,7 @@ def workflows_for(role: QueueRole) -> list[type]:
         Workflow classes (possibly none).
     """
     if role is QueueRole.cpu:
-        return [HealthCheckWorkflow]
+        return [HealthCheckWorkflow, MatchWorkflow, StitchDetectBatchWorkflow, RenderBatchWorkflow]
     return []
 
 
@@ -61,4 +72,33 @@ def activities_for(role: QueueRole, deps: WorkerDeps) -> list[Callable[..., Any]
     activities: list[Callable[..., Any]] = [health.ping]
     if role is QueueRole.gpu:
         activities.append(health.gpu_probe)
+    stores = deps.stores
+    if stores is None:
+        return activities
+    objects, analytics = stores.objects, stores.analytics
+    if role is QueueRole.gpu:
+        # The GPU stages (their CPU implementations run where no GPU is present).
+        stitch = StitchActivities(objects, stores.work_dir / "cache")
+        detect = DetectActivities(objects, analytics, stores.models_dir)
+        vcam = VcamActivities(objects, analytics)
+        activities += [stitch.stitch_chunk, detect.detect_chunk, vcam.render_chunk]
+    elif role is QueueRole.cpu:
+        ingest = IngestActivities(objects, stores.work_dir / "ingest")
+        stitch = StitchActivities(objects, stores.work_dir / "cache")
+        track = TrackActivities(objects, analytics)
+        vcam = VcamActivities(objects, analytics)
+        analyze = AnalyzeActivities(objects, analytics)
+        encode = EncodeActivities(objects)
+        index = IndexActivities(objects, stores.sessions)
+        cleanup = CleanupActivities(objects, analytics)
+        activities += [
+            ingest.ingest,
+            stitch.prepare,
+            track.track_match,
+            vcam.plan,
+            analyze.analyze,
+            encode.package,
+            index.index,
+            cleanup.cleanup,
+        ]
     return activities

@@ -1,0 +1,138 @@
+"""The whole match workflow on a short synthetic match, on the real dev server and real stores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import av
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy
+
+from polyvision.storage.analytics import apply_migrations, open_analytics_store
+from polyvision.storage.metadata.engine import create_engine, session_maker
+from polyvision.storage.metadata.migrate import upgrade
+from polyvision.storage.objects import open_object_store
+from polyvision.synth.generate import SynthConfig, generate_match
+from polyvision.worker.plan import QueuePlan
+from polyvision.worker.queues import QueueRole, queue_names
+from polyvision.worker.registry import WorkerDeps
+from polyvision.worker.stores import PipelineStores
+from tests.fixtures.temporal import running_worker
+from workflows.match import MatchWorkflow, workflow_id_for
+from workflows.types import MatchInput
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", REPO.parent / "shared" / "data" / "models"))
+pytestmark = pytest.mark.skipif(
+    not (MODELS_DIR / "yolox_nano.onnx").exists(),
+    reason=f"yolox_nano.onnx not found in {MODELS_DIR} (set PV_MODELS_DIR)",
+)
+
+
+@pytest.fixture(scope="module")
+def match_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline") / "match"
+    generate_match(SynthConfig(seconds=4.0, width=960, height=540, seed=21), out)
+    return out
+
+
+@pytest_asyncio.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[PipelineStores]:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'metadata.db'}"
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine(database_url)
+    objects = open_object_store(
+        f"file://{tmp_path / 'objects'}", secret=b"s" * 32, public_base_url="http://t"
+    )
+    with open_analytics_store(f"chdb://{tmp_path / 'analytics'}") as analytics:
+        apply_migrations(analytics)
+        async with objects:
+            yield PipelineStores(
+                objects=objects,
+                analytics=analytics,
+                sessions=session_maker(engine),
+                models_dir=MODELS_DIR,
+                work_dir=tmp_path / "work",
+            )
+    await engine.dispose()
+
+
+def _plans(suffix: str) -> list[QueuePlan]:
+    names = queue_names(suffix)
+    return [QueuePlan(role, names[role], 2) for role in (QueueRole.cpu, QueueRole.gpu)]
+
+
+async def _upload(stores: PipelineStores, match_dir: Path) -> dict[str, str]:
+    keys = {}
+    for name in ("left.mp4", "right.mp4", "rig.json"):
+        info = await stores.objects.upload_file(f"orgs/o1/uploads/m1/{name}", match_dir / name)
+        keys[name] = info.key
+    return keys
+
+
+async def test_a_synthetic_match_goes_from_the_pair_to_hls(
+    temporal_client: Client, task_queue: str, stores: PipelineStores, match_dir: Path
+) -> None:
+    keys = await _upload(stores, match_dir)
+    match_input = MatchInput(
+        organization_id="o1",
+        match_id=f"m-{task_queue}",
+        left_key=keys["left.mp4"],
+        right_key=keys["right.mp4"],
+        rig_key=keys["rig.json"],
+        device_id="edge-7",
+        chunk_seconds=2.0,
+        panorama_scale=1.0,
+        task_queue_suffix=f"-{task_queue}",
+    )
+    workflow_id = workflow_id_for(match_input.match_id)
+    async with running_worker(
+        temporal_client,
+        _plans(f"-{task_queue}"),
+        deps=WorkerDeps(identity="test-worker", stores=stores),
+    ):
+        handle = await temporal_client.start_workflow(
+            MatchWorkflow.run,
+            match_input,
+            id=workflow_id,
+            task_queue=f"polyvision-cpu-{task_queue}",
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        # Starting the same match again finds the same run: harmless.
+        again = await temporal_client.start_workflow(
+            MatchWorkflow.run,
+            match_input,
+            id=workflow_id,
+            task_queue=f"polyvision-cpu-{task_queue}",
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        assert again.first_execution_run_id == handle.first_execution_run_id
+        result = await handle.result()
+        progress = await handle.query(MatchWorkflow.progress)
+
+    assert result.frames == 100 and result.chunks == 2
+    assert progress.stage == "done"
+    for stage in ("stitch", "detect", "encode"):
+        assert (progress.stages[stage].done, progress.stages[stage].total) == (2, 2), stage
+    description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.COMPLETED
+
+    summary = json.loads(await stores.objects.get(result.summary_key))
+    assert summary["frames"] == 100
+    assert summary["tracks"] >= 10
+    local = Path(stores.work_dir) / "hls"
+    local.mkdir(parents=True)
+    prefix = result.hls_master_key.rsplit("/", 1)[0] + "/"
+    async for info in stores.objects.list_prefix(prefix):
+        await stores.objects.download_file(info.key, local / info.key[len(prefix) :])
+    with av.open(str(local / "media.m3u8")) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (1280, 720)
+        assert sum(1 for _ in container.decode(stream)) == 100
+    assert (local / "master.m3u8").read_text().count("#EXT-X-STREAM-INF") == 1

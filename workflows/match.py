@@ -1,0 +1,641 @@
+"""MatchWorkflow: one long-running workflow per match, from the uploaded pair to HLS.
+
+Orchestration only: no I/O, nothing heavy imported (activity definitions and their dataclasses
+come in through `imports_passed_through`). The per-chunk stages run in child workflows, one per
+batch of chunks, so that no history comes near Temporal's limits on a long match; the children
+signal the parent as each chunk finishes a stage, which feeds the `progress` query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+
+with workflow.unsafe.imports_passed_through():
+    from activities.analyze.activity import (
+        AnalyzeActivities,
+        AnalyzeChunk,
+        AnalyzeInput,
+        AnalyzeOutput,
+    )
+    from activities.detect.activity import DetectActivities, DetectChunkInput, DetectChunkOutput
+    from activities.encode.activity import EncodeActivities, PackageInput, PackageOutput
+    from activities.index.activity import IndexActivities, IndexInput, IndexOutput
+    from activities.index.cleanup import CleanupActivities, CleanupInput
+    from activities.ingest.activity import IngestActivities, IngestInput, IngestOutput
+    from activities.ingest.chunks import ChunkPlan
+    from activities.stitch.activity import (
+        StitchActivities,
+        StitchChunkInput,
+        StitchChunkOutput,
+        StitchPrepareInput,
+        StitchPrepareOutput,
+    )
+    from activities.track.activity import TrackActivities, TrackChunk, TrackInput, TrackOutput
+    from activities.vcam.activity import (
+        VcamActivities,
+        VcamChunk,
+        VcamPlanInput,
+        VcamPlanOutput,
+        VcamRenderInput,
+        VcamRenderOutput,
+    )
+    from polyvision.worker.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
+    from workflows.types import (
+        STAGES,
+        MatchInput,
+        MatchOutput,
+        MatchProgress,
+        ReprocessRequest,
+        StageProgress,
+    )
+
+MATCH_ID = SearchAttributeKey.for_keyword("MatchId")
+ORGANIZATION_ID = SearchAttributeKey.for_keyword("OrganizationId")
+DEVICE_ID = SearchAttributeKey.for_keyword("DeviceId")
+PIPELINE_STAGE = SearchAttributeKey.for_keyword("PipelineStage")
+
+# Bad input fails at once; everything else (a worker crash, a store hiccup) is retried.
+NON_RETRYABLE = ["RecordingMismatch", "InvalidRecording", "ModelNotFound", "PanoramaError"]
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=10,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+HEARTBEAT = timedelta(minutes=2)
+
+# Which step of the run re-executes a stage (stitch and detect share one child per batch;
+# vcam rendering and analyze run side by side).
+STEP_OF_STAGE = {
+    "ingest": 0,
+    "stitch": 1,
+    "detect": 1,
+    "track": 2,
+    "vcam": 3,
+    "analyze": 3,
+    "encode": 4,
+    "index": 5,
+}
+
+
+def workflow_id_for(match_id: str) -> str:
+    """The id of a match's workflow: starting the same match twice finds the same workflow."""
+    return f"match-{match_id}"
+
+
+@dataclass
+class ChunkDone:
+    """Signal from a batch child: ``chunk`` finished ``stage``."""
+
+    stage: str
+    chunk: int
+
+
+@dataclass
+class Queues:
+    """Task queue names, with the match's suffix applied."""
+
+    cpu: str
+    gpu: str
+    nvenc: str
+
+    @classmethod
+    def with_suffix(cls, suffix: str) -> Queues:
+        return cls(CPU_QUEUE + suffix, GPU_QUEUE + suffix, NVENC_QUEUE + suffix)
+
+
+@dataclass
+class StitchBatchInput:
+    """A batch of chunks to stitch and detect, for `StitchDetectBatchWorkflow`."""
+
+    parent_workflow_id: str
+    organization_id: str
+    match_id: str
+    revision: int
+    queues: Queues
+    chunks: list[ChunkPlan]
+    left_key: str
+    right_key: str
+    left_sha256: str
+    right_sha256: str
+    rig_key: str
+    prepare: StitchPrepareOutput
+    fps: float
+
+
+@dataclass
+class StitchBatchOutput:
+    stitched: list[StitchChunkOutput] = field(default_factory=list)
+    detected: list[DetectChunkOutput] = field(default_factory=list)
+
+
+@dataclass
+class RenderBatchInput:
+    """A batch of chunks to render through the virtual camera, for `RenderBatchWorkflow`."""
+
+    parent_workflow_id: str
+    organization_id: str
+    match_id: str
+    revision: int
+    queues: Queues
+    chunks: list[ChunkPlan]
+    panorama_keys: list[str]
+    path_key: str
+    fps: float
+
+
+@dataclass
+class RenderBatchOutput:
+    rendered: list[VcamRenderOutput] = field(default_factory=list)
+
+
+def _batches(chunks: list[ChunkPlan], size: int) -> list[list[ChunkPlan]]:
+    size = max(1, size)
+    return [chunks[i : i + size] for i in range(0, len(chunks), size)]
+
+
+@workflow.defn
+class StitchDetectBatchWorkflow:
+    """Stitch then detect each chunk of a batch; detect of chunk i starts when its stitch ends."""
+
+    @workflow.run
+    async def run(self, input: StitchBatchInput) -> StitchBatchOutput:
+        parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
+
+        async def one(chunk: ChunkPlan) -> tuple[StitchChunkOutput, DetectChunkOutput]:
+            stitched = await workflow.execute_activity_method(
+                StitchActivities.stitch_chunk,
+                StitchChunkInput(
+                    organization_id=input.organization_id,
+                    match_id=input.match_id,
+                    revision=input.revision,
+                    chunk=chunk.index,
+                    left_key=input.left_key,
+                    right_key=input.right_key,
+                    left_sha256=input.left_sha256,
+                    right_sha256=input.right_sha256,
+                    rig_key=input.rig_key,
+                    panorama_model_key=input.prepare.panorama_model_key,
+                    start_frame=chunk.start_frame,
+                    end_frame=chunk.end_frame,
+                    fps=input.fps,
+                    decode_from_left=chunk.decode_from_left,
+                    decode_from_right=chunk.decode_from_right,
+                ),
+                task_queue=input.queues.gpu,
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=HEARTBEAT,
+                retry_policy=RETRY,
+            )
+            await parent.signal(MatchWorkflow.chunk_done, ChunkDone("stitch", chunk.index))
+            detected = await workflow.execute_activity_method(
+                DetectActivities.detect_chunk,
+                DetectChunkInput(
+                    organization_id=input.organization_id,
+                    match_id=input.match_id,
+                    revision=input.revision,
+                    chunk=chunk.index,
+                    video_key=stitched.video_key,
+                    video_sha256=stitched.sha256,
+                    first_frame=chunk.start_frame,
+                    roi=input.prepare.pitch_polygon,
+                ),
+                task_queue=input.queues.gpu,
+                start_to_close_timeout=timedelta(hours=1),
+                heartbeat_timeout=HEARTBEAT,
+                retry_policy=RETRY,
+            )
+            await parent.signal(MatchWorkflow.chunk_done, ChunkDone("detect", chunk.index))
+            return stitched, detected
+
+        results = await asyncio.gather(*(one(chunk) for chunk in input.chunks))
+        return StitchBatchOutput([s for s, _ in results], [d for _, d in results])
+
+
+@workflow.defn
+class RenderBatchWorkflow:
+    """Render (and encode) the virtual camera's view of each chunk of a batch."""
+
+    @workflow.run
+    async def run(self, input: RenderBatchInput) -> RenderBatchOutput:
+        parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
+
+        async def one(chunk: ChunkPlan, panorama_key: str) -> VcamRenderOutput:
+            rendered = await workflow.execute_activity_method(
+                VcamActivities.render_chunk,
+                VcamRenderInput(
+                    organization_id=input.organization_id,
+                    match_id=input.match_id,
+                    revision=input.revision,
+                    chunk=chunk.index,
+                    panorama_video_key=panorama_key,
+                    path_key=input.path_key,
+                    first_frame=chunk.start_frame,
+                    frames=chunk.end_frame - chunk.start_frame,
+                    fps=input.fps,
+                ),
+                # Rendering encodes H.264 in software today; the nvenc queue takes it once the
+                # hardware encoder path exists.
+                task_queue=input.queues.gpu,
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=HEARTBEAT,
+                retry_policy=RETRY,
+            )
+            await parent.signal(MatchWorkflow.chunk_done, ChunkDone("encode", chunk.index))
+            return rendered
+
+        rendered = await asyncio.gather(
+            *(one(c, k) for c, k in zip(input.chunks, input.panorama_keys, strict=True))
+        )
+        return RenderBatchOutput(list(rendered))
+
+
+@workflow.defn
+class MatchWorkflow:
+    """The whole processing of one match; operators watch and steer it in the Temporal UI."""
+
+    def __init__(self) -> None:
+        self._progress = MatchProgress()
+        self._restart_from: str | None = None
+
+    # -- operator surface ------------------------------------------------------------------
+
+    @workflow.query
+    def progress(self) -> MatchProgress:
+        """Current stage, chunks done and total per stage, and stage timings."""
+        return self._progress
+
+    @workflow.signal
+    def chunk_done(self, done: ChunkDone) -> None:
+        """A batch child finished one chunk of a stage."""
+        stage = self._progress.stages.setdefault(done.stage, StageProgress())
+        stage.done += 1
+
+    @workflow.update
+    async def reprocess(self, request: ReprocessRequest) -> str:
+        """Run the pipeline again from ``from_stage`` (its outputs and later ones are redone)."""
+        self._restart_from = request.from_stage
+        return f"reprocessing from {request.from_stage}"
+
+    @reprocess.validator
+    def _validate_reprocess(self, request: ReprocessRequest) -> None:
+        if request.from_stage not in STAGES:
+            raise ValueError(f"unknown stage {request.from_stage!r}; one of {', '.join(STAGES)}")
+        if STEP_OF_STAGE[request.from_stage] > STEP_OF_STAGE.get(self._progress.stage, 0):
+            raise ValueError(
+                f"stage {request.from_stage!r} has not started yet (now at "
+                f"{self._progress.stage!r}); nothing to reprocess"
+            )
+        if self._restart_from is not None:
+            raise ValueError(f"a reprocess from {self._restart_from!r} is already pending")
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def _enter(self, stage: str, total: int = 1) -> None:
+        self._progress.stage = stage
+        entry = StageProgress(total=total, started_at=workflow.time())
+        self._progress.stages[stage] = entry
+        workflow.upsert_search_attributes([PIPELINE_STAGE.value_set(stage)])
+
+    def _finish(self, stage: str, done: int | None = None) -> None:
+        entry = self._progress.stages[stage]
+        entry.finished_at = workflow.time()
+        entry.done = entry.total if done is None else done
+
+    @workflow.run
+    async def run(self, input: MatchInput) -> MatchOutput:
+        """Ingest, stitch and detect per chunk, track, plan and render the virtual camera,
+        analyze, package HLS and index; reprocess requests restart from a stage."""
+        self._progress.revision = input.revision
+        attributes = [
+            MATCH_ID.value_set(input.match_id),
+            ORGANIZATION_ID.value_set(input.organization_id),
+        ]
+        if input.device_id:
+            attributes.append(DEVICE_ID.value_set(input.device_id))
+        workflow.upsert_search_attributes(attributes)
+        queues = Queues.with_suffix(input.task_queue_suffix)
+        try:
+            return await self._pipeline(input, queues)
+        except asyncio.CancelledError:
+            # Temporal's cancel: remove what this revision wrote, then let the cancel stand.
+            self._progress.failed = "cancelled"
+            workflow.upsert_search_attributes([PIPELINE_STAGE.value_set("cancelled")])
+            await workflow.execute_activity_method(
+                CleanupActivities.cleanup,
+                CleanupInput(input.organization_id, input.match_id, input.revision, None),
+                task_queue=queues.cpu,
+                start_to_close_timeout=timedelta(minutes=10),
+                retry_policy=RETRY,
+            )
+            raise
+
+    async def _pipeline(self, input: MatchInput, queues: Queues) -> MatchOutput:
+        ingest: IngestOutput | None = None
+        prepare: StitchPrepareOutput | None = None
+        batch: StitchBatchOutput = StitchBatchOutput()
+        track: TrackOutput | None = None
+        rendered: list[VcamRenderOutput] = []
+        analyze: AnalyzeOutput | None = None
+        package: PackageOutput | None = None
+        index: IndexOutput | None = None
+        step = 0
+        while step <= 5:
+            if step == 0:
+                ingest = await self._ingest(input, queues)
+            elif step == 1:
+                assert ingest is not None
+                prepare, batch = await self._stitch_and_detect(input, queues, ingest)
+            elif step == 2:
+                assert ingest is not None and prepare is not None
+                track = await self._track(input, queues, ingest, prepare, batch)
+            elif step == 3:
+                assert ingest is not None and prepare is not None
+                _plan, rendered, analyze = await self._vcam_and_analyze(
+                    input, queues, ingest, prepare, batch
+                )
+            elif step == 4:
+                package = await self._package(input, queues, rendered)
+            else:
+                assert ingest is not None and track is not None and analyze is not None
+                assert package is not None
+                index = await self._index(input, queues, ingest, batch, track, analyze, package)
+            step += 1
+            if self._restart_from is not None:
+                step = await self._restart(input, queues)
+        assert ingest is not None and package is not None and index is not None
+        self._progress.stage = "done"
+        workflow.upsert_search_attributes([PIPELINE_STAGE.value_set("done")])
+        return MatchOutput(
+            revision=input.revision,
+            frames=ingest.frame_count,
+            chunks=len(ingest.chunks),
+            hls_master_key=package.master_key,
+            summary_key=index.summary_key,
+        )
+
+    async def _restart(self, input: MatchInput, queues: Queues) -> int:
+        stage = self._restart_from
+        assert stage is not None
+        self._restart_from = None
+        redo = [s for s in STAGES if STAGES.index(s) >= STAGES.index(stage)]
+        await workflow.execute_activity_method(
+            CleanupActivities.cleanup,
+            CleanupInput(input.organization_id, input.match_id, input.revision, redo),
+            task_queue=queues.cpu,
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=RETRY,
+        )
+        for name in redo:
+            self._progress.stages.pop(name, None)
+        return STEP_OF_STAGE[stage]
+
+    async def _ingest(self, input: MatchInput, queues: Queues) -> IngestOutput:
+        self._enter("ingest")
+        output = await workflow.execute_activity_method(
+            IngestActivities.ingest,
+            IngestInput(
+                organization_id=input.organization_id,
+                match_id=input.match_id,
+                revision=input.revision,
+                left_key=input.left_key,
+                right_key=input.right_key,
+                rig_key=input.rig_key,
+                expected_left=input.expected_left,
+                expected_right=input.expected_right,
+                chunk_seconds=input.chunk_seconds,
+            ),
+            task_queue=queues.cpu,
+            start_to_close_timeout=timedelta(hours=2),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=RETRY,
+        )
+        self._finish("ingest")
+        return output
+
+    async def _stitch_and_detect(
+        self, input: MatchInput, queues: Queues, ingest: IngestOutput
+    ) -> tuple[StitchPrepareOutput, StitchBatchOutput]:
+        chunks = len(ingest.chunks)
+        self._enter("stitch", chunks)
+        self._progress.stages["detect"] = StageProgress(total=chunks, started_at=workflow.time())
+        prepare = await workflow.execute_activity_method(
+            StitchActivities.prepare,
+            StitchPrepareInput(
+                input.organization_id,
+                input.match_id,
+                input.revision,
+                input.rig_key,
+                input.panorama_scale,
+            ),
+            task_queue=queues.cpu,
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=RETRY,
+        )
+        info = workflow.info()
+        batches = _batches(ingest.chunks, input.chunks_per_batch)
+        outputs = await asyncio.gather(
+            *(
+                workflow.execute_child_workflow(
+                    StitchDetectBatchWorkflow.run,
+                    StitchBatchInput(
+                        parent_workflow_id=info.workflow_id,
+                        organization_id=input.organization_id,
+                        match_id=input.match_id,
+                        revision=input.revision,
+                        queues=queues,
+                        chunks=batch,
+                        left_key=input.left_key,
+                        right_key=input.right_key,
+                        left_sha256=ingest.left.sha256,
+                        right_sha256=ingest.right.sha256,
+                        rig_key=input.rig_key,
+                        prepare=prepare,
+                        fps=ingest.fps,
+                    ),
+                    id=f"{info.workflow_id}-r{input.revision}-stitch-{number:04d}",
+                    task_queue=queues.cpu,
+                )
+                for number, batch in enumerate(batches)
+            )
+        )
+        merged = StitchBatchOutput(
+            [s for o in outputs for s in o.stitched], [d for o in outputs for d in o.detected]
+        )
+        self._finish("stitch", len(merged.stitched))
+        self._finish("detect", len(merged.detected))
+        return prepare, merged
+
+    async def _track(
+        self,
+        input: MatchInput,
+        queues: Queues,
+        ingest: IngestOutput,
+        prepare: StitchPrepareOutput,
+        batch: StitchBatchOutput,
+    ) -> TrackOutput:
+        self._enter("track")
+        output = await workflow.execute_activity_method(
+            TrackActivities.track_match,
+            TrackInput(
+                organization_id=input.organization_id,
+                match_id=input.match_id,
+                revision=input.revision,
+                chunks=[
+                    TrackChunk(c.index, c.start_frame, c.end_frame - c.start_frame)
+                    for c in ingest.chunks
+                ],
+                panorama_model_key=prepare.panorama_model_key,
+                fps=ingest.fps,
+                detections_digest=",".join(d.manifest_key for d in batch.detected),
+            ),
+            task_queue=queues.cpu,
+            start_to_close_timeout=timedelta(hours=4),
+            heartbeat_timeout=timedelta(minutes=5),
+            retry_policy=RETRY,
+        )
+        self._finish("track")
+        return output
+
+    async def _vcam_and_analyze(
+        self,
+        input: MatchInput,
+        queues: Queues,
+        ingest: IngestOutput,
+        prepare: StitchPrepareOutput,
+        batch: StitchBatchOutput,
+    ) -> tuple[VcamPlanOutput, list[VcamRenderOutput], AnalyzeOutput]:
+        self._enter("vcam")
+        plan = await workflow.execute_activity_method(
+            VcamActivities.plan,
+            VcamPlanInput(
+                organization_id=input.organization_id,
+                match_id=input.match_id,
+                revision=input.revision,
+                chunks=[
+                    VcamChunk(c.index, c.start_frame, c.end_frame - c.start_frame)
+                    for c in ingest.chunks
+                ],
+                panorama_model_key=prepare.panorama_model_key,
+                fps=ingest.fps,
+            ),
+            task_queue=queues.cpu,
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=RETRY,
+        )
+        self._finish("vcam")
+        # Analyze rewrites the track points' slices (with speeds); the plan must have read
+        # them first, so analyze starts only now, alongside the rendering.
+        analyze = asyncio.ensure_future(self._analyze(input, queues, ingest))
+        self._progress.stages["encode"] = StageProgress(
+            total=len(ingest.chunks), started_at=workflow.time()
+        )
+        panorama_keys = {s.chunk: s.video_key for s in batch.stitched}
+        info = workflow.info()
+        outputs = await asyncio.gather(
+            *(
+                workflow.execute_child_workflow(
+                    RenderBatchWorkflow.run,
+                    RenderBatchInput(
+                        parent_workflow_id=info.workflow_id,
+                        organization_id=input.organization_id,
+                        match_id=input.match_id,
+                        revision=input.revision,
+                        queues=queues,
+                        chunks=chunks,
+                        panorama_keys=[panorama_keys[c.index] for c in chunks],
+                        path_key=plan.path_key,
+                        fps=ingest.fps,
+                    ),
+                    id=f"{info.workflow_id}-r{input.revision}-render-{number:04d}",
+                    task_queue=queues.cpu,
+                )
+                for number, chunks in enumerate(_batches(ingest.chunks, input.chunks_per_batch))
+            )
+        )
+        rendered = sorted((r for o in outputs for r in o.rendered), key=lambda r: r.chunk)
+        return plan, rendered, await analyze
+
+    async def _analyze(
+        self, input: MatchInput, queues: Queues, ingest: IngestOutput
+    ) -> AnalyzeOutput:
+        self._progress.stages["analyze"] = StageProgress(total=1, started_at=workflow.time())
+        output = await workflow.execute_activity_method(
+            AnalyzeActivities.analyze,
+            AnalyzeInput(
+                organization_id=input.organization_id,
+                match_id=input.match_id,
+                revision=input.revision,
+                chunks=[
+                    AnalyzeChunk(c.index, c.start_frame, c.end_frame - c.start_frame)
+                    for c in ingest.chunks
+                ],
+                fps=ingest.fps,
+            ),
+            task_queue=queues.cpu,
+            start_to_close_timeout=timedelta(hours=1),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=RETRY,
+        )
+        self._finish("analyze")
+        return output
+
+    async def _package(
+        self, input: MatchInput, queues: Queues, rendered: list[VcamRenderOutput]
+    ) -> PackageOutput:
+        self._progress.stage = "encode"
+        workflow.upsert_search_attributes([PIPELINE_STAGE.value_set("encode")])
+        output = await workflow.execute_activity_method(
+            EncodeActivities.package,
+            PackageInput(
+                organization_id=input.organization_id,
+                match_id=input.match_id,
+                revision=input.revision,
+                chunk_video_keys=[r.video_key for r in rendered],
+            ),
+            task_queue=queues.cpu,
+            start_to_close_timeout=timedelta(hours=1),
+            retry_policy=RETRY,
+        )
+        self._finish("encode", len(rendered))
+        return output
+
+    async def _index(
+        self,
+        input: MatchInput,
+        queues: Queues,
+        ingest: IngestOutput,
+        batch: StitchBatchOutput,
+        track: TrackOutput,
+        analyze: AnalyzeOutput,
+        package: PackageOutput,
+    ) -> IndexOutput:
+        self._enter("index")
+        output = await workflow.execute_activity_method(
+            IndexActivities.index,
+            IndexInput(
+                organization_id=input.organization_id,
+                match_id=input.match_id,
+                revision=input.revision,
+                frames=ingest.frame_count,
+                fps=ingest.fps,
+                chunks=len(ingest.chunks),
+                detections_persons=sum(d.persons for d in batch.detected),
+                detections_balls=sum(d.balls for d in batch.detected),
+                tracks=track.tracks,
+                total_distance_m=analyze.total_distance_m,
+                hls_master_key=package.master_key,
+                heatmaps_key=analyze.heatmaps_key,
+            ),
+            task_queue=queues.cpu,
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RETRY,
+        )
+        self._finish("index")
+        return output

@@ -1,0 +1,90 @@
+"""Inputs, outputs and progress of the match workflow: references, counts and digests only.
+
+Frames and detections never travel through Temporal (2 MB payload limit); these dataclasses
+hold object keys and small figures. New fields get defaults so running workflows keep working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from activities.ingest.validate import ExpectedRecording
+
+STAGES = ("ingest", "stitch", "detect", "track", "vcam", "analyze", "encode", "index")
+"""Every stage in pipeline order; `reprocess(from_stage)` names one of these."""
+
+
+@dataclass
+@dataclass
+class MatchInput:
+    """Start of a match workflow (workflow id ``match-{match_id}``).
+
+    Attributes:
+        organization_id: Tenant.
+        match_id: The match.
+        left_key: Object key of the left camera's recording.
+        right_key: Object key of the right camera's recording.
+        rig_key: Object key of the rig (``rig.json``).
+        device_id: Edge box that uploaded it, if any.
+        revision: Processing revision; outputs live under it.
+        expected_left: What the upload promised about the left file.
+        expected_right: Same for the right file.
+        chunk_seconds: Target chunk length.
+        chunks_per_batch: Chunks per child workflow (keeps each history small).
+        panorama_scale: Panorama size relative to the default (1.0: about 1.9 x source width).
+        task_queue_suffix: Appended to every task queue (isolates a developer's or a test's
+            workers on a shared server).
+    """
+
+    organization_id: str
+    match_id: str
+    left_key: str
+    right_key: str
+    rig_key: str
+    device_id: str | None = None
+    revision: int = 1
+    expected_left: ExpectedRecording | None = None
+    expected_right: ExpectedRecording | None = None
+    chunk_seconds: float = 10.0
+    chunks_per_batch: int = 60
+    panorama_scale: float = 1.0
+    task_queue_suffix: str = ""
+
+
+@dataclass
+class StageProgress:
+    """Chunks done out of the total for one stage, and how long it has taken."""
+
+    done: int = 0
+    total: int = 0
+    started_at: float | None = None
+    """Workflow time (seconds since the epoch) the stage started."""
+    finished_at: float | None = None
+
+
+@dataclass
+class MatchProgress:
+    """The answer of the `progress` query."""
+
+    stage: str = "ingest"
+    revision: int = 1
+    stages: dict[str, StageProgress] = field(default_factory=dict)
+    failed: str | None = None
+
+
+@dataclass
+class ReprocessRequest:
+    """Argument of the `reprocess` update."""
+
+    from_stage: str
+
+
+@dataclass
+class MatchOutput:
+    """What a finished match workflow produced."""
+
+    revision: int
+    frames: int
+    chunks: int
+    hls_master_key: str
+    summary_key: str
