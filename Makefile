@@ -40,7 +40,7 @@ postgres:
 	./scripts/ensure-postgres.sh
 
 demo: $(STAMP)
-	$(PY) -m polyvision.cli demo
+	$(PY) -m polyvision.cli demo --keep-data
 
 up: $(STAMP)
 	$(PY) -m polyvision.cli up

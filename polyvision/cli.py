@@ -27,8 +27,15 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from polyvision.demo import run_demo
+    from polyvision.synth.generate import SynthConfig
 
-    return run_demo(settings, keep_data=args.keep_data)
+    width, _, height = args.size.partition("x")
+    match = (
+        None
+        if args.no_match
+        else SynthConfig(seconds=args.seconds, width=int(width), height=int(height), seed=7)
+    )
+    return run_demo(settings, keep_data=args.keep_data, match=match)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -159,6 +166,26 @@ def _rig_soccertrack(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _process(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.process import ProcessRequest, run_process
+
+    for name in ("left", "right", "rig"):
+        if not Path(getattr(args, name)).is_file():
+            print(f"polyvision process: no such file: {getattr(args, name)}", file=sys.stderr)
+            return 2
+    return run_process(
+        settings,
+        ProcessRequest(
+            left=Path(args.left),
+            right=Path(args.right),
+            rig=Path(args.rig),
+            organization_id=args.org,
+            match_id=args.match_id,
+            chunk_seconds=args.chunk_seconds,
+        ),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="polyvision", description=__doc__)
@@ -174,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--keep-data", action="store_true", help="keep the demo's data directory afterwards"
+    )
+    demo.add_argument("--seconds", type=float, default=30.0, help="synthetic match length")
+    demo.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of each synthetic camera")
+    demo.add_argument(
+        "--no-match", action="store_true", help="only check the stack, process nothing"
     )
     demo.set_defaults(handler=_demo)
 
@@ -238,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--match-distance", type=float, default=1.0, help="tracking match distance in metres"
     )
     evaluate.set_defaults(handler=_eval)
+
+    process = commands.add_parser(
+        "process", help="process a recording pair on the running stack, with live progress"
+    )
+    process.add_argument("--left", required=True, help="the left camera's recording")
+    process.add_argument("--right", required=True, help="the right camera's recording")
+    process.add_argument("--rig", required=True, help="rig.json of the pair")
+    process.add_argument("--org", default="local", help="organization id")
+    process.add_argument("--match-id", default=None, help="match id (default: a new one)")
+    process.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk length")
+    process.set_defaults(handler=_process)
 
     rig = commands.add_parser("rig", help="camera rigs (rig.json)")
     rig_commands = rig.add_subparsers(dest="rig_command", required=True)

@@ -9,6 +9,7 @@ exits with 0 and leaves no process behind.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import sys
@@ -18,11 +19,14 @@ from dataclasses import dataclass
 
 import httpx
 
+from polyvision.process import ProcessRequest, process_match
 from polyvision.settings import Settings
 from polyvision.stack_process import StackProcess
+from polyvision.synth.generate import SynthConfig, generate_match
 from polyvision.temporal.client import connect
 from polyvision.worker.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
 from workflows.health import HealthCheckInput, HealthCheckWorkflow
+from workflows.types import MatchOutput
 
 
 class DemoFailedError(RuntimeError):
@@ -59,8 +63,55 @@ async def run_health_workflow(address: str, namespace: str) -> HealthReport:
     return HealthReport(workflow_id, handle.result_run_id or "", answers)
 
 
-def run_demo(settings: Settings, *, keep_data: bool = False) -> int:
-    """The whole demo; 0 when every step passed."""
+def process_synthetic_match(stack: StackProcess, settings: Settings, match: SynthConfig) -> None:
+    """Film a synthetic match and process it through the running stack."""
+    synth_dir = stack.data_dir / "synthetic"
+    _say(
+        f"Filming a {match.seconds:.0f} s synthetic match at 2x{match.width}x{match.height} "
+        f"into {synth_dir} ..."
+    )
+    generated = generate_match(match, synth_dir)
+    _say(f"  filmed in {generated.seconds_taken:.1f} s")
+    stack_settings = Settings(
+        data_dir=stack.data_dir,
+        temporal_address=stack.temporal_address,
+        temporal_ui_url=stack.ui_url,
+        temporal_namespace=settings.temporal_namespace,
+        api_port=stack.api_port,
+    )
+    request = ProcessRequest(
+        left=synth_dir / "left.mp4",
+        right=synth_dir / "right.mp4",
+        rig=synth_dir / "rig.json",
+        organization_id="demo",
+        match_id="demo-match",
+    )
+
+    async def go() -> MatchOutput:
+        client = await connect(stack.temporal_address, settings.temporal_namespace)
+        return await process_match(client, stack_settings, request)
+
+    started = time.monotonic()
+    output = asyncio.run(go())
+    objects_dir = stack.data_dir / "objects"
+    summary = json.loads((objects_dir / output.summary_key).read_text())
+    _say(f"Processed in {time.monotonic() - started:.1f} s")
+    _say(f"  HLS playlist  {objects_dir / output.hls_master_key}")
+    _say(f"  summary       {objects_dir / output.summary_key}")
+    for key in ("frames", "chunks", "detections_persons", "tracks", "total_distance_m"):
+        _say(f"    {key:<20} {summary.get(key)}")
+
+
+def run_demo(
+    settings: Settings, *, keep_data: bool = False, match: SynthConfig | None = None
+) -> int:
+    """The whole demo; 0 when every step passed.
+
+    Args:
+        settings: Where the demo's data directory goes (under ``settings.data_dir``).
+        keep_data: Keep the data directory (videos, HLS, stores) afterwards.
+        match: The synthetic match to film and process; None only checks the stack.
+    """
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
     stack = StackProcess(data_dir=data_dir)
@@ -84,6 +135,8 @@ def run_demo(settings: Settings, *, keep_data: bool = False) -> int:
         ui = httpx.get(stack.ui_url, timeout=10)
         if ui.status_code != 200:
             raise DemoFailedError(f"Temporal UI answered {ui.status_code}")
+        if match is not None:
+            process_synthetic_match(stack, settings, match)
     except Exception as exc:  # every failure ends the same way: report it and stop the stack
         _say(f"Demo failed: {exc}")
         stack.stop(signal.SIGTERM)

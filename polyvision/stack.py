@@ -30,7 +30,9 @@ from polyvision.temporal.config import load_namespace_config
 from polyvision.temporal.devserver import DevServer, DevServerError
 from polyvision.worker.capabilities import detect_capabilities
 from polyvision.worker.plan import plan_queues
+from polyvision.worker.registry import WorkerDeps
 from polyvision.worker.run import run_worker
+from polyvision.worker.stores import open_pipeline_stores
 
 log = structlog.get_logger(__name__)
 
@@ -117,9 +119,12 @@ async def _run_stack_with_socket(
     host, port = _host_port(settings.temporal_address)
     ui_port = urlsplit(settings.temporal_ui_url).port or 8233
     namespace = load_namespace_config().with_name(settings.temporal_namespace)
-    async with DevServer(
-        settings.data_dir, namespace=namespace, ip=host, port=port, ui_port=ui_port
-    ) as server:
+    async with (
+        DevServer(
+            settings.data_dir, namespace=namespace, ip=host, port=port, ui_port=ui_port
+        ) as server,
+        contextlib.AsyncExitStack() as stack_stores,
+    ):
         client = await connect(server.address, namespace.name)
         # The dev server creates the namespace at launch; applying keeps retention and
         # search attributes in step with the YAML on a data directory made by an older one.
@@ -128,8 +133,15 @@ async def _run_stack_with_socket(
 
         worker_stop = asyncio.Event()
         plans = plan_queues("all", detect_capabilities(), None)
+        stores = await stack_stores.enter_async_context(open_pipeline_stores(settings))
         worker_task = asyncio.create_task(
-            run_worker(client, plans, shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT, stop=worker_stop),
+            run_worker(
+                client,
+                plans,
+                shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT,
+                stop=worker_stop,
+                deps=WorkerDeps(identity=client.identity, stores=stores),
+            ),
             name="worker",
         )
         api = _EmbeddedUvicorn(

@@ -1,4 +1,4 @@
-"""`make demo`'s command end to end: up, ready, health through every queue, down clean."""
+"""`make demo`'s command end to end: up, ready, health, a synthetic match to HLS, down clean."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", "models"))
+
+
+@pytest.mark.skipif(
+    not (MODELS_DIR / "yolox_nano.onnx").exists(),
+    reason=f"yolox_nano.onnx not found in {MODELS_DIR} (set PV_MODELS_DIR)",
+)
 def test_demo_passes_and_cleans_up(tmp_path: Path) -> None:
     env = dict(os.environ, PV_DATA_DIR=str(tmp_path / "pv"))
     completed = subprocess.run(
-        [sys.executable, "-m", "polyvision.cli", "demo"],
+        [sys.executable, "-m", "polyvision.cli", "demo", "--seconds", "2", "--size", "640x360"],
         env=env,
         capture_output=True,
         text=True,
@@ -23,5 +31,9 @@ def test_demo_passes_and_cleans_up(tmp_path: Path) -> None:
     for queue in ("polyvision-cpu", "polyvision-gpu", "polyvision-nvenc"):
         assert f"{queue}" in out and "answered by" in out
     assert "/namespaces/polyvision/workflows/health-" in out
+    # The synthetic match went through every stage to an HLS playlist and a summary.
+    assert "stage: done" in out
+    assert "HLS playlist" in out and "master.m3u8" in out
+    assert "frames               50" in out
     assert "Stopped cleanly (exit 0, nothing left running)" in out
     assert not (tmp_path / "pv" / "demo").exists()  # the demo's data is removed afterwards

@@ -22,9 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.detect.detections import Detections
-from activities.detect.model_store import YOLOX_NANO_NAME, resolve_model
+from activities.detect.model_store import YOLOX_NANO_NAME, ModelStoreError, resolve_model
 from activities.detect.tiling import Detector, detect_tiled, plan_tiles
 from activities.detect.yolox import YoloxDetector
 from polyvision.artifacts import (
@@ -155,7 +156,12 @@ class DetectActivities:
         self._detector: Detector | None = None
 
     def _yolox(self) -> Detector:
-        return YoloxDetector(resolve_model(self._models_dir, YOLOX_NANO_NAME))
+        try:
+            return YoloxDetector(resolve_model(self._models_dir, YOLOX_NANO_NAME))
+        except ModelStoreError as exc:
+            # A missing or corrupt model will not appear by retrying: fail the match at once,
+            # with the message that names the file, its sha256 and PV_MODELS_DIR.
+            raise ApplicationError(str(exc), type="ModelNotFound", non_retryable=True) from exc
 
     def detector(self) -> Detector:
         if self._detector is None:

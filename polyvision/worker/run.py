@@ -21,6 +21,7 @@ from polyvision.worker.plan import QueuePlan, plan_queues
 from polyvision.worker.queues import QueueRole, queue_names
 from polyvision.worker.registry import WorkerDeps, activities_for, workflows_for
 from polyvision.worker.runtime import build_runtime
+from polyvision.worker.stores import open_pipeline_stores
 
 log = structlog.get_logger(__name__)
 
@@ -192,7 +193,9 @@ async def serve(
             namespace=settings.temporal_namespace,
             metrics=f"http://{metrics}/metrics" if metrics else None,
         )
-        await run_worker(client, plans, shutdown_timeout=shutdown_timeout, stop=stop)
+        async with open_pipeline_stores(settings) as stores:
+            deps = WorkerDeps(identity=client.identity, stores=stores)
+            await run_worker(client, plans, shutdown_timeout=shutdown_timeout, stop=stop, deps=deps)
     finally:
         if remove_handlers is not None:
             remove_handlers()

@@ -159,3 +159,15 @@ async def test_a_crashed_attempt_resumes_from_its_last_checkpoint(
     await ActivityEnvironment().run(acts.detect_chunk, chunk)
     assert fresh.frames == 30
     np.testing.assert_array_equal(_rows(analytics), resumed_rows)
+
+
+async def test_a_missing_model_fails_at_once_with_its_name(
+    objects: ObjectStore, analytics: AnalyticsStore, chunk_video: Path, tmp_path: Path
+) -> None:
+    from temporalio.exceptions import ApplicationError
+
+    acts = DetectActivities(objects, analytics, tmp_path / "no-models")
+    with pytest.raises(ApplicationError) as failure:
+        await ActivityEnvironment().run(acts.detect_chunk, await _input(objects, chunk_video))
+    assert failure.value.non_retryable and failure.value.type == "ModelNotFound"
+    assert "yolox_nano.onnx" in str(failure.value) and "PV_MODELS_DIR" in str(failure.value)
