@@ -67,7 +67,6 @@ RETRY = RetryPolicy(
     maximum_attempts=10,
     non_retryable_error_types=NON_RETRYABLE,
 )
-HEARTBEAT = timedelta(minutes=2)
 
 # Which step of the run re-executes a stage (stitch and detect share one child per batch;
 # vcam rendering and analyze run side by side).
@@ -126,6 +125,7 @@ class StitchBatchInput:
     rig_key: str
     prepare: StitchPrepareOutput
     fps: float
+    heartbeat_timeout_s: float = 120.0
 
 
 @dataclass
@@ -147,6 +147,7 @@ class RenderBatchInput:
     panorama_keys: list[str]
     path_key: str
     fps: float
+    heartbeat_timeout_s: float = 120.0
 
 
 @dataclass
@@ -189,7 +190,7 @@ class StitchDetectBatchWorkflow:
                 ),
                 task_queue=input.queues.gpu,
                 start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=HEARTBEAT,
+                heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
                 retry_policy=RETRY,
             )
             await parent.signal(MatchWorkflow.chunk_done, ChunkDone("stitch", chunk.index))
@@ -207,7 +208,7 @@ class StitchDetectBatchWorkflow:
                 ),
                 task_queue=input.queues.gpu,
                 start_to_close_timeout=timedelta(hours=1),
-                heartbeat_timeout=HEARTBEAT,
+                heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
                 retry_policy=RETRY,
             )
             await parent.signal(MatchWorkflow.chunk_done, ChunkDone("detect", chunk.index))
@@ -243,7 +244,7 @@ class RenderBatchWorkflow:
                 # hardware encoder path exists.
                 task_queue=input.queues.gpu,
                 start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=HEARTBEAT,
+                heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
                 retry_policy=RETRY,
             )
             await parent.signal(MatchWorkflow.chunk_done, ChunkDone("encode", chunk.index))
@@ -412,7 +413,7 @@ class MatchWorkflow:
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=2),
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
         )
         self._finish("ingest")
@@ -457,6 +458,7 @@ class MatchWorkflow:
                         rig_key=input.rig_key,
                         prepare=prepare,
                         fps=ingest.fps,
+                        heartbeat_timeout_s=input.heartbeat_timeout_s,
                     ),
                     id=f"{info.workflow_id}-r{input.revision}-stitch-{number:04d}",
                     task_queue=queues.cpu,
@@ -496,7 +498,7 @@ class MatchWorkflow:
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=4),
-            heartbeat_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
         )
         self._finish("track")
@@ -526,7 +528,7 @@ class MatchWorkflow:
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
         )
         self._finish("vcam")
@@ -552,6 +554,7 @@ class MatchWorkflow:
                         panorama_keys=[panorama_keys[c.index] for c in chunks],
                         path_key=plan.path_key,
                         fps=ingest.fps,
+                        heartbeat_timeout_s=input.heartbeat_timeout_s,
                     ),
                     id=f"{info.workflow_id}-r{input.revision}-render-{number:04d}",
                     task_queue=queues.cpu,
@@ -580,7 +583,7 @@ class MatchWorkflow:
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=1),
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
         )
         self._finish("analyze")

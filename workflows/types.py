@@ -34,6 +34,8 @@ class MatchInput:
         panorama_scale: Panorama size relative to the default (1.0: about 1.9 x source width).
         task_queue_suffix: Appended to every task queue (isolates a developer's or a test's
             workers on a shared server).
+        heartbeat_timeout_s: How long a silent activity may go before Temporal gives its work
+            to another worker (a crashed worker is noticed after this long).
     """
 
     organization_id: str
@@ -49,6 +51,7 @@ class MatchInput:
     chunks_per_batch: int = 60
     panorama_scale: float = 1.0
     task_queue_suffix: str = ""
+    heartbeat_timeout_s: float = 120.0
 
 
 @dataclass
