@@ -1,0 +1,285 @@
+"""Record the workflow histories that `test_replay.py` replays: real runs on a real dev server.
+
+Run ``python -m tests.workflows.record_histories`` from the repository root after a deliberate,
+patched (``workflow.patched``) change to a workflow, or to add a history; commit the JSON it
+writes under ``tests/workflows/histories/``. Re-recording is *not* the fix for a failing replay
+test: a failure means running workflows would break on deploy.
+
+What it records, each file named ``{workflow_id}.json`` (the replayer needs the real workflow id:
+child workflow ids are derived from it and are checked on replay):
+
+* a MatchWorkflow run to completion on a 4 s synthetic match (2 chunks, 1 chunk per batch, so
+  two children of each kind), plus its first StitchDetectBatchWorkflow and RenderBatchWorkflow;
+* a MatchWorkflow run that took a ``reprocess("track")`` update mid-run;
+* a MatchWorkflow run that failed on ingest (4 s left, 2 s right: non-retryable mismatch);
+* a HealthCheckWorkflow run pinging the cpu and gpu queues with the GPU probe.
+
+Everything (dev server, SQLite metadata, file object store, chDB analytics, worker scratch) lives
+in a temporary directory that is removed afterwards. It needs the detector model at
+``PV_MODELS_DIR`` (default ``../shared/data/models``), like the end-to-end pipeline test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+
+from polyvision.storage.analytics import apply_migrations, open_analytics_store
+from polyvision.storage.metadata.engine import create_engine, session_maker
+from polyvision.storage.metadata.migrate import upgrade
+from polyvision.storage.objects import open_object_store
+from polyvision.synth.generate import SynthConfig, generate_match
+from polyvision.temporal.apply import apply_namespace
+from polyvision.temporal.client import connect
+from polyvision.temporal.config import load_namespace_config
+from polyvision.temporal.devserver import DevServer
+from polyvision.worker.plan import QueuePlan
+from polyvision.worker.queues import QueueRole, queue_names
+from polyvision.worker.registry import WorkerDeps
+from polyvision.worker.stores import PipelineStores
+from tests.fixtures.temporal import running_worker
+from workflows.health import HealthCheckInput, HealthCheckWorkflow
+from workflows.match import MatchWorkflow, workflow_id_for
+from workflows.types import MatchInput, ReprocessRequest
+
+REPO = Path(__file__).resolve().parents[2]
+HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
+MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", REPO.parent / "shared" / "data" / "models"))
+
+# Fixed names, so a re-recording produces the same file names and the same workflow ids.
+ORGANIZATION = "org-replay"
+SUFFIX = "-replay"
+COMPLETED = "replay-completed"
+REPROCESS = "replay-reprocess"
+INGEST_FAILED = "replay-ingest-failed"
+HEALTH_ID = "health-replay"
+
+# Stages at or after track: a reprocess("track") sent then is accepted by the validator.
+_TRACK_OR_LATER = ("track", "vcam", "analyze", "encode", "index")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One history written to disk."""
+
+    path: Path
+    events: int
+    size: int
+
+
+def write_histories(histories: list[WorkflowHistory], out_dir: Path) -> list[Recorded]:
+    """Write each history as ``{workflow_id}.json`` (the SDK's JSON, as `temporal workflow
+    show --output json` also writes it) into ``out_dir`` (created)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for history in histories:
+        path = out_dir / f"{history.workflow_id}.json"
+        text = history.to_json() + "\n"
+        path.write_text(text)
+        written.append(Recorded(path, len(history.events), len(text.encode())))
+    return written
+
+
+@contextlib.asynccontextmanager
+async def _stores(root: Path) -> AsyncIterator[PipelineStores]:
+    """Real stores in ``root``, built the way the end-to-end pipeline test builds them."""
+    database_url = f"sqlite+aiosqlite:///{root / 'metadata.db'}"
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine(database_url)
+    objects = open_object_store(
+        f"file://{root / 'objects'}", secret=b"s" * 32, public_base_url="http://replay"
+    )
+    try:
+        with open_analytics_store(f"chdb://{root / 'analytics'}") as analytics:
+            apply_migrations(analytics)
+            async with objects:
+                yield PipelineStores(
+                    objects=objects,
+                    analytics=analytics,
+                    sessions=session_maker(engine),
+                    models_dir=MODELS_DIR,
+                    work_dir=root / "work",
+                )
+    finally:
+        await engine.dispose()
+
+
+async def _upload(stores: PipelineStores, match_id: str, files: dict[str, Path]) -> dict[str, str]:
+    """Upload the pair and the rig under the match's upload prefix; returns name -> key."""
+    keys = {}
+    for name, path in files.items():
+        key = f"orgs/{ORGANIZATION}/uploads/{match_id}/{name}"
+        keys[name] = (await stores.objects.upload_file(key, path)).key
+    return keys
+
+
+def _match_input(match_id: str, keys: dict[str, str]) -> MatchInput:
+    # 2 s chunks on a 4 s match and one chunk per batch: two children of each kind, while every
+    # history stays small enough to commit.
+    return MatchInput(
+        organization_id=ORGANIZATION,
+        match_id=match_id,
+        left_key=keys["left.mp4"],
+        right_key=keys["right.mp4"],
+        rig_key=keys["rig.json"],
+        device_id="edge-replay",
+        chunk_seconds=2.0,
+        chunks_per_batch=1,
+        panorama_scale=1.0,
+        task_queue_suffix=SUFFIX,
+    )
+
+
+async def _start(client: Client, match_input: MatchInput) -> WorkflowHandle[MatchWorkflow, object]:
+    return await client.start_workflow(
+        MatchWorkflow.run,
+        match_input,
+        id=workflow_id_for(match_input.match_id),
+        task_queue=queue_names(SUFFIX)[QueueRole.cpu],
+    )
+
+
+async def _reprocess_mid_run(handle: WorkflowHandle[MatchWorkflow, object]) -> str:
+    """Wait until the run reaches track (or later), then ask it to redo from track.
+
+    Raises when the run is missed: a rejected update (validator) leaves no event in the history,
+    so recording one instead would add nothing to replay.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 300
+    stage = "?"
+    while loop.time() < deadline:
+        progress = await handle.query(MatchWorkflow.progress)
+        stage = progress.stage
+        if stage in _TRACK_OR_LATER:
+            return await handle.execute_update(MatchWorkflow.reprocess, ReprocessRequest("track"))
+        if stage == "done" or progress.failed:
+            break
+        # Polling fast: track to done takes a few seconds on this match.
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"never caught the run at track or later (last stage {stage!r})")
+
+
+async def record() -> list[WorkflowHistory]:
+    """Run every workflow to record on a fresh dev server and fetch their histories.
+
+    Returns:
+        The histories, parent match first.
+    """
+    with tempfile.TemporaryDirectory(prefix="pv-histories-") as tmp:
+        root = Path(tmp)
+        full, short = root / "match-4s", root / "match-2s"
+        await asyncio.gather(
+            asyncio.to_thread(
+                generate_match, SynthConfig(seconds=4.0, width=960, height=540, seed=21), full
+            ),
+            asyncio.to_thread(
+                generate_match, SynthConfig(seconds=2.0, width=960, height=540, seed=22), short
+            ),
+        )
+        config = load_namespace_config()
+        async with DevServer(root / "temporal", namespace=config, headless=True) as server:
+            client = await connect(server.address, config.name)
+            await apply_namespace(client, config)
+            names = queue_names(SUFFIX)
+            plans = [QueuePlan(role, names[role], 2) for role in (QueueRole.cpu, QueueRole.gpu)]
+            async with (
+                _stores(root / "stores") as stores,
+                running_worker(
+                    client, plans, deps=WorkerDeps(identity="replay-recorder", stores=stores)
+                ),
+            ):
+                pair = {name: full / name for name in ("left.mp4", "right.mp4", "rig.json")}
+
+                # One clean run: the parent and one child of each kind.
+                completed = await _start(
+                    client, _match_input(COMPLETED, await _upload(stores, COMPLETED, pair))
+                )
+                await completed.result()
+
+                # A run that was told mid-way to redo from track.
+                reprocessed = await _start(
+                    client, _match_input(REPROCESS, await _upload(stores, REPROCESS, pair))
+                )
+                print("reprocess update:", await _reprocess_mid_run(reprocessed))
+                await reprocessed.result()
+
+                # A mismatched pair (4 s left, 2 s right) fails ingest at once, no retries.
+                mismatched = {**pair, "right.mp4": short / "right.mp4"}
+                failed = await _start(
+                    client,
+                    _match_input(INGEST_FAILED, await _upload(stores, INGEST_FAILED, mismatched)),
+                )
+                try:
+                    await failed.result()
+                except WorkflowFailureError as err:
+                    print("ingest failed as intended:", err.cause)
+                else:
+                    raise RuntimeError("the mismatched pair did not fail the match")
+
+                health = await client.start_workflow(
+                    HealthCheckWorkflow.run,
+                    HealthCheckInput(
+                        queues=[names[QueueRole.cpu], names[QueueRole.gpu]],
+                        gpu_probe_queue=names[QueueRole.gpu],
+                        timeout=timedelta(seconds=30),
+                    ),
+                    id=HEALTH_ID,
+                    task_queue=names[QueueRole.cpu],
+                )
+                await health.result()
+
+            histories = [
+                await client.get_workflow_handle(workflow_id).fetch_history()
+                for workflow_id in (
+                    workflow_id_for(COMPLETED),
+                    f"{workflow_id_for(COMPLETED)}-r1-stitch-0000",
+                    f"{workflow_id_for(COMPLETED)}-r1-render-0000",
+                    workflow_id_for(REPROCESS),
+                    workflow_id_for(INGEST_FAILED),
+                    HEALTH_ID,
+                )
+            ]
+    _check({history.workflow_id: history for history in histories})
+    return histories
+
+
+def _check(histories: dict[str, WorkflowHistory]) -> None:
+    """Fail the recording when a history does not show what it is meant to show."""
+    reprocess = [event.event_type for event in histories[workflow_id_for(REPROCESS)].events]
+    if EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED not in reprocess:
+        raise RuntimeError("the reprocess history has no completed update")
+    failed = histories[workflow_id_for(INGEST_FAILED)].events[-1]
+    if failed.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+        raise RuntimeError("the ingest-failed history does not end in a failure")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=HISTORIES_DIR, help="output directory")
+    args = parser.parse_args(argv)
+    if not (MODELS_DIR / "yolox_nano.onnx").exists():
+        parser.error(f"yolox_nano.onnx not found in {MODELS_DIR} (set PV_MODELS_DIR)")
+    started = time.monotonic()
+    written = write_histories(asyncio.run(record()), args.out)
+    for item in written:
+        print(f"{item.path}: {item.events} events, {item.size} bytes")
+    print(f"recorded in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
