@@ -182,6 +182,7 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
             organization_id=args.org,
             match_id=args.match_id,
             chunk_seconds=args.chunk_seconds,
+            panorama_scale=args.panorama_scale,
         ),
     )
 
@@ -280,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("--org", default="local", help="organization id")
     process.add_argument("--match-id", default=None, help="match id (default: a new one)")
     process.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk length")
+    process.add_argument(
+        "--panorama-scale", type=float, default=1.0, help="panorama size relative to default"
+    )
     process.set_defaults(handler=_process)
 
     rig = commands.add_parser("rig", help="camera rigs (rig.json)")

@@ -30,6 +30,7 @@ class ProcessRequest:
     organization_id: str = "local"
     match_id: str | None = None
     chunk_seconds: float = 10.0
+    panorama_scale: float = 1.0
 
 
 def ui_link(settings: Settings, workflow_id: str, run_id: str) -> str:
@@ -89,6 +90,7 @@ async def process_match(
             right_key=keys["right"],
             rig_key=keys["rig"],
             chunk_seconds=request.chunk_seconds,
+            panorama_scale=request.panorama_scale,
         ),
         id=workflow_id,
         task_queue=CPU_QUEUE,
