@@ -24,7 +24,14 @@ from polyvision.worker.queues import QueueRole, queue_names
 from polyvision.worker.registry import WorkerDeps
 from polyvision.worker.stores import PipelineStores
 from tests.fixtures.temporal import running_worker
-from workflows.match import MatchWorkflow, workflow_id_for
+from workflows.match import (
+    DEVICE_ID,
+    MATCH_ID,
+    ORGANIZATION_ID,
+    PIPELINE_STAGE,
+    MatchWorkflow,
+    workflow_id_for,
+)
 from workflows.types import MatchInput
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,6 +129,12 @@ async def test_a_synthetic_match_goes_from_the_pair_to_hls(
         assert (progress.stages[stage].done, progress.stages[stage].total) == (2, 2), stage
     description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.COMPLETED
+    # Operators find the run in the UI by these.
+    attributes = description.typed_search_attributes
+    assert attributes.get(MATCH_ID) == match_input.match_id
+    assert attributes.get(ORGANIZATION_ID) == "o1"
+    assert attributes.get(DEVICE_ID) == "edge-7"
+    assert attributes.get(PIPELINE_STAGE) == "done"
 
     summary = json.loads(await stores.objects.get(result.summary_key))
     assert summary["frames"] == 100
