@@ -24,9 +24,10 @@ import pyarrow.parquet as pq
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.detect.colour import torso_lab
 from activities.detect.detections import Detections
 from activities.detect.model_store import YOLOX_NANO_NAME, ModelStoreError, resolve_model
-from activities.detect.tiling import Detector, detect_tiled, plan_tiles
+from activities.detect.tiling import Detector, Tile, detect_tiled, plan_tiles
 from activities.detect.yolox import YoloxDetector
 from polyvision.artifacts import (
     Manifest,
@@ -38,13 +39,26 @@ from polyvision.artifacts import (
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectNotFound, ObjectStore
 
-CODE_VERSION = "detect-1"
-"""Bump when the same inputs would give different rows (model, tiling or merge changes)."""
+CODE_VERSION = "detect-2"
+"""Bump when the same inputs would give different rows (model, tiling or merge changes).
+
+detect-2: person rows carry their torso colour (``torso_l, torso_a, torso_b``)."""
 
 CHECKPOINT_FRAMES = 50
 """Partial rows are saved this often, so a crash loses at most this many frames of work."""
 
-DETECTION_COLUMNS = ("frame", "class_id", "score", "x1", "y1", "x2", "y2")
+DETECTION_COLUMNS = (
+    "frame",
+    "class_id",
+    "score",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "torso_l",
+    "torso_a",
+    "torso_b",
+)
 
 
 @dataclass
@@ -99,9 +113,19 @@ class DetectChunkOutput:
     from_manifest: bool = False
 
 
-def detections_table(frame_index: int, detections: Detections) -> pa.Table:
-    """One frame's detections as rows of the analytics `detections` columns."""
+def detections_table(
+    frame_index: int, detections: Detections, torso: np.ndarray | None = None
+) -> pa.Table:
+    """One frame's detections as rows of the analytics `detections` columns.
+
+    Args:
+        frame_index: Match frame index of the rows.
+        detections: The frame's detections.
+        torso: ``[N, 3]`` Lab torso colour per detection (`torso_lab`); None: all NaN.
+    """
     count = len(detections)
+    lab = np.full((count, 3), np.nan, np.float32) if torso is None else torso
+    lab = np.asarray(lab, np.float32).reshape(count, 3)
     return pa.table(
         {
             "frame": pa.array(np.full(count, frame_index, np.uint32)),
@@ -111,8 +135,31 @@ def detections_table(frame_index: int, detections: Detections) -> pa.Table:
             "y1": pa.array(detections.xyxy[:, 1]),
             "x2": pa.array(detections.xyxy[:, 2]),
             "y2": pa.array(detections.xyxy[:, 3]),
+            "torso_l": pa.array(lab[:, 0]),
+            "torso_a": pa.array(lab[:, 1]),
+            "torso_b": pa.array(lab[:, 2]),
         }
     )
+
+
+def person_colours(image_bgr: np.ndarray, detections: Detections) -> np.ndarray:
+    """``[N, 3]`` torso Lab colour of each person detection; NaN for the ball (and others)."""
+    out = np.full((len(detections), 3), np.nan, np.float32)
+    people = np.flatnonzero(detections.class_id == Detections.PERSON)
+    if len(people):
+        out[people] = torso_lab(image_bgr, detections.xyxy[people])
+    return out
+
+
+def _detect_frame(
+    detector: Detector,
+    image: np.ndarray,
+    tiles: list[Tile],
+    frame_index: int,
+    score_threshold: float,
+) -> pa.Table:
+    found = detect_tiled(detector, image, tiles, score_threshold=score_threshold)
+    return detections_table(frame_index, found, person_colours(image, found))
 
 
 def _empty_table() -> pa.Table:
@@ -238,7 +285,10 @@ class DetectActivities:
             data = await self._objects.get(partial_key)
         except ObjectNotFound:  # checkpoint lost: start the chunk over
             return 0, []
-        return frames_done, [pq.read_table(io.BytesIO(data))]
+        partial = pq.read_table(io.BytesIO(data))
+        if not partial.schema.equals(_empty_table().schema):  # saved by older code: start over
+            return 0, []
+        return frames_done, [partial]
 
     async def _checkpoint(self, partial_key: str, tables: list[pa.Table], frames_done: int) -> None:
         buffer = io.BytesIO()
@@ -261,10 +311,16 @@ class DetectActivities:
             if tiles is None:
                 height, width = image.shape[:2]
                 tiles = plan_tiles(width, height, input.tile, input.overlap, roi=input.roi)
-            found = await asyncio.to_thread(
-                detect_tiled, detector, image, tiles, score_threshold=input.score_threshold
+            tables.append(
+                await asyncio.to_thread(
+                    _detect_frame,
+                    detector,
+                    image,
+                    tiles,
+                    input.first_frame + index,
+                    input.score_threshold,
+                )
             )
-            tables.append(detections_table(input.first_frame + index, found))
             index += 1
             if index % CHECKPOINT_FRAMES == 0:
                 await self._checkpoint(partial_key, tables, index)
