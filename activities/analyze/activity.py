@@ -31,6 +31,7 @@ from polyvision.artifacts import (
     read_matching_manifest,
     write_manifest,
 )
+from polyvision.heartbeat import heartbeat
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 
@@ -113,11 +114,6 @@ class _Totals:
                 int(t): np.asarray(g, dtype=np.int64) for t, g in details["heatmaps"].items()
             },
         )
-
-
-def _heartbeat(*details: Any) -> None:
-    if activity.in_activity():
-        activity.heartbeat(*details)
 
 
 def _resume() -> _Totals:
@@ -250,7 +246,7 @@ class AnalyzeActivities:
                 player_stats=stats,
             )
             totals.chunks_done = position + 1
-            _heartbeat(totals.to_details())
+            heartbeat(totals.to_details())
         body = json.dumps(heatmaps_document(totals), separators=(",", ":")).encode()
         await self._objects.put(heatmaps_key, body, content_type="application/json")
         # fsum in track order: the same total whatever order the tracks were first seen in.

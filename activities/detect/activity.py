@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -36,6 +35,7 @@ from polyvision.artifacts import (
     read_matching_manifest,
     write_manifest,
 )
+from polyvision.heartbeat import heartbeat
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectNotFound, ObjectStore
 
@@ -172,11 +172,6 @@ def _decode_frames(path: Path) -> Iterator[np.ndarray]:
             yield np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
 
 
-def _heartbeat(*details: Any) -> None:
-    if activity.in_activity():
-        activity.heartbeat(*details)
-
-
 class DetectActivities:
     """The detect activity, bound to the worker's stores and model directory.
 
@@ -294,7 +289,7 @@ class DetectActivities:
         buffer = io.BytesIO()
         pq.write_table(pa.concat_tables(tables) if tables else _empty_table(), buffer)
         await self._objects.put(partial_key, buffer.getvalue())
-        _heartbeat({"frames_done": frames_done})
+        heartbeat({"frames_done": frames_done})
 
     async def _detect_video(
         self, input: DetectChunkInput, detector: Detector, video: Path, partial_key: str
@@ -327,6 +322,6 @@ class DetectActivities:
                 checkpointed = index
             else:
                 # Details always name the last saved checkpoint; the frame is progress only.
-                _heartbeat({"frames_done": checkpointed, "frame": index})
+                heartbeat({"frames_done": checkpointed, "frame": index})
         table = pa.concat_tables(tables) if tables else _empty_table()
         return table, index

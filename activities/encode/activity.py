@@ -10,13 +10,10 @@ the same chunk videos returns at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from temporalio import activity
 
@@ -28,13 +25,12 @@ from polyvision.artifacts import (
     read_matching_manifest,
     write_manifest,
 )
+from polyvision.heartbeat import heartbeat, heartbeating
 from polyvision.storage.objects import ObjectStore
 
 CODE_VERSION = "package-1"
 """Bump when the same chunk videos would give other playlists or segments."""
 
-HEARTBEAT_INTERVAL_S = 5.0
-"""How often the activity heartbeats while the muxer runs in its thread."""
 
 # Set explicitly: Python's mimetypes does not know the HLS and CMAF extensions everywhere.
 CONTENT_TYPES = {
@@ -80,32 +76,6 @@ class PackageOutput:
     duration_s: float
     manifest_key: str
     from_manifest: bool = False
-
-
-def _heartbeat(*details: Any) -> None:
-    if activity.in_activity():
-        activity.heartbeat(*details)
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating(details: dict[str, Any]) -> AsyncIterator[None]:
-    """Heartbeat ``details`` every few seconds while one long call runs in a thread."""
-    if not activity.in_activity():
-        yield
-        return
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-            activity.heartbeat(details)
-
-    task = asyncio.create_task(beat())  # the task copies the context: it is in the activity
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class EncodeActivities:
@@ -165,9 +135,9 @@ class EncodeActivities:
                 path.parent.mkdir(exist_ok=True)
                 await self._objects.download_file(chunk_key, path)
                 chunk_paths.append(path)
-                _heartbeat({"step": "download", "chunks_done": index + 1})
+                heartbeat({"step": "download", "chunks_done": index + 1})
             out_dir = scratch / "hls"
-            async with _heartbeating({"step": "package"}):
+            async with heartbeating({"step": "package"}):
                 result = await asyncio.to_thread(package_hls, chunk_paths, out_dir)
             # Segments first and playlists last: a viewer that finds a playlist finds
             # everything it names (the manifest, written after all of them, is the real mark).
@@ -179,7 +149,7 @@ class EncodeActivities:
                 await self._objects.upload_file(
                     key(name), file, content_type=CONTENT_TYPES.get(file.suffix)
                 )
-                _heartbeat({"step": "upload", "files_done": uploaded + 1})
+                heartbeat({"step": "upload", "files_done": uploaded + 1})
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         await self._remove_stale(key(""), {*names, MEDIA_PLAYLIST, MASTER_PLAYLIST})

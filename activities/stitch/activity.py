@@ -15,7 +15,6 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -36,6 +35,7 @@ from polyvision.artifacts import (
     read_matching_manifest,
     write_manifest,
 )
+from polyvision.heartbeat import heartbeat
 from polyvision.storage.objects import ObjectStore
 from polyvision.synth.rig import Rig
 
@@ -129,11 +129,6 @@ def pitch_polygon(model: PanoramaModel, margin_m: float = 3.0) -> list[tuple[flo
     return [(float(x), float(y)) for x, y in hull]
 
 
-def _heartbeat(*details: Any) -> None:
-    if activity.in_activity():
-        activity.heartbeat(*details)
-
-
 class StitchActivities:
     """The stitch activities, bound to the worker's object store and a local cache directory."""
 
@@ -211,7 +206,7 @@ class StitchActivities:
 
         def progress(frames_done: int) -> None:
             # Called from the stitching thread; heartbeats belong to the activity's loop.
-            loop.call_soon_threadsafe(_heartbeat, {"frames_done": frames_done})
+            loop.call_soon_threadsafe(heartbeat, {"frames_done": frames_done})
 
         try:
             out = scratch / "panorama.mp4"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +34,7 @@ from polyvision.artifacts import (
     read_matching_manifest,
     write_manifest,
 )
+from polyvision.heartbeat import heartbeat
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 
@@ -86,11 +86,6 @@ class TrackOutput:
     manifest_key: str
     from_manifest: bool = False
     points_per_chunk: list[int] = field(default_factory=list)
-
-
-def _heartbeat(*details: Any) -> None:
-    if activity.in_activity():
-        activity.heartbeat(*details)
 
 
 def track_points_table(
@@ -317,7 +312,7 @@ class TrackActivities:
                 table,
             )
             points_per_chunk.append(len(table))
-            _heartbeat(
+            heartbeat(
                 {
                     "chunks_done": position + 1,
                     "points_per_chunk": list(points_per_chunk),
@@ -336,7 +331,7 @@ class TrackActivities:
         }
         for chunk in input.chunks:
             await asyncio.to_thread(self._write_teams, input, chunk.chunk, teams)
-            _heartbeat(finished)
+            heartbeat(finished)
         tracks = await asyncio.to_thread(self._count_tracks, input)
         outputs = {
             "tracks": tracks,

@@ -12,15 +12,13 @@ inputs returns at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import io
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -37,14 +35,13 @@ from polyvision.artifacts import (
     read_matching_manifest,
     write_manifest,
 )
+from polyvision.heartbeat import heartbeat, heartbeating
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 
 CODE_VERSION = "vcam-1"
 """Bump when the same inputs would give a different path or different views."""
 
-HEARTBEAT_INTERVAL_S = 5.0
-"""How often a single long call (the plan) heartbeats while it runs in its thread."""
 
 PATH_NAME = "path.parquet"
 
@@ -148,32 +145,6 @@ class VcamRenderOutput:
     from_manifest: bool = False
 
 
-def _heartbeat(*details: Any) -> None:
-    if activity.in_activity():
-        activity.heartbeat(*details)
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating(details: dict[str, Any]) -> AsyncIterator[None]:
-    """Heartbeat ``details`` every few seconds while one long call runs in a thread."""
-    if not activity.in_activity():
-        yield
-        return
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-            activity.heartbeat(details)
-
-    task = asyncio.create_task(beat())  # the task copies the context: it is in the activity
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def _threadsafe_heartbeat() -> Callable[[int], None]:
     """A progress callback that a worker thread may call to heartbeat ``frames_done``.
 
@@ -184,7 +155,7 @@ def _threadsafe_heartbeat() -> Callable[[int], None]:
     context = contextvars.copy_context()
 
     def report(frames_done: int) -> None:
-        loop.call_soon_threadsafe(_heartbeat, {"frames_done": frames_done}, context=context)
+        loop.call_soon_threadsafe(heartbeat, {"frames_done": frames_done}, context=context)
 
     return report
 
@@ -272,7 +243,7 @@ class VcamActivities:
             (await self._objects.get(input.panorama_model_key)).decode()
         )
         frames = max((c.first_frame + c.frames for c in input.chunks), default=0)
-        async with _heartbeating({"step": "plan", "frames": frames}):
+        async with heartbeating({"step": "plan", "frames": frames}):
             rows = await asyncio.to_thread(self._track_points, input)
             points = await asyncio.to_thread(
                 panorama_points, model, rows["frame"], rows["pitch_x"], rows["pitch_y"], frames
