@@ -121,10 +121,18 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     from polyvision.eval.formats import FormatError
     from polyvision.eval.report import run_eval
 
+    if (args.results is None) == (args.match is None):
+        print("polyvision eval: give either --results DIR or --match MATCH_ID", file=sys.stderr)
+        return 2
+    results_dir = Path(args.results) if args.results else settings.data_dir / "eval" / args.match
+    if args.match:
+        from polyvision.eval.export import export_match
+
+        asyncio.run(export_match(settings, args.org, args.match, args.revision, results_dir))
     try:
         report = run_eval(
             Path(args.truth),
-            Path(args.results),
+            results_dir,
             Path(args.json) if args.json else None,
             iou_threshold=args.iou,
             match_threshold_m=args.match_distance,
@@ -262,9 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--truth", required=True, help="directory written by polyvision synth")
     evaluate.add_argument(
         "--results",
-        required=True,
+        default=None,
         help="directory with detections.parquet, tracks.parquet and/or vcam.parquet",
     )
+    evaluate.add_argument(
+        "--match", default=None, help="a processed match: export its results from the stores"
+    )
+    evaluate.add_argument("--org", default="local", help="organization of --match")
+    evaluate.add_argument("--revision", type=int, default=1, help="revision of --match")
     evaluate.add_argument("--json", default=None, help="also write the report as JSON here")
     evaluate.add_argument("--iou", type=float, default=0.5, help="detection match IoU")
     evaluate.add_argument(

@@ -14,6 +14,9 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 
+from polyvision.eval.export import export_match
+from polyvision.eval.report import run_eval
+from polyvision.settings import Settings
 from polyvision.storage.analytics import apply_migrations, open_analytics_store
 from polyvision.storage.metadata.engine import create_engine, session_maker
 from polyvision.storage.metadata.migrate import upgrade
@@ -149,3 +152,16 @@ async def test_a_synthetic_match_goes_from_the_pair_to_hls(
         assert (stream.width, stream.height) == (1280, 720)
         assert sum(1 for _ in container.decode(stream)) == 100
     assert (local / "master.m3u8").read_text().count("#EXT-X-STREAM-INF") == 1
+
+    # `polyvision eval --match`: the results exported from the stores, scored against the truth.
+    settings = Settings(
+        data_dir=stores.work_dir / "settings",
+        analytics_url=f"chdb://{stores.work_dir.parent / 'analytics'}",
+        objects_url=f"file://{stores.work_dir.parent / 'objects'}",
+    )
+    await export_match(settings, "o1", match_input.match_id, 1, stores.work_dir / "eval")
+    report = run_eval(match_dir, stores.work_dir / "eval")
+    assert report.tracking is not None and report.tracking.tp > 0
+    assert report.position_error_m is not None and report.position_error_m < 1.0
+    assert report.vcam is not None and report.vcam.ball_in_view_share is not None
+    assert report.vcam.ball_in_view_share > 0.5

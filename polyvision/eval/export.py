@@ -1,0 +1,82 @@
+"""Exporting a processed match's results from the stores, in `polyvision eval`'s format.
+
+Tracks come from the analytics store's `track_points` (pitch metres); the virtual camera's
+ground quads from its path and the panorama model in the object store. Detections stay out:
+they are in panorama pixels, and the synthetic truth has boxes only in the camera images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
+from activities.vcam.plan import VcamPath, ground_quads
+from polyvision.artifacts import artifact_key
+from polyvision.eval.formats import Results, Tracks, VcamQuads, write_results
+from polyvision.settings import Settings
+from polyvision.storage.analytics import AnalyticsStore, open_analytics_store
+from polyvision.storage.objects import ObjectNotFound, ObjectStore, open_object_store
+
+# `activities/track/teams.py` labels the bluer kit 0; in `polyvision synth` matches the away
+# side plays in blue. A real match needs the kit-to-side mapping from the catalog instead.
+TEAM_NAMES = {0: "away", 1: "home"}
+
+
+def export_tracks(
+    analytics: AnalyticsStore, organization_id: str, match_id: str, revision: int
+) -> Tracks:
+    """The match's track points as evaluation tracks."""
+    rows = analytics.query_numpy(
+        "SELECT frame, track_id, team, pitch_x, pitch_y FROM track_points "
+        "WHERE organization_id = {org:String} AND match_id = {match:String} "
+        "AND revision = {revision:UInt32} ORDER BY frame, track_id",
+        {"org": organization_id, "match": match_id, "revision": revision},
+    )
+    teams = np.array([TEAM_NAMES.get(int(t), "unknown") for t in rows["team"]], dtype=object)
+    return Tracks(
+        frame=rows["frame"].astype(np.int32),
+        track_id=rows["track_id"].astype(np.int32),
+        team=teams,
+        position=np.column_stack([rows["pitch_x"], rows["pitch_y"]]).astype(np.float32),
+    )
+
+
+async def export_vcam(
+    objects: ObjectStore, organization_id: str, match_id: str, revision: int
+) -> VcamQuads | None:
+    """The virtual camera's view of the pitch per frame, or None when it was not planned."""
+    try:
+        path_data = await objects.get(
+            artifact_key(organization_id, match_id, revision, "vcam", "path.parquet")
+        )
+        model_data = await objects.get(
+            artifact_key(organization_id, match_id, revision, "stitch", "panorama.json")
+        )
+    except ObjectNotFound:
+        return None
+    path = VcamPath.from_table(pq.read_table(io.BytesIO(path_data)))
+    model = PanoramaModel.from_json(model_data.decode())
+    quads = ground_quads(path, lambda pixels: panorama_to_pitch(model, pixels))
+    return VcamQuads(frame=np.arange(len(quads), dtype=np.int32), quad=quads.astype(np.float32))
+
+
+async def export_match(
+    settings: Settings, organization_id: str, match_id: str, revision: int, out_dir: Path
+) -> Results:
+    """Write ``tracks.parquet`` and ``vcam.parquet`` of a processed match into ``out_dir``."""
+    with open_analytics_store(settings.analytics_url) as analytics:
+        tracks = await asyncio.to_thread(
+            export_tracks, analytics, organization_id, match_id, revision
+        )
+    async with open_object_store(
+        settings.objects_url, secret=settings.secret, public_base_url=settings.api_public_url
+    ) as objects:
+        vcam = await export_vcam(objects, organization_id, match_id, revision)
+    results = Results(tracks=tracks, vcam=vcam)
+    write_results(results, out_dir)
+    return results
