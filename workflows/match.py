@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.analyze.activity import (
@@ -323,7 +324,15 @@ class MatchWorkflow:
         queues = Queues.with_suffix(input.task_queue_suffix)
         try:
             return await self._pipeline(input, queues)
-        except asyncio.CancelledError:
+        except BaseException as exc:
+            # A cancel reaches the run either directly or, when a batch child saw it first, as
+            # that child's cancellation; runs recorded before the second case was handled keep
+            # their old behaviour behind the patch.
+            cancelled = isinstance(exc, asyncio.CancelledError) or (
+                is_cancelled_exception(exc) and workflow.patched("cleanup-on-child-cancel")
+            )
+            if not cancelled:
+                raise
             # Temporal's cancel: remove what this revision wrote, then let the cancel stand.
             self._progress.failed = "cancelled"
             workflow.upsert_search_attributes([PIPELINE_STAGE.value_set("cancelled")])
