@@ -79,6 +79,9 @@ class Recorded:
     size: int
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
 def write_histories(histories: list[WorkflowHistory], out_dir: Path) -> list[Recorded]:
     """Write each history as ``{workflow_id}.json`` (the SDK's JSON, as `temporal workflow
     show --output json` also writes it) into ``out_dir`` (created)."""
@@ -86,7 +89,8 @@ def write_histories(histories: list[WorkflowHistory], out_dir: Path) -> list[Rec
     written = []
     for history in histories:
         path = out_dir / f"{history.workflow_id}.json"
-        text = history.to_json() + "\n"
+        # Failure stack traces name source files; keep them relative to the repository.
+        text = history.to_json().replace(f"{REPO_ROOT}/", "") + "\n"
         path.write_text(text)
         written.append(Recorded(path, len(history.events), len(text.encode())))
     return written
