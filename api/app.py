@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from api.app_state import connect_temporal
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.problems import install_problem_handlers
-from api.routes import health, metrics, objects
+from api.routes import auth, health, metrics, objects
+from api.security import create_auth_state
 from polyvision.settings import Settings
 from polyvision.storage.analytics import open_analytics_store
 from polyvision.storage.metadata.engine import create_engine, session_maker
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.analytics = open_analytics_store(settings.analytics_url)
         app.state.engine = create_engine(settings.database_url)
         app.state.sessions = session_maker(app.state.engine)
+        app.state.auth = create_auth_state(settings)
         app.state.temporal_lock = asyncio.Lock()
         app.state.temporal = await connect_temporal(settings)
         try:
@@ -53,4 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(objects.router)
+    app.include_router(auth.router)
+    app.include_router(auth.jwks_router)
     return app

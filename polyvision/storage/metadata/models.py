@@ -423,3 +423,18 @@ class UploadPublic(UploadBase):
     status: UploadStatus
     started_at: datetime
     completed_at: datetime | None
+
+
+# Refresh tokens of the API's auth: only the SHA-256 of a token is stored; tokens that replace
+# one another share a family_id, and a token presented twice revokes its whole family.
+class RefreshToken(MetadataModel, table=True):
+    __tablename__ = "refresh_tokens"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    family_id: uuid.UUID = Field(index=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
