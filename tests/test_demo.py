@@ -7,15 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", "models"))
+from tests.fixtures.pipeline import requires_model
 
 
-@pytest.mark.skipif(
-    not (MODELS_DIR / "yolox_nano.onnx").exists(),
-    reason=f"yolox_nano.onnx not found in {MODELS_DIR} (set PV_MODELS_DIR)",
-)
+@requires_model
 def test_demo_passes_and_cleans_up(tmp_path: Path) -> None:
     env = dict(os.environ, PV_DATA_DIR=str(tmp_path / "pv"))
     completed = subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,9 @@ from activities.detect.yolox import YoloxDetector
 from polyvision.storage.analytics import AnalyticsStore, apply_migrations, open_analytics_store
 from polyvision.storage.objects import ObjectStore, open_object_store
 from polyvision.synth.generate import SynthConfig, generate_match
+from tests.fixtures.pipeline import MODELS_DIR, requires_model
 
-REPO = Path(__file__).resolve().parents[2]
-MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", REPO.parent / "shared" / "data" / "models"))
-pytestmark = pytest.mark.skipif(
-    not (MODELS_DIR / "yolox_nano.onnx").exists(),
-    reason=f"yolox_nano.onnx not found in {MODELS_DIR} (set PV_MODELS_DIR)",
-)
+pytestmark = requires_model
 
 
 TILES_PER_FRAME = len(plan_tiles(640, 360))

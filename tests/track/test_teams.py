@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +19,7 @@ from polyvision.eval.formats import Truth, load_truth
 from polyvision.storage.analytics import apply_migrations, open_analytics_store
 from polyvision.storage.objects import open_object_store
 from polyvision.synth.generate import SynthConfig, generate_match
-
-REPO = Path(__file__).resolve().parents[2]
-MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", REPO.parent / "shared" / "data" / "models"))
+from tests.fixtures.pipeline import HAS_MODEL, MISSING_MODEL, MODELS_DIR
 
 RED = (45.0, 65.0, 45.0)
 BLUE = (35.0, 20.0, -60.0)
@@ -102,8 +98,8 @@ CHUNK_FRAMES = 25
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pipeline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
-    if not (MODELS_DIR / "yolox_nano.onnx").exists():
-        pytest.skip(f"yolox_nano.onnx not found in {MODELS_DIR} (set PV_MODELS_DIR)")
+    if not HAS_MODEL:
+        pytest.skip(MISSING_MODEL)
     root = tmp_path_factory.mktemp("teams")
     match_dir = root / "match"
     generate_match(SynthConfig(seconds=2.0, width=960, height=540, seed=5), match_dir)

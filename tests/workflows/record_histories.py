@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,10 +33,6 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 
-from polyvision.storage.analytics import apply_migrations, open_analytics_store
-from polyvision.storage.metadata.engine import create_engine, session_maker
-from polyvision.storage.metadata.migrate import upgrade
-from polyvision.storage.objects import open_object_store
 from polyvision.synth.generate import SynthConfig, generate_match
 from polyvision.temporal.apply import apply_namespace
 from polyvision.temporal.client import connect
@@ -49,6 +42,7 @@ from polyvision.worker.plan import QueuePlan
 from polyvision.worker.queues import QueueRole, queue_names
 from polyvision.worker.registry import WorkerDeps
 from polyvision.worker.stores import PipelineStores
+from tests.fixtures.pipeline import MODELS_DIR, local_pipeline_stores
 from tests.fixtures.temporal import running_worker
 from workflows.health import HealthCheckInput, HealthCheckWorkflow
 from workflows.match import MatchWorkflow, workflow_id_for
@@ -56,7 +50,6 @@ from workflows.types import MatchInput, ReprocessRequest
 
 REPO = Path(__file__).resolve().parents[2]
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
-MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", REPO.parent / "shared" / "data" / "models"))
 
 # Fixed names, so a re-recording produces the same file names and the same workflow ids.
 ORGANIZATION = "org-replay"
@@ -79,9 +72,6 @@ class Recorded:
     size: int
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
 def write_histories(histories: list[WorkflowHistory], out_dir: Path) -> list[Recorded]:
     """Write each history as ``{workflow_id}.json`` (the SDK's JSON, as `temporal workflow
     show --output json` also writes it) into ``out_dir`` (created)."""
@@ -90,34 +80,10 @@ def write_histories(histories: list[WorkflowHistory], out_dir: Path) -> list[Rec
     for history in histories:
         path = out_dir / f"{history.workflow_id}.json"
         # Failure stack traces name source files; keep them relative to the repository.
-        text = history.to_json().replace(f"{REPO_ROOT}/", "") + "\n"
+        text = history.to_json().replace(f"{REPO}/", "") + "\n"
         path.write_text(text)
         written.append(Recorded(path, len(history.events), len(text.encode())))
     return written
-
-
-@contextlib.asynccontextmanager
-async def _stores(root: Path) -> AsyncIterator[PipelineStores]:
-    """Real stores in ``root``, built the way the end-to-end pipeline test builds them."""
-    database_url = f"sqlite+aiosqlite:///{root / 'metadata.db'}"
-    await asyncio.to_thread(upgrade, database_url)
-    engine = create_engine(database_url)
-    objects = open_object_store(
-        f"file://{root / 'objects'}", secret=b"s" * 32, public_base_url="http://replay"
-    )
-    try:
-        with open_analytics_store(f"chdb://{root / 'analytics'}") as analytics:
-            apply_migrations(analytics)
-            async with objects:
-                yield PipelineStores(
-                    objects=objects,
-                    analytics=analytics,
-                    sessions=session_maker(engine),
-                    models_dir=MODELS_DIR,
-                    work_dir=root / "work",
-                )
-    finally:
-        await engine.dispose()
 
 
 async def _upload(stores: PipelineStores, match_id: str, files: dict[str, Path]) -> dict[str, str]:
@@ -200,7 +166,7 @@ async def record() -> list[WorkflowHistory]:
             names = queue_names(SUFFIX)
             plans = [QueuePlan(role, names[role], 2) for role in (QueueRole.cpu, QueueRole.gpu)]
             async with (
-                _stores(root / "stores") as stores,
+                local_pipeline_stores(root / "stores") as stores,
                 running_worker(
                     client, plans, deps=WorkerDeps(identity="replay-recorder", stores=stores)
                 ),

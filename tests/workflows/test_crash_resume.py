@@ -12,21 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from polyvision.storage.objects import ObjectStore, open_object_store
 from polyvision.synth.generate import SynthConfig, generate_match
+from tests.fixtures.pipeline import requires_model
 from tests.fixtures.temporal import TemporalTestServer
 from workflows.match import MatchWorkflow, workflow_id_for
 from workflows.types import MatchInput
 
-MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", "models"))
-pytestmark = pytest.mark.skipif(
-    not (MODELS_DIR / "yolox_nano.onnx").exists(),
-    reason=f"yolox_nano.onnx not found in {MODELS_DIR} (set PV_MODELS_DIR)",
-)
+pytestmark = requires_model
 
 
 class WorkerProcess:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,24 +19,17 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from polyvision.storage.analytics import apply_migrations, open_analytics_store
-from polyvision.storage.metadata.engine import create_engine, session_maker
-from polyvision.storage.metadata.migrate import upgrade
-from polyvision.storage.objects import open_object_store
 from polyvision.synth.generate import SynthConfig, generate_match
 from polyvision.worker.plan import QueuePlan
 from polyvision.worker.queues import QueueRole, queue_names
 from polyvision.worker.registry import WorkerDeps
 from polyvision.worker.stores import PipelineStores
+from tests.fixtures.pipeline import local_pipeline_stores, requires_model
 from tests.fixtures.temporal import running_worker
 from workflows.match import MatchWorkflow, workflow_id_for
 from workflows.types import MatchInput, MatchOutput, ReprocessRequest
 
-MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", "models"))
-pytestmark = pytest.mark.skipif(
-    not (MODELS_DIR / "yolox_nano.onnx").exists(),
-    reason=f"yolox_nano.onnx not found in {MODELS_DIR} (set PV_MODELS_DIR)",
-)
+pytestmark = requires_model
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +47,8 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest_asyncio.fixture
 async def stores(tmp_path: Path) -> AsyncIterator[PipelineStores]:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'metadata.db'}"
-    await asyncio.to_thread(upgrade, database_url)
-    engine = create_engine(database_url)
-    objects = open_object_store(
-        f"file://{tmp_path / 'objects'}", secret=b"s" * 32, public_base_url="http://t"
-    )
-    with open_analytics_store(f"chdb://{tmp_path / 'analytics'}") as analytics:
-        apply_migrations(analytics)
-        async with objects:
-            yield PipelineStores(objects, analytics, session_maker(engine), MODELS_DIR, tmp_path)
-    await engine.dispose()
+    async with local_pipeline_stores(tmp_path) as opened:
+        yield opened
 
 
 async def _start(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,15 +15,12 @@ from temporalio.common import WorkflowIDConflictPolicy
 from polyvision.eval.export import export_match
 from polyvision.eval.report import run_eval
 from polyvision.settings import Settings
-from polyvision.storage.analytics import apply_migrations, open_analytics_store
-from polyvision.storage.metadata.engine import create_engine, session_maker
-from polyvision.storage.metadata.migrate import upgrade
-from polyvision.storage.objects import open_object_store
 from polyvision.synth.generate import SynthConfig, generate_match
 from polyvision.worker.plan import QueuePlan
 from polyvision.worker.queues import QueueRole, queue_names
 from polyvision.worker.registry import WorkerDeps
 from polyvision.worker.stores import PipelineStores
+from tests.fixtures.pipeline import local_pipeline_stores, requires_model
 from tests.fixtures.temporal import running_worker
 from workflows.match import (
     DEVICE_ID,
@@ -37,12 +32,7 @@ from workflows.match import (
 )
 from workflows.types import MatchInput
 
-REPO = Path(__file__).resolve().parents[2]
-MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", REPO.parent / "shared" / "data" / "models"))
-pytestmark = pytest.mark.skipif(
-    not (MODELS_DIR / "yolox_nano.onnx").exists(),
-    reason=f"yolox_nano.onnx not found in {MODELS_DIR} (set PV_MODELS_DIR)",
-)
+pytestmark = requires_model
 
 
 @pytest.fixture(scope="module")
@@ -54,23 +44,8 @@ def match_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest_asyncio.fixture
 async def stores(tmp_path: Path) -> AsyncIterator[PipelineStores]:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'metadata.db'}"
-    await asyncio.to_thread(upgrade, database_url)
-    engine = create_engine(database_url)
-    objects = open_object_store(
-        f"file://{tmp_path / 'objects'}", secret=b"s" * 32, public_base_url="http://t"
-    )
-    with open_analytics_store(f"chdb://{tmp_path / 'analytics'}") as analytics:
-        apply_migrations(analytics)
-        async with objects:
-            yield PipelineStores(
-                objects=objects,
-                analytics=analytics,
-                sessions=session_maker(engine),
-                models_dir=MODELS_DIR,
-                work_dir=tmp_path / "work",
-            )
-    await engine.dispose()
+    async with local_pipeline_stores(tmp_path) as opened:
+        yield opened
 
 
 def _plans(suffix: str) -> list[QueuePlan]:
