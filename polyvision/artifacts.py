@@ -36,6 +36,15 @@ def inputs_digest(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@dataclass
+class ChunkSpan:
+    """A chunk as the whole-match stages read it: its index and frames ``[first, first+frames)``."""
+
+    chunk: int
+    first_frame: int
+    frames: int
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What a finished stage (or chunk of a stage) recorded.

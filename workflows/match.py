@@ -19,7 +19,6 @@ from temporalio.exceptions import is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from activities.analyze.activity import (
         AnalyzeActivities,
-        AnalyzeChunk,
         AnalyzeInput,
         AnalyzeOutput,
     )
@@ -36,15 +35,15 @@ with workflow.unsafe.imports_passed_through():
         StitchPrepareInput,
         StitchPrepareOutput,
     )
-    from activities.track.activity import TrackActivities, TrackChunk, TrackInput, TrackOutput
+    from activities.track.activity import TrackActivities, TrackInput, TrackOutput
     from activities.vcam.activity import (
         VcamActivities,
-        VcamChunk,
         VcamPlanInput,
         VcamPlanOutput,
         VcamRenderInput,
         VcamRenderOutput,
     )
+    from polyvision.artifacts import ChunkSpan
     from polyvision.worker.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
     from workflows.types import (
         STAGES,
@@ -154,6 +153,10 @@ class RenderBatchInput:
 @dataclass
 class RenderBatchOutput:
     rendered: list[VcamRenderOutput] = field(default_factory=list)
+
+
+def _spans(ingest: IngestOutput) -> list[ChunkSpan]:
+    return [ChunkSpan(c.index, c.start_frame, c.end_frame - c.start_frame) for c in ingest.chunks]
 
 
 def _batches(chunks: list[ChunkPlan], size: int) -> list[list[ChunkPlan]]:
@@ -497,10 +500,7 @@ class MatchWorkflow:
                 organization_id=input.organization_id,
                 match_id=input.match_id,
                 revision=input.revision,
-                chunks=[
-                    TrackChunk(c.index, c.start_frame, c.end_frame - c.start_frame)
-                    for c in ingest.chunks
-                ],
+                chunks=_spans(ingest),
                 panorama_model_key=prepare.panorama_model_key,
                 fps=ingest.fps,
                 detections_digest=",".join(d.manifest_key for d in batch.detected),
@@ -528,10 +528,7 @@ class MatchWorkflow:
                 organization_id=input.organization_id,
                 match_id=input.match_id,
                 revision=input.revision,
-                chunks=[
-                    VcamChunk(c.index, c.start_frame, c.end_frame - c.start_frame)
-                    for c in ingest.chunks
-                ],
+                chunks=_spans(ingest),
                 panorama_model_key=prepare.panorama_model_key,
                 fps=ingest.fps,
             ),
@@ -584,10 +581,7 @@ class MatchWorkflow:
                 organization_id=input.organization_id,
                 match_id=input.match_id,
                 revision=input.revision,
-                chunks=[
-                    AnalyzeChunk(c.index, c.start_frame, c.end_frame - c.start_frame)
-                    for c in ingest.chunks
-                ],
+                chunks=_spans(ingest),
                 fps=ingest.fps,
             ),
             task_queue=queues.cpu,

@@ -25,6 +25,7 @@ from temporalio import activity
 from activities.analyze.metrics import CELL_M, PITCH_M, heatmap_grid, speeds
 from activities.analyze.rows import player_stats_table, track_points_table, write_chunk
 from polyvision.artifacts import (
+    ChunkSpan,
     Manifest,
     artifact_key,
     inputs_digest,
@@ -41,13 +42,8 @@ CODE_VERSION = "analyze-1"
 HEATMAPS_VERSION = 1
 
 
-@dataclass
-class AnalyzeChunk:
-    """One chunk to analyze: its index and match frame range ``[first, first + frames)``."""
-
-    chunk: int
-    first_frame: int
-    frames: int
+AnalyzeChunk = ChunkSpan
+"""The shared chunk span, under the name this stage's inputs use."""
 
 
 @dataclass

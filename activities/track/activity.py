@@ -28,6 +28,7 @@ from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
 from activities.track.bytetrack import ByteTracker, box_iou
 from activities.track.teams import ColourAccumulator, team_column
 from polyvision.artifacts import (
+    ChunkSpan,
     Manifest,
     artifact_key,
     inputs_digest,
@@ -45,13 +46,8 @@ COLOUR_MATCH_IOU = 0.5
 """A live track takes the colour of the frame's person detection overlapping it at least this."""
 
 
-@dataclass
-class TrackChunk:
-    """One chunk the tracker reads: its index and match frame range ``[first, first + frames)``."""
-
-    chunk: int
-    first_frame: int
-    frames: int
+TrackChunk = ChunkSpan
+"""The shared chunk span, under the name this stage's inputs use."""
 
 
 @dataclass

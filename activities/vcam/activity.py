@@ -29,6 +29,7 @@ from activities.stitch.panorama import PanoramaModel, pitch_to_panorama
 from activities.vcam.plan import FramePoints, VcamPath, plan_centered
 from activities.vcam.render import render_chunk
 from polyvision.artifacts import (
+    ChunkSpan,
     Manifest,
     artifact_key,
     inputs_digest,
@@ -46,13 +47,8 @@ CODE_VERSION = "vcam-1"
 PATH_NAME = "path.parquet"
 
 
-@dataclass
-class VcamChunk:
-    """One chunk of the match: its index and match frame range ``[first, first + frames)``."""
-
-    chunk: int
-    first_frame: int
-    frames: int
+VcamChunk = ChunkSpan
+"""The shared chunk span, under the name this stage's inputs use."""
 
 
 @dataclass
