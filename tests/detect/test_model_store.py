@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from activities.detect.model_store import (
     ModelNotFoundError,
     resolve_model,
 )
+from polyvision.ports import free_port
 
 PAYLOAD = b"not really an onnx model, but bytes with a digest" * 100
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
@@ -29,12 +29,6 @@ def models_dir(tmp_path: Path) -> Path:
     d = tmp_path / "models"
     d.mkdir()
     return d
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -112,7 +106,7 @@ def test_absent_without_url_says_what_to_do(models_dir: Path) -> None:
 
 
 def test_absent_with_unreachable_url_fails_fast_and_cleanly(models_dir: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}/yolox_nano.onnx"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}/yolox_nano.onnx"  # nothing listens there
     started = time.monotonic()
     with pytest.raises(ModelNotFoundError, match="downloading") as err:
         resolve_model(models_dir, "yolox_nano.onnx", DIGEST, url=url, timeout_s=2.0)
