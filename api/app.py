@@ -9,9 +9,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.app_state import connect_temporal
+from api.gateway import install_gateway
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.problems import install_problem_handlers
-from api.routes import auth, health, metrics, objects
+from api.routes import (
+    analytics,
+    auth,
+    delivery,
+    devices,
+    health,
+    matches,
+    metrics,
+    objects,
+    organizations,
+    processing,
+    teams,
+    uploads,
+)
 from api.security import create_auth_state
 from polyvision.settings import Settings
 from polyvision.storage.analytics import open_analytics_store
@@ -52,9 +66,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = api_metrics
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
     install_problem_handlers(app)
+    install_gateway(app, settings)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(objects.router)
     app.include_router(auth.router)
     app.include_router(auth.jwks_router)
+    for area in (
+        organizations,
+        devices,
+        uploads,
+        matches,
+        teams,
+        processing,
+        delivery,
+        analytics,
+    ):
+        app.include_router(area.router)
     return app

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
+from api.app_state import temporal_client
 from polyvision.settings import Settings
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
@@ -39,8 +41,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_temporal(request: Request) -> Client:
+    """The app's Temporal client; 503 when Temporal cannot be reached."""
+    try:
+        return await temporal_client(request.app)
+    except Exception as exc:  # any connection failure is the same for the caller
+        raise HTTPException(
+            503, "The processing service is unavailable; try again shortly."
+        ) from exc
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ObjectsDep = Annotated[ObjectStore, Depends(get_objects)]
 AnalyticsDep = Annotated[AnalyticsStore, Depends(get_analytics)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]

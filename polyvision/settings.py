@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "polyvision"
     temporal_ui_url: str = "http://127.0.0.1:8233"
+    # Appended to every task queue the API starts workflows on and the workers poll; isolates a
+    # developer's (or a test's) workers on a shared Temporal server.
+    task_queue_suffix: str = ""
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -53,6 +56,13 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, description="HMAC key for signed object URLs and other server secrets."
     )
+
+    # Origins a browser may call the API from (the web viewer); empty: no cross-origin access.
+    cors_origins: list[str] = Field(default_factory=list)
+    # Largest request body the API accepts, except object and upload-part bodies.
+    max_request_bytes: int = 1 * 1024 * 1024
+    # Largest upload part the API accepts through the file backend's signed URLs.
+    max_part_bytes: int = 64 * 1024 * 1024
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a TTY

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from polyvision.settings import Settings
 from polyvision.storage.upgrade import upgrade_stores
+from tests.api.factories import Factory
 from tests.fixtures.temporal import TemporalTestServer
 
 
@@ -40,3 +41,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture
+def factory(app: FastAPI) -> Factory:
+    """Tenants, members and devices for one test."""
+    return Factory(app)

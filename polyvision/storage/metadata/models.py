@@ -403,6 +403,8 @@ class UploadCreate(UploadBase):
 
 class Upload(UploadBase, table=True):
     __tablename__ = "uploads"
+    # A retried "open session" from the same uploader finds its session by client_ref.
+    __table_args__ = (sa.UniqueConstraint("organization_id", "client_ref"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     organization_id: uuid.UUID = Field(
@@ -410,9 +412,24 @@ class Upload(UploadBase, table=True):
     )
     match_id: uuid.UUID = Field(foreign_key="matches.id", ondelete="CASCADE", index=True)
     device_id: uuid.UUID | None = Field(default=None, foreign_key="devices.id", ondelete="SET NULL")
+    # The user who opened the session when it was not a device.
+    user_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     status: UploadStatus = Field(default=UploadStatus.created, sa_type=_enum(UploadStatus))
     started_at: datetime = Field(default_factory=utcnow)
     completed_at: datetime | None = None
+    # When the recording started on the edge box (its clock).
+    recorded_at: datetime | None = None
+    # The uploader's own id for the recording pair (the edge spool's row id): idempotency key.
+    client_ref: str | None = Field(default=None, max_length=200)
+    part_size: int = Field(default=8 * 1024 * 1024, ge=1, sa_type=sa.BigInteger)
+    left_key: str | None = Field(default=None, max_length=1024)
+    right_key: str | None = Field(default=None, max_length=1024)
+    rig_key: str | None = Field(default=None, max_length=1024)
+    # Multipart upload ids of the object store, one per file.
+    left_upload_id: str | None = Field(default=None, max_length=1024)
+    right_upload_id: str | None = Field(default=None, max_length=1024)
+    # Why the session failed (sizes, checksums, missing parts), shown to the uploader.
+    error: str | None = Field(default=None, max_length=2000)
 
 
 class UploadPublic(UploadBase):
@@ -438,3 +455,14 @@ class RefreshToken(MetadataModel, table=True):
     expires_at: datetime
     used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+# Device tokens are single-use: the jti of every accepted token is kept until the token expires,
+# so a replayed token is refused even by another API replica (the primary key is the lock).
+class DeviceTokenUse(MetadataModel, table=True):
+    __tablename__ = "device_token_uses"
+
+    jti: str = Field(max_length=128, primary_key=True)
+    device_id: uuid.UUID = Field(foreign_key="devices.id", ondelete="CASCADE", index=True)
+    expires_at: datetime = Field(index=True)
+    used_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,7 @@
+"""Organizations: filled in by issue 5."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/orgs", tags=["organizations"])

@@ -1,0 +1,7 @@
+"""Uploads: filled in by issue 5."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["uploads"])
