@@ -19,6 +19,8 @@ from polyvision.storage.metadata.models import Device, Membership, Organization,
 
 @dataclass(frozen=True)
 class TestMember:
+    __test__ = False  # a fixture type, not a test class
+
     user_id: uuid.UUID
     email: str
     role: Role
@@ -31,6 +33,8 @@ class TestMember:
 
 @dataclass(frozen=True)
 class TestDevice:
+    __test__ = False  # a fixture type, not a test class
+
     id: uuid.UUID
     organization_id: uuid.UUID
     signing_key: SigningKey
@@ -47,6 +51,8 @@ class TestDevice:
 
 @dataclass
 class TestOrg:
+    __test__ = False  # a fixture type, not a test class
+
     id: uuid.UUID
     slug: str
     members: dict[Role, TestMember] = field(default_factory=dict)
