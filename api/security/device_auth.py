@@ -96,7 +96,13 @@ def verify_signature_and_claims(
             algorithms=[ALGORITHM],
             audience=audience,
             leeway=CLOCK_SKEW_S,
-            options={"require": REQUIRED_CLAIMS, "verify_iat": False},
+            # exp, nbf and iat are checked below against `current`, one clock for all three.
+            options={
+                "require": REQUIRED_CLAIMS,
+                "verify_iat": False,
+                "verify_exp": False,
+                "verify_nbf": False,
+            },
         )
     except (jwt.PyJWTError, ValueError) as exc:
         raise InvalidDeviceToken(str(exc)) from exc
@@ -107,6 +113,11 @@ def verify_signature_and_claims(
         raise InvalidDeviceToken("iat and exp must be numbers")
     if iat > current + CLOCK_SKEW_S:
         raise InvalidDeviceToken("issued in the future")
+    if exp < current - CLOCK_SKEW_S:
+        raise InvalidDeviceToken("expired")
+    nbf = claims.get("nbf", iat)
+    if not isinstance(nbf, int | float) or nbf > current + CLOCK_SKEW_S:
+        raise InvalidDeviceToken("not yet valid")
     if exp - iat > MAX_LIFETIME_S:
         raise InvalidDeviceToken(f"lifetime over {MAX_LIFETIME_S} s")
     jti = claims["jti"]
