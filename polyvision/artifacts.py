@@ -17,6 +17,11 @@ from polyvision.storage.objects import ObjectNotFound, ObjectStore
 
 MANIFEST_VERSION = 1
 
+HLS_STAGE = "hls"
+"""Folder (in a revision) where the encode stage publishes the HLS package viewers fetch."""
+HLS_MASTER_PLAYLIST = "master.m3u8"
+"""The viewers' entry point inside `HLS_STAGE`."""
+
 
 def match_prefix(organization_id: str, match_id: str, revision: int) -> str:
     """The key prefix of one revision of one match."""

@@ -19,6 +19,7 @@ from temporalio import activity
 
 from activities.encode.hls import MASTER_PLAYLIST, MEDIA_PLAYLIST, package_hls
 from polyvision.artifacts import (
+    HLS_STAGE,
     Manifest,
     artifact_key,
     inputs_digest,
@@ -111,7 +112,9 @@ class EncodeActivities:
         """Remux the chunk videos into HLS (CMAF segments, one per chunk) and publish it."""
 
         def key(name: str) -> str:
-            return artifact_key(input.organization_id, input.match_id, input.revision, "hls", name)
+            return artifact_key(
+                input.organization_id, input.match_id, input.revision, HLS_STAGE, name
+            )
 
         manifest_key = artifact_key(
             input.organization_id, input.match_id, input.revision, "encode", "package.manifest.json"

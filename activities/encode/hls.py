@@ -36,8 +36,10 @@ import av
 from av.packet import Packet
 from av.video.stream import VideoStream
 
+from polyvision.artifacts import HLS_MASTER_PLAYLIST
+
 #: File names inside ``out_dir``; fixed so that a retried activity overwrites its own output.
-MASTER_PLAYLIST = "master.m3u8"
+MASTER_PLAYLIST = HLS_MASTER_PLAYLIST
 MEDIA_PLAYLIST = "media.m3u8"
 INIT_SEGMENT = "init.mp4"
 SEGMENT_PATTERN = "seg_%05d.m4s"

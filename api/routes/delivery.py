@@ -1,7 +1,371 @@
-"""Delivery: filled in by issue 5."""
+"""Delivery: signed playback URLs for a match's HLS rendition, and the route that serves them.
+
+``GET /orgs/{org_id}/matches/{match_id}/playback`` checks the caller's membership once and
+hands out an absolute URL of the master playlist carrying a token scoped to that revision's
+``hls/`` folder (`api.security.playback`). ``GET /delivery/{token}/{key}`` then needs no user
+session and no database: the token alone decides, so a CDN in front of it can fetch on the
+viewer's behalf. Playlists are rewritten so every URI carries the token; segments are
+streamed from the object store with ``ETag`` and single-range support.
+
+Refusals: a bad or expired token is 403; a key outside the token's folder is 404 whether it
+exists or not, so a token for one match (or organization) reveals nothing about another.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hashlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+
+import structlog
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, JsonValue
+from sqlmodel import col, select
+from starlette.background import BackgroundTask
+
+from api.deps import ObjectsDep, SettingsDep
+from api.openapi import problem_responses
+from api.problems import problem
+from api.security import DbSession
+from api.security.playback import (
+    PLAYBACK_TOKEN_LIFETIME,
+    ExpiredPlaybackToken,
+    InvalidPlaybackToken,
+    PlaybackGrant,
+    PlaylistError,
+    create_token,
+    delivery_url,
+    key_in_scope,
+    playback_prefix,
+    rewrite_playlist,
+    verify_token,
+)
+from api.security.tenancy import CanView, not_found
+from polyvision.artifacts import HLS_MASTER_PLAYLIST
+from polyvision.storage.metadata.models import Match
+from polyvision.storage.objects import ObjectInfo, ObjectNotFound, ObjectReader, ObjectStore
 
 router = APIRouter(tags=["delivery"])
+
+log = structlog.get_logger(__name__)
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+# What may be fetched through a token, by extension; anything else in the folder is not
+# part of the published stream and answers 404 like a missing key.
+CONTENT_TYPES = {
+    ".m3u8": PLAYLIST_TYPE,
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".ts": "video/mp2t",
+}
+# Segments never change under a key (a reprocess writes a new revision folder), so caches may
+# keep them; playlists are rewritten per token and kept briefly.
+SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+PLAYLIST_CACHE_CONTROL = "public, max-age=60"
+NO_STORE = {"Cache-Control": "no-store"}
+
+_NOT_FOUND = "Not found."
+
+_PLAYBACK_EXAMPLE: dict[str, JsonValue] = {
+    "master_url": "https://api.example.com/delivery/MQpvcmdz...Ygo.3q2-7w/orgs/"
+    "5f0c.../matches/9b1e.../1/hls/master.m3u8",
+    "expires_at": "2025-06-01T18:00:00Z",
+    "revision": 1,
+}
+
+
+class Playback(BaseModel):
+    """Where a viewer's player starts: the signed master playlist of the current revision."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_PLAYBACK_EXAMPLE]})
+
+    master_url: str
+    expires_at: datetime
+    revision: int
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range ``first``..``last`` of an object."""
+
+    first: int
+    last: int
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+
+class RangeNotSatisfiable(ValueError):
+    """A syntactically valid range that starts beyond the object's end."""
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The single byte range a ``Range`` header asks for, or None to send the whole object.
+
+    Headers we do not honour (another unit, several ranges, bad syntax) are ignored, as RFC
+    9110 allows: the client then gets a plain 200 with everything.
+
+    Raises:
+        RangeNotSatisfiable: The range starts at or beyond ``size`` (or asks for 0 bytes).
+    """
+    if header is None:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash or not (first_text or last_text):
+        return None
+    if not all(part.isascii() and part.isdigit() for part in (first_text or "0", last_text or "0")):
+        return None
+    if not first_text:  # suffix range: the last N bytes
+        suffix = int(last_text)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable(header)
+        return ByteRange(max(0, size - suffix), size - 1)
+    first = int(first_text)
+    last = int(last_text) if last_text else None
+    if last is not None and last < first:
+        return None
+    if first >= size:
+        raise RangeNotSatisfiable(header)
+    if last is None:
+        last = size - 1
+    return ByteRange(first, min(last, size - 1))
+
+
+def etag_matches(header: str | None, etag: str | None) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, as RFC 9110 says)."""
+    if header is None or etag is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+@router.get(
+    "/orgs/{org_id}/matches/{match_id}/playback",
+    response_model=Playback,
+    summary="Get a signed playback URL for a match",
+    responses=problem_responses(401, 404, 409),
+)
+async def get_playback(
+    match_id: uuid.UUID,
+    access: CanView,
+    session: DbSession,
+    objects: ObjectsDep,
+    settings: SettingsDep,
+    response: Response,
+) -> Playback:
+    """The master playlist URL of the match's current revision, signed for the caller.
+
+    The URL works for `PLAYBACK_TOKEN_LIFETIME` (4 hours) for whoever holds it; every URL
+    inside the playlists it leads to carries the same token. 409 until the match's rendition
+    has been published.
+    """
+    match = (
+        await session.exec(
+            select(Match).where(
+                col(Match.id) == match_id, col(Match.organization_id) == access.organization_id
+            )
+        )
+    ).first()
+    if match is None:
+        raise not_found("Match not found.")
+    prefix = playback_prefix(str(match.organization_id), str(match.id), match.revision)
+    master_key = prefix + HLS_MASTER_PLAYLIST
+    # The object, not the status column, decides: the packager writes the master playlist
+    # last, so when it exists everything it names exists too.
+    if not await objects.exists(master_key):
+        raise HTTPException(409, "The match has not been processed yet.")
+    expires_at = int(time.time() + PLAYBACK_TOKEN_LIFETIME.total_seconds())
+    token = create_token(settings.secret, prefix, str(access.user.id), expires_at)
+    # A bearer URL for this user: no cache may keep or share it.
+    response.headers.update(NO_STORE)
+    return Playback(
+        master_url=delivery_url(settings.api_public_url, token, master_key),
+        expires_at=datetime.fromtimestamp(expires_at, UTC),
+        revision=match.revision,
+    )
+
+
+_DELIVERY_RESPONSES = {
+    **problem_responses(403, 404, 416),
+    200: {
+        "description": "The playlist (rewritten for the token) or the whole segment.",
+        "content": {content_type: {} for content_type in sorted(set(CONTENT_TYPES.values()))},
+    },
+    206: {"description": "The requested byte range of a segment."},
+    304: {"description": "The client's copy (If-None-Match) is current."},
+}
+
+
+@router.get(
+    "/delivery/{token}/{key:path}",
+    response_class=Response,
+    summary="Fetch a playlist or segment through a playback token",
+    responses=_DELIVERY_RESPONSES,
+)
+async def get_delivery(
+    token: str, key: str, request: Request, objects: ObjectsDep, settings: SettingsDep
+) -> Response:
+    """Serve a playlist (rewritten so its URIs carry the token) or stream a segment.
+
+    Segments honour a single ``Range`` (206, or 416 beyond the end) and ``If-None-Match``.
+    """
+    return await _deliver(token, key, request, objects, settings.secret, settings.api_public_url)
+
+
+@router.head(
+    "/delivery/{token}/{key:path}",
+    response_class=Response,
+    summary="Headers of a playlist or segment through a playback token",
+    responses=_DELIVERY_RESPONSES,
+)
+async def head_delivery(
+    token: str, key: str, request: Request, objects: ObjectsDep, settings: SettingsDep
+) -> Response:
+    """What ``GET`` would answer, without the body."""
+    return await _deliver(token, key, request, objects, settings.secret, settings.api_public_url)
+
+
+def _refuse(status: int, detail: str, headers: dict[str, str] | None = None) -> HTTPException:
+    # An error must never be cached: a CDN holding a 404 or 403 for a URL would keep serving
+    # it after the object appears or to a holder of a fresh token.
+    return HTTPException(status, detail, headers={**NO_STORE, **(headers or {})})
+
+
+def _grant(secret: bytes, token: str) -> PlaybackGrant:
+    try:
+        return verify_token(secret, token, time.time())
+    except ExpiredPlaybackToken as exc:
+        raise _refuse(403, "The playback token has expired; ask for a new playback URL.") from exc
+    except InvalidPlaybackToken as exc:
+        raise _refuse(403, "The playback token is invalid.") from exc
+
+
+async def _deliver(
+    token: str,
+    key: str,
+    request: Request,
+    objects: ObjectStore,
+    secret: bytes,
+    base_url: str,
+) -> Response:
+    grant = _grant(secret, token)
+    content_type = CONTENT_TYPES.get(PurePosixPath(key).suffix.lower())
+    if content_type is None or not key_in_scope(grant.prefix, key):
+        raise _refuse(404, _NOT_FOUND)
+    if content_type == PLAYLIST_TYPE:
+        return await _playlist(request, objects, key, grant, token, base_url)
+    return await _segment(request, objects, key, content_type)
+
+
+async def _playlist(
+    request: Request,
+    objects: ObjectStore,
+    key: str,
+    grant: PlaybackGrant,
+    token: str,
+    base_url: str,
+) -> Response:
+    try:
+        data = await objects.get(key)
+    except ObjectNotFound as exc:
+        raise _refuse(404, _NOT_FOUND) from exc
+    try:
+        text = data.decode("utf-8")
+        body = rewrite_playlist(text, key, grant.prefix, base_url, token).encode("utf-8")
+    except (UnicodeDecodeError, PlaylistError):
+        # Our packager writes only relative names inside the folder: this is a bug in what
+        # was published, not something the viewer can fix.
+        log.exception("playlist cannot be served", key=key)
+        return problem(500, "The playlist cannot be served.", headers=NO_STORE)
+    etag = f'"{hashlib.sha256(body).hexdigest()}"'
+    headers = {"Cache-Control": PLAYLIST_CACHE_CONTROL, "ETag": etag}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    headers["Content-Length"] = str(len(body))
+    content = b"" if request.method == "HEAD" else body
+    return Response(content, media_type=PLAYLIST_TYPE, headers=headers)
+
+
+async def _segment(request: Request, objects: ObjectStore, key: str, content_type: str) -> Response:
+    try:
+        # HEAD needs the size and checksum only; GET opens the object once for both.
+        reader = None if request.method == "HEAD" else await objects.open_read(key)
+        info = reader.info if reader is not None else await objects.stat(key)
+    except ObjectNotFound as exc:
+        raise _refuse(404, _NOT_FOUND) from exc
+    try:
+        response = _segment_response(request, info, content_type, reader)
+    except BaseException:
+        if reader is not None:
+            await reader.aclose()
+        raise
+    if reader is not None and not isinstance(response, StreamingResponse):
+        await reader.aclose()
+    return response
+
+
+def _segment_response(
+    request: Request, info: ObjectInfo, content_type: str, reader: ObjectReader | None
+) -> Response:
+    etag = f'"{info.sha256}"' if info.sha256 else None
+    headers = {"Cache-Control": SEGMENT_CACHE_CONTROL, "Accept-Ranges": "bytes"}
+    if etag is not None:
+        headers["ETag"] = etag
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    range_header = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    # If-Range: a client resuming with an outdated validator gets the whole new object.
+    if if_range is not None and (etag is None or if_range.strip() != etag):
+        range_header = None
+    try:
+        byte_range = parse_range(range_header, info.size)
+    except RangeNotSatisfiable as exc:
+        raise _refuse(
+            416,
+            "The requested range is not satisfiable.",
+            {"Content-Range": f"bytes */{info.size}"},
+        ) from exc
+    status = 200
+    if byte_range is None:
+        byte_range = ByteRange(0, info.size - 1)
+    else:
+        status = 206
+        headers["Content-Range"] = f"bytes {byte_range.first}-{byte_range.last}/{info.size}"
+    headers["Content-Length"] = str(max(0, byte_range.length))
+    if reader is None:
+        return Response(status_code=status, headers=headers, media_type=content_type)
+    return StreamingResponse(
+        _stream_range(reader, byte_range),
+        status_code=status,
+        headers=headers,
+        media_type=content_type,
+        # Closes the object even when the client goes away before the body starts.
+        background=BackgroundTask(reader.aclose),
+    )
+
+
+async def _stream_range(reader: ObjectReader, byte_range: ByteRange) -> AsyncIterator[bytes]:
+    # The object-store interface reads from the start only, so bytes before the range are
+    # read and dropped; segments are a few megabytes, and the read stops at the range's end.
+    position = 0
+    try:
+        async for chunk in reader:
+            chunk_end = position + len(chunk)
+            if chunk_end > byte_range.first:
+                yield chunk[max(0, byte_range.first - position) : byte_range.last + 1 - position]
+            position = chunk_end
+            if position > byte_range.last:
+                break
+    finally:
+        await reader.aclose()
