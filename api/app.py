@@ -62,11 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Process a two-camera football match once, serve it to many.",
         lifespan=lifespan,
     )
+    install_problem_handlers(app)
+    install_gateway(app, settings)
+    # Added last, so outermost: the gateway's own refusals (413, 429) are counted too.
     api_metrics = ApiMetrics()
     app.state.metrics = api_metrics
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
-    install_problem_handlers(app)
-    install_gateway(app, settings)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(objects.router)

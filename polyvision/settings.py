@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1 * 1024 * 1024
     # Largest upload part the API accepts through the file backend's signed URLs.
     max_part_bytes: int = 64 * 1024 * 1024
+    # Requests a minute per client address on login, registration and device provisioning.
+    rate_limit_auth_per_minute: int = 10
+    # Requests a minute per client address on device endpoints (`/devices/...`, `/uploads...`).
+    rate_limit_device_per_minute: int = 600
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a TTY

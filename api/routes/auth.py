@@ -10,10 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from api.openapi import problem_responses
 from api.problems import problem
 from api.security import AuthDep, CurrentUser, DbSession, unauthorized
 from api.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -40,18 +41,40 @@ Email = Annotated[
 
 
 class RegisterRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "coach@fc-example.org",
+                    "password": "a long passphrase",
+                    "full_name": "Alex Coach",
+                }
+            ]
+        }
+    )
+
     email: Email
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     full_name: str | None = Field(default=None, max_length=200)
 
 
 class LoginRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "coach@fc-example.org", "password": "a long passphrase"}]
+        }
+    )
+
     # No pattern here: a malformed address gets the same 401 as a wrong password.
     email: Annotated[str, Field(max_length=320), AfterValidator(_normalize_email)]
     password: str = Field(max_length=MAX_PASSWORD_LENGTH)
 
 
 class RefreshRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"refresh_token": "3q2-7wEAAABf...opaque"}]}
+    )
+
     refresh_token: str = Field(max_length=256)
 
 
@@ -72,7 +95,13 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    summary="Create an account",
+    responses=problem_responses(409, 422),
+)
 async def register(body: RegisterRequest, auth: AuthDep, session: DbSession) -> User | JSONResponse:
     existing = await session.exec(select(User).where(col(User.email) == body.email))
     if existing.first() is not None:
@@ -101,7 +130,12 @@ async def _token_pair(auth: AuthDep, session: DbSession, user: User) -> TokenPai
     )
 
 
-@router.post("/login", response_model=TokenPair)
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    summary="Log in: an access token and a refresh token",
+    responses=problem_responses(401, 422),
+)
 async def login(
     body: LoginRequest, request: Request, response: Response, auth: AuthDep, session: DbSession
 ) -> TokenPair | JSONResponse:
@@ -126,7 +160,12 @@ async def login(
     return await _token_pair(auth, session, user)
 
 
-@router.post("/refresh", response_model=TokenPair)
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    summary="Trade a refresh token for a new pair (the old one is spent)",
+    responses=problem_responses(401, 422),
+)
 async def refresh(
     body: RefreshRequest, response: Response, auth: AuthDep, session: DbSession
 ) -> TokenPair:
@@ -145,17 +184,27 @@ async def refresh(
     )
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log out: revoke the refresh token's whole family",
+    responses=problem_responses(422),
+)
 async def logout(body: RefreshRequest, auth: AuthDep, session: DbSession) -> None:
     """Revoke the session (refresh-token family); unknown tokens are accepted (RFC 7009)."""
     await auth.refresh.revoke(session, body.refresh_token)
 
 
-@router.get("/me", response_model=Me)
+@router.get(
+    "/me",
+    response_model=Me,
+    summary="The authenticated user",
+    responses=problem_responses(401),
+)
 async def me(user: CurrentUser) -> Me:
     return Me(id=user.id, email=user.email)
 
 
-@jwks_router.get("/.well-known/jwks.json")
+@jwks_router.get("/.well-known/jwks.json", summary="Public keys that verify our access tokens")
 async def jwks(auth: AuthDep) -> JSONResponse:
     return JSONResponse(auth.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})

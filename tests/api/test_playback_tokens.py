@@ -9,7 +9,6 @@ import re
 
 import pytest
 
-from api.security import playback
 from api.security.playback import (
     ExpiredPlaybackToken,
     InvalidPlaybackToken,
@@ -176,7 +175,7 @@ def test_tokens_need_a_one_line_subject(subject: str) -> None:
 
 def test_the_playback_prefix_is_the_folder_the_packager_publishes() -> None:
     assert playback_prefix("o1", "m1", 1) == PREFIX
-    assert artifact_key("o1", "m1", 1, playback.HLS_STAGE, "master.m3u8").startswith(PREFIX)
+    assert artifact_key("o1", "m1", 1, "hls", "master.m3u8").startswith(PREFIX)
 
 
 @pytest.mark.parametrize(
