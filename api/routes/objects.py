@@ -3,6 +3,10 @@
 With S3, presigned URLs point at S3 itself; with the file backend they point here, signed with
 HMAC-SHA256 over (method, key, expiry) by `polyvision.storage.objects.signing`. The request
 itself carries the authorisation, so these routes need no user session.
+
+A `PUT` with `uploadId` and `partNumber` (S3's own parameter names) uploads one part of a
+multipart upload, signed over (key, upload id, part number, expiry); it answers with the part's
+`ETag` like S3's UploadPart.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -22,13 +26,17 @@ from api.problems import PROBLEM_MEDIA_TYPE, problem
 from polyvision.settings import Settings
 from polyvision.storage.objects import (
     ChecksumMismatch,
+    FileObjectStore,
     InvalidObjectKey,
+    InvalidPart,
     InvalidSignature,
     ObjectNotFound,
     ObjectReader,
     ObjectStore,
     ObjectStoreError,
+    UploadNotFound,
     verify_object_signature,
+    verify_part_signature,
 )
 
 router = APIRouter(tags=["objects"])
@@ -84,6 +92,46 @@ def _refusal(
     except InvalidSignature as exc:
         return problem(403, str(exc))
     return None
+
+
+def _part_refusal(
+    key: str,
+    secret: bytes,
+    upload_id: str,
+    number: int,
+    expires: str | None,
+    sig: str | None,
+) -> JSONResponse | None:
+    """A 403 problem unless the query authorises this `PUT` of one part."""
+    if expires is None or sig is None:
+        return problem(403, "missing signature: expires and sig are required")
+    try:
+        expires_at = int(expires)
+    except ValueError:
+        return problem(403, "malformed expires")
+    try:
+        verify_part_signature(secret, key, upload_id, number, expires_at, sig, time.time())
+    except InvalidSignature as exc:
+        return problem(403, str(exc))
+    return None
+
+
+async def _put_part(
+    key: str, request: Request, store: ObjectStore, upload_id: str, number: int
+) -> Response:
+    if not isinstance(store, FileObjectStore):
+        # Part URLs of other backends point at the backend itself, never here.
+        return problem(404, "this object store does not serve part uploads")
+    try:
+        part = await store.put_part_stream(key, upload_id, number, request.stream())
+    except InvalidObjectKey as exc:
+        return problem(400, str(exc))
+    except UploadNotFound:
+        return problem(404, f"no multipart upload {upload_id!r} for {key!r}")
+    except InvalidPart as exc:
+        return problem(400, str(exc))
+    body = {"number": part.number, "size": part.size, "sha256": part.sha256}
+    return JSONResponse(body, headers={"ETag": f'"{part.etag}"'})
 
 
 async def _stream(reader: ObjectReader) -> AsyncIterator[bytes]:
@@ -146,12 +194,22 @@ async def put_object(
     method: str | None = None,
     expires: str | None = None,
     sig: str | None = None,
+    upload_id: Annotated[str | None, Query(alias="uploadId")] = None,
+    part_number: Annotated[int | None, Query(alias="partNumber")] = None,
 ) -> Response:
     """Stream the request body into the object at `key` when the signature allows it.
 
     An `x-amz-checksum-sha256` header (base64 sha256, as S3 takes it) makes the upload fail with
-    400 and store nothing unless the body matches.
+    400 and store nothing unless the body matches. With `uploadId` and `partNumber` the body is
+    one part of that multipart upload instead.
     """
+    if upload_id is not None or part_number is not None:
+        if upload_id is None or part_number is None:
+            return problem(403, "a part URL needs both uploadId and partNumber")
+        refused = _part_refusal(key, secret, upload_id, part_number, expires, sig)
+        if refused is not None:
+            return refused
+        return await _put_part(key, request, store, upload_id, part_number)
     if (refused := _refusal(request, key, secret, method, expires, sig)) is not None:
         return refused
     expected: str | None = None

@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from polyvision.storage.objects.base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PART_SIZE,
+    MAX_PART_NUMBER,
+    MAX_PART_SIZE,
     MIN_PART_SIZE,
     ChecksumMismatch,
     InvalidObjectKey,
@@ -32,13 +34,18 @@ from polyvision.storage.objects.s3 import S3ObjectStore
 from polyvision.storage.objects.signing import (
     InvalidSignature,
     object_signature,
+    part_signature,
     sign_object_url,
+    sign_part_url,
     verify_object_signature,
+    verify_part_signature,
 )
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_PART_SIZE",
+    "MAX_PART_NUMBER",
+    "MAX_PART_SIZE",
     "MIN_PART_SIZE",
     "ChecksumMismatch",
     "FileObjectStore",
@@ -55,10 +62,13 @@ __all__ = [
     "UploadNotFound",
     "object_signature",
     "open_object_store",
+    "part_signature",
     "sign_object_url",
+    "sign_part_url",
     "validate_key",
     "validate_prefix",
     "verify_object_signature",
+    "verify_part_signature",
 ]
 
 _S3_OPTIONS = frozenset({"endpoint_url", "region"})

@@ -39,6 +39,8 @@ DEFAULT_PART_SIZE = 8 * MiB
 # S3 refuses multipart parts smaller than this, except the last; the file backend enforces the
 # same rule so code developed against it behaves the same in production.
 MIN_PART_SIZE = 5 * MiB
+# S3's largest part; the file backend refuses bigger parts so both behave the same.
+MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PART_NUMBER = 10_000
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -73,13 +75,14 @@ class PartInfo:
         number: part number, 1 to 10,000.
         etag: the backend's identifier of the part's content.
         size: size in bytes.
-        sha256: hex sha256 of the part.
+        sha256: hex sha256 of the part; `None` when S3 was not given one (a part uploaded
+            through a presigned URL without a checksum header).
     """
 
     number: int
     etag: str
     size: int
-    sha256: str
+    sha256: str | None
 
 
 class ObjectStoreError(Exception):
@@ -285,7 +288,12 @@ class ObjectStore(ABC):
 
     @abstractmethod
     async def create_multipart(
-        self, key: str, *, content_type: str | None = None, sha256: str | None = None
+        self,
+        key: str,
+        *,
+        content_type: str | None = None,
+        sha256: str | None = None,
+        checksum_parts: bool = True,
     ) -> str:
         """Start a multipart upload and return its upload id.
 
@@ -295,6 +303,10 @@ class ObjectStore(ABC):
             sha256: the whole object's hex sha256 when the uploader knows it (edge boxes do); it
                 is recorded so `stat` returns it. The file backend also verifies it on completion;
                 on S3 it is recorded as declared and ingest verifies it while reading.
+            checksum_parts: S3 only: announce that every part carries a SHA256 checksum (as
+                `upload_part` sends). Pass `False` when clients upload the parts through
+                `presign_part` URLs, which carry none: S3 refuses unchecksummed parts of an
+                upload created with a checksum algorithm.
         """
 
     @abstractmethod
@@ -328,6 +340,16 @@ class ObjectStore(ABC):
         """
 
     @abstractmethod
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """The parts uploaded so far, in ascending part-number order.
+
+        This is how an interrupted upload resumes: only the parts missing here are sent again.
+
+        Raises:
+            UploadNotFound: no such upload (never created, completed or aborted).
+        """
+
+    @abstractmethod
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         """Abandon an upload and free its parts; aborting a finished upload is not an error."""
 
@@ -344,6 +366,21 @@ class ObjectStore(ABC):
         """A URL that lets anyone holding it upload the object with one HTTP PUT.
 
         When `content_type` is given the uploader must send the same `Content-Type` header.
+        """
+
+    @abstractmethod
+    async def presign_part(
+        self, key: str, upload_id: str, number: int, *, expires_in: int = 3600
+    ) -> str:
+        """A URL that accepts one HTTP PUT of part `number` of a multipart upload.
+
+        The body of the PUT is the part's bytes; a 2xx answer (with an `ETag` header) means the
+        part is stored. Nothing is checked against the store here: an unknown upload fails at
+        the PUT.
+
+        Raises:
+            InvalidPart: `number` is not a valid part number.
+            ValueError: `expires_in` is not positive.
         """
 
     # ---- lifecycle ------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Layout under the root:
     <key>                       object content, at the path the key names
     <dir>/.<name>.meta.json     sidecar: sha256 and content type of <dir>/<name>
     .staging/tmp/               temporary files, renamed into place when complete
-    .staging/uploads/<id>/      multipart uploads: `upload.json` and one file per part
+    .staging/uploads/<id>/      multipart uploads: `upload.json`, one file per part and, beside
+                                each part, `part-NNNNN.json` with its size and sha256
 
 Keys can never start a segment with `.`, so neither sidecars nor staging can be addressed.
 """
@@ -28,6 +29,7 @@ from typing import BinaryIO, Final
 from polyvision.storage.objects.base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PART_SIZE,
+    MAX_PART_SIZE,
     MIN_PART_SIZE,
     ChecksumMismatch,
     InvalidObjectKey,
@@ -44,10 +46,11 @@ from polyvision.storage.objects.base import (
     guess_content_type,
 )
 from polyvision.storage.objects.keys import validate_key, validate_prefix
-from polyvision.storage.objects.signing import sign_object_url
+from polyvision.storage.objects.signing import sign_object_url, sign_part_url
 
 _STAGING: Final = ".staging"
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+_PART_FILE = re.compile(r"part-(\d{5})")
 # Small chunks from an HTTP body are gathered up to this size before a write, so a streamed
 # upload costs one thread hop per MiB rather than one per network read.
 _WRITE_BUFFER = 1024 * 1024
@@ -375,6 +378,33 @@ class FileObjectStore(ObjectStore):
         (directory / "upload.json").write_text(json.dumps(upload), "utf-8")
         return upload_id
 
+    @staticmethod
+    def _part_path(directory: Path, number: int) -> Path:
+        return directory / f"part-{number:05d}"
+
+    def _store_part(
+        self, key: str, upload_id: str, directory: Path, number: int, temp: Path, sha256: str
+    ) -> PartInfo:
+        """Rename a complete, fsynced part into place, then record its size and sha256.
+
+        The record names the part file's inode, so a crash between the two renames (or a part
+        replaced later) makes `list_parts` skip the part rather than report a wrong sha256.
+        """
+        st = os.stat(temp)
+        part = self._part_path(directory, number)
+        meta_temp = directory / f".meta-{number:05d}.{uuid.uuid4().hex}"
+        try:
+            os.replace(temp, part)
+            meta = {"size": st.st_size, "sha256": sha256, "ino": st.st_ino}
+            meta_temp.write_text(json.dumps(meta), "utf-8")
+            os.replace(meta_temp, part.with_name(f"{part.name}.json"))
+        except FileNotFoundError as exc:
+            # The upload directory vanished underneath: completed or aborted meanwhile.
+            raise UploadNotFound(key, upload_id) from exc
+        finally:
+            meta_temp.unlink(missing_ok=True)
+        return PartInfo(number=number, etag=sha256, size=st.st_size, sha256=sha256)
+
     def _upload_part_sync(
         self, key: str, upload_id: str, number: int, data: bytes, sha256: str
     ) -> PartInfo:
@@ -383,10 +413,35 @@ class FileObjectStore(ObjectStore):
         try:
             with open(temp, "xb") as handle:
                 self._write_and_sync(handle, data)
-            os.replace(temp, directory / f"part-{number:05d}")
+            return self._store_part(key, upload_id, directory, number, temp, sha256)
         finally:
             temp.unlink(missing_ok=True)
-        return PartInfo(number=number, etag=sha256, size=len(data), sha256=sha256)
+
+    def _list_parts_sync(self, key: str, upload_id: str) -> list[PartInfo]:
+        directory, _ = self._upload_dir(key, upload_id)
+        parts: list[PartInfo] = []
+        for entry in os.scandir(directory):
+            match = _PART_FILE.fullmatch(entry.name)
+            if match is None:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+                meta = json.loads(Path(f"{entry.path}.json").read_text("utf-8"))
+            except (OSError, ValueError):
+                continue  # a part whose record is missing counts as not uploaded
+            if (
+                not isinstance(meta, dict)
+                or meta.get("ino") != st.st_ino
+                or meta.get("size") != st.st_size
+                or not isinstance(meta.get("sha256"), str)
+            ):
+                continue
+            number = int(match.group(1))
+            parts.append(
+                PartInfo(number=number, etag=meta["sha256"], size=st.st_size, sha256=meta["sha256"])
+            )
+        parts.sort(key=lambda part: part.number)
+        return parts
 
     def _complete_multipart_sync(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
@@ -440,8 +495,14 @@ class FileObjectStore(ObjectStore):
         return info
 
     async def create_multipart(
-        self, key: str, *, content_type: str | None = None, sha256: str | None = None
+        self,
+        key: str,
+        *,
+        content_type: str | None = None,
+        sha256: str | None = None,
+        checksum_parts: bool = True,
     ) -> str:
+        # `checksum_parts` concerns S3 only: this backend hashes every part it stores.
         validate_key(key)
         declared = check_sha256_hex(sha256) if sha256 is not None else None
         return await asyncio.to_thread(
@@ -463,6 +524,51 @@ class FileObjectStore(ObjectStore):
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> ObjectInfo:
         return await asyncio.to_thread(self._complete_multipart_sync, key, upload_id, parts)
+
+    async def put_part_stream(
+        self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes]
+    ) -> PartInfo:
+        """Store one part from an async stream (the body of a signed part URL's PUT).
+
+        The part replaces any earlier upload of the same number only once it is complete, so a
+        broken connection leaves the previous part (or none) in place.
+
+        Raises:
+            InvalidPart: bad part number, or the part is larger than S3's 5 GiB limit.
+            UploadNotFound: no such upload.
+        """
+        check_part_number(number)
+        directory, _ = await asyncio.to_thread(self._upload_dir, key, upload_id)
+        temp = directory / f".part-{number:05d}.{uuid.uuid4().hex}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            try:
+                handle = await asyncio.to_thread(open, temp, "xb")
+            except FileNotFoundError as exc:
+                raise UploadNotFound(key, upload_id) from exc
+            try:
+                buffer = bytearray()
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > MAX_PART_SIZE:
+                        raise InvalidPart(f"part {number} is larger than {MAX_PART_SIZE} bytes")
+                    digest.update(chunk)
+                    buffer += chunk
+                    if len(buffer) >= _WRITE_BUFFER:
+                        await asyncio.to_thread(handle.write, buffer)
+                        buffer = bytearray()
+                await asyncio.to_thread(self._write_and_sync, handle, buffer)
+            finally:
+                await asyncio.to_thread(handle.close)
+            return await asyncio.to_thread(
+                self._store_part, key, upload_id, directory, number, temp, digest.hexdigest()
+            )
+        finally:
+            await asyncio.to_thread(temp.unlink, missing_ok=True)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        return await asyncio.to_thread(self._list_parts_sync, key, upload_id)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
@@ -487,6 +593,15 @@ class FileObjectStore(ObjectStore):
     ) -> str:
         # The objects router stores the request's own Content-Type; nothing to bind here.
         return self._presign(key, "PUT", expires_in)
+
+    async def presign_part(
+        self, key: str, upload_id: str, number: int, *, expires_in: int = 3600
+    ) -> str:
+        check_part_number(number)
+        if expires_in <= 0:
+            raise ValueError(f"expires_in must be positive, not {expires_in}")
+        expires = int(time.time()) + expires_in
+        return sign_part_url(self._public_base_url, self._secret, key, upload_id, number, expires)
 
     # ---- lifecycle ------------------------------------------------------------------------
 

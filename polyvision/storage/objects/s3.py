@@ -44,6 +44,7 @@ from polyvision.storage.objects.keys import validate_key, validate_prefix
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
 SHA256_META: Final = "sha256"
 SHA256_TAG: Final = "sha256"
@@ -80,6 +81,13 @@ def _translate(key: str, upload_id: str | None = None) -> Iterator[None]:
         raise ObjectStoreError(f"S3 request for {key!r} failed: {exc}") from exc
     except BotoCoreError as exc:
         raise ObjectStoreError(f"S3 request for {key!r} failed: {exc}") from exc
+
+
+def _completed_part(part: PartInfo) -> CompletedPartTypeDef:
+    entry: CompletedPartTypeDef = {"PartNumber": part.number, "ETag": part.etag}
+    if part.sha256 is not None:
+        entry["ChecksumSHA256"] = _b64(bytes.fromhex(part.sha256))
+    return entry
 
 
 class S3ObjectStore(ObjectStore):
@@ -193,16 +201,7 @@ class S3ObjectStore(ObjectStore):
                 Bucket=self.bucket,
                 Key=key,
                 UploadId=upload_id,
-                MultipartUpload={
-                    "Parts": [
-                        {
-                            "PartNumber": part.number,
-                            "ETag": part.etag,
-                            "ChecksumSHA256": _b64(bytes.fromhex(part.sha256)),
-                        }
-                        for part in parts
-                    ]
-                },
+                MultipartUpload={"Parts": [_completed_part(part) for part in parts]},
             )
 
     # ---- single objects -------------------------------------------------------------------
@@ -394,19 +393,32 @@ class S3ObjectStore(ObjectStore):
     # ---- multipart ------------------------------------------------------------------------
 
     async def create_multipart(
-        self, key: str, *, content_type: str | None = None, sha256: str | None = None
+        self,
+        key: str,
+        *,
+        content_type: str | None = None,
+        sha256: str | None = None,
+        checksum_parts: bool = True,
     ) -> str:
         validate_key(key)
         metadata = {SHA256_META: check_sha256_hex(sha256)} if sha256 is not None else {}
         s3 = await self._s3()
         with _translate(key):
-            response = await s3.create_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                ContentType=guess_content_type(key, content_type),
-                Metadata=metadata,
-                ChecksumAlgorithm="SHA256",
-            )
+            if checksum_parts:
+                response = await s3.create_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    ContentType=guess_content_type(key, content_type),
+                    Metadata=metadata,
+                    ChecksumAlgorithm="SHA256",
+                )
+            else:
+                response = await s3.create_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    ContentType=guess_content_type(key, content_type),
+                    Metadata=metadata,
+                )
         return response["UploadId"]
 
     async def upload_part(
@@ -429,6 +441,26 @@ class S3ObjectStore(ObjectStore):
         self._check_parts(parts)
         await self._complete(key, upload_id, parts)
         return await self.stat(key)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        validate_key(key)
+        s3 = await self._s3()
+        paginator = s3.get_paginator("list_parts")
+        parts: list[PartInfo] = []
+        with _translate(key, upload_id):
+            async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                for item in page.get("Parts", []):
+                    checksum = item.get("ChecksumSHA256")
+                    parts.append(
+                        PartInfo(
+                            number=item["PartNumber"],
+                            etag=item["ETag"],
+                            size=item["Size"],
+                            sha256=base64.b64decode(checksum).hex() if checksum else None,
+                        )
+                    )
+        parts.sort(key=lambda part: part.number)
+        return parts
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         validate_key(key)
@@ -461,6 +493,20 @@ class S3ObjectStore(ObjectStore):
             params["ContentType"] = content_type
         s3 = await self._s3()
         return await s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+
+    async def presign_part(
+        self, key: str, upload_id: str, number: int, *, expires_in: int = 3600
+    ) -> str:
+        validate_key(key)
+        check_part_number(number)
+        if expires_in <= 0:
+            raise ValueError(f"expires_in must be positive, not {expires_in}")
+        s3 = await self._s3()
+        return await s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+            ExpiresIn=expires_in,
+        )
 
     # ---- lifecycle ------------------------------------------------------------------------
 

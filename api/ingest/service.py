@@ -1,0 +1,537 @@
+"""The upload protocol against the metadata store, the object store and Temporal.
+
+The router maps HTTP to these functions; decisions (part arithmetic, keys, the session body,
+what differs) are the pure functions of `parts`, `session` and `verify`.
+
+A side's multipart upload id is cleared once its file is assembled and verified: from then on the
+object at its key is the recording, so a completion retried after a failure (Temporal down) does
+not assemble or hash it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
+
+from fastapi import HTTPException
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.ingest.validate import ExpectedRecording
+from api.ingest.parts import (
+    PartSizeError,
+    choose_part_size,
+    missing_parts,
+    part_size_problems,
+    parts_total,
+)
+from api.ingest.principal import SESSION_NOT_FOUND, Uploader, authorize
+from api.ingest.schemas import SIDES, PartsRequest, PartUrl, PartUrls, Side, UploadOpen
+from api.ingest.session import (
+    declared,
+    default_title,
+    file_key,
+    pair_problem,
+    rig_key,
+    rig_text,
+    same_recording,
+    sent_file,
+    upload_prefix,
+)
+from api.ingest.verify import measure, verification_problems
+from api.security.tenancy import not_found
+from polyvision.process import ui_link
+from polyvision.settings import Settings
+from polyvision.storage.metadata.models import (
+    Asset,
+    AssetKind,
+    Match,
+    MatchStatus,
+    Upload,
+    UploadStatus,
+)
+from polyvision.storage.objects import (
+    ChecksumMismatch,
+    InvalidPart,
+    ObjectStore,
+    PartInfo,
+    UploadNotFound,
+)
+from polyvision.storage.objects.base import guess_content_type
+from polyvision.temporal.search_attributes import DEVICE_ID, MATCH_ID, ORGANIZATION_ID
+from polyvision.worker.queues import QueueRole, queue_names
+from workflows.match import MatchWorkflow, workflow_id_for
+from workflows.types import MatchInput
+
+PART_URL_LIFETIME = timedelta(hours=1)
+TEMPORAL_UNAVAILABLE = "The processing service is unavailable; try again shortly."
+_OPEN = frozenset({UploadStatus.created, UploadStatus.uploading})
+_ASSET_KINDS: dict[Side, AssetKind] = {
+    "left": AssetKind.recording_left,
+    "right": AssetKind.recording_right,
+}
+
+ConnectTemporal = Callable[[], Awaitable[Client]]
+
+
+# ---- reading sessions ----------------------------------------------------------------------
+
+
+def _key(upload: Upload, side: Side) -> str:
+    key = upload.left_key if side == "left" else upload.right_key
+    if key is None:
+        raise RuntimeError(f"upload {upload.id} has no {side} key")
+    return key
+
+
+def _multipart_id(upload: Upload, side: Side) -> str | None:
+    return upload.left_upload_id if side == "left" else upload.right_upload_id
+
+
+def _set_multipart_id(upload: Upload, side: Side, value: str | None) -> None:
+    if side == "left":
+        upload.left_upload_id = value
+    else:
+        upload.right_upload_id = value
+
+
+async def find_session(
+    db: AsyncSession, upload_id: uuid.UUID, uploader: Uploader
+) -> tuple[Upload, Match]:
+    """The session and its match, if the uploader may act on it.
+
+    Raises:
+        HTTPException: 404 when missing or of another organization, 403 for a role too low.
+    """
+    upload = await db.get(Upload, upload_id)
+    if upload is None:
+        raise not_found(SESSION_NOT_FOUND)
+    await authorize(uploader, upload.organization_id, db)
+    match = await db.get(Match, upload.match_id)
+    if match is None or match.organization_id != upload.organization_id:
+        raise not_found(SESSION_NOT_FOUND)
+    return upload, match
+
+
+async def parts_done(objects: ObjectStore, upload: Upload) -> dict[Side, list[int]]:
+    """Per side, the part numbers the object store holds (all of them once assembled)."""
+    done: dict[Side, list[int]] = {}
+    for side in SIDES:
+        total = parts_total(declared(upload, side).size, upload.part_size)
+        multipart_id = _multipart_id(upload, side)
+        if upload.status is UploadStatus.completed or (
+            multipart_id is None and upload.status in _OPEN
+        ):
+            done[side] = list(range(1, total + 1))
+        elif multipart_id is None or upload.status not in _OPEN:
+            done[side] = []
+        else:
+            try:
+                listed = await objects.list_parts(_key(upload, side), multipart_id)
+            except UploadNotFound:
+                listed = []
+            done[side] = [part.number for part in listed if part.number <= total]
+    return done
+
+
+async def current_run_id(client: Client, workflow_id: str) -> str | None:
+    """The run id of the match workflow (None when Temporal no longer knows it).
+
+    Raises:
+        RPCError: Temporal could not answer.
+    """
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe(
+            rpc_timeout=timedelta(seconds=5)
+        )
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return description.run_id
+
+
+# ---- opening -------------------------------------------------------------------------------
+
+
+async def _by_client_ref(
+    db: AsyncSession, organization_id: uuid.UUID, client_ref: str
+) -> Upload | None:
+    return (
+        await db.exec(
+            select(Upload).where(
+                col(Upload.organization_id) == organization_id,
+                col(Upload.client_ref) == client_ref,
+            )
+        )
+    ).first()
+
+
+async def _reopened(db: AsyncSession, upload: Upload, body: UploadOpen) -> tuple[Upload, Match]:
+    if not same_recording(upload, body):
+        raise HTTPException(
+            409,
+            f"client_ref {body.client_ref!r} already names an upload session for a different "
+            "recording pair (sizes, digests or frame counts differ).",
+        )
+    match = await db.get(Match, upload.match_id)
+    if match is None:
+        raise not_found(SESSION_NOT_FOUND)
+    return upload, match
+
+
+async def open_session(
+    db: AsyncSession,
+    objects: ObjectStore,
+    organization_id: uuid.UUID,
+    uploader: Uploader,
+    body: UploadOpen,
+) -> tuple[Upload, Match, bool]:
+    """Create the match, the session, the rig and one multipart upload per file.
+
+    Returns:
+        The session, its match, and whether it was created (False: an existing session with
+        the same `client_ref` was found).
+
+    Raises:
+        HTTPException: 422 for a mismatched pair, an invalid rig or part size; 409 when the
+            `client_ref` names a different recording.
+    """
+    if (problem := pair_problem(body)) is not None:
+        raise HTTPException(422, problem)
+    try:
+        rig = rig_text(body.rig)
+    except ValueError as exc:
+        raise HTTPException(422, f"The rig is not valid: {exc}") from exc
+    try:
+        part_size = choose_part_size([body.left.size, body.right.size], body.part_size)
+    except PartSizeError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    if (existing := await _by_client_ref(db, organization_id, body.client_ref)) is not None:
+        return (*await _reopened(db, existing, body), False)
+
+    upload_id = uuid.uuid4()
+    keys = {
+        side: file_key(organization_id, upload_id, side, sent_file(body, side).filename)
+        for side in SIDES
+    }
+    match = Match(
+        organization_id=organization_id,
+        title=body.title or default_title(body.recorded_at, uploader.source_name),
+        device_id=uploader.device.id if uploader.device is not None else None,
+        status=MatchStatus.uploading,
+    )
+    upload = Upload(
+        id=upload_id,
+        organization_id=organization_id,
+        match_id=match.id,
+        device_id=uploader.device.id if uploader.device is not None else None,
+        user_id=uploader.user.id if uploader.user is not None else None,
+        recorded_at=body.recorded_at,
+        client_ref=body.client_ref,
+        part_size=part_size,
+        left_size=body.left.size,
+        left_sha256=body.left.sha256,
+        left_frames=body.left.frames,
+        right_size=body.right.size,
+        right_sha256=body.right.sha256,
+        right_frames=body.right.frames,
+        left_key=keys["left"],
+        right_key=keys["right"],
+        rig_key=rig_key(organization_id, upload_id),
+    )
+    multipart: dict[Side, str] = {}
+    try:
+        await objects.put(rig_key(organization_id, upload_id), rig.encode(), sha256=None)
+        for side in SIDES:
+            # Parts arrive through presigned URLs that carry no per-part checksum; the whole
+            # file's sha256 is verified on completion.
+            multipart[side] = await objects.create_multipart(
+                keys[side], sha256=sent_file(body, side).sha256, checksum_parts=False
+            )
+            _set_multipart_id(upload, side, multipart[side])
+        db.add(match)
+        await db.flush()
+        db.add(upload)
+        await db.commit()
+    except Exception as exc:
+        await db.rollback()
+        for side, multipart_id in multipart.items():
+            await objects.abort_multipart(keys[side], multipart_id)
+        await objects.delete_prefix(upload_prefix(organization_id, upload_id))
+        # Two opens with the same client_ref raced: the other one created the session.
+        if isinstance(exc, IntegrityError):
+            raced = await _by_client_ref(db, organization_id, body.client_ref)
+            if raced is not None:
+                return (*await _reopened(db, raced, body), False)
+        raise
+    return upload, match, True
+
+
+# ---- parts ---------------------------------------------------------------------------------
+
+
+def _require_open(upload: Upload) -> None:
+    if upload.status not in _OPEN:
+        raise HTTPException(409, f"The upload session is {upload.status.value}.")
+
+
+async def part_urls(
+    db: AsyncSession, objects: ObjectStore, upload: Upload, request: PartsRequest
+) -> PartUrls:
+    """Presigned PUT URLs for the requested parts of one file.
+
+    Raises:
+        HTTPException: 409 when the session is closed or the file already assembled, 422 for
+            part numbers outside 1..parts_total.
+    """
+    _require_open(upload)
+    side: Side = request.file
+    multipart_id = _multipart_id(upload, side)
+    if multipart_id is None:
+        raise HTTPException(409, f"The {side} file is already assembled and verified.")
+    total = parts_total(declared(upload, side).size, upload.part_size)
+    if outside := sorted({n for n in request.numbers if not 1 <= n <= total}):
+        raise HTTPException(
+            422, f"{side}: part numbers outside 1..{total}: {', '.join(map(str, outside))}"
+        )
+    expires_at = datetime.now(UTC) + PART_URL_LIFETIME
+    lifetime = int(PART_URL_LIFETIME.total_seconds())
+    urls = [
+        PartUrl(
+            number=number,
+            url=await objects.presign_part(
+                _key(upload, side), multipart_id, number, expires_in=lifetime
+            ),
+            headers={},
+            expires_at=expires_at,
+        )
+        for number in dict.fromkeys(request.numbers)
+    ]
+    if upload.status is UploadStatus.created:
+        upload.status = UploadStatus.uploading
+        await db.commit()
+    return PartUrls(urls=urls)
+
+
+# ---- completion ----------------------------------------------------------------------------
+
+
+async def _fail(
+    db: AsyncSession, objects: ObjectStore, upload: Upload, match: Match, problems: list[str]
+) -> NoReturn:
+    """Close the session as failed: free the parts, delete what was assembled, answer 422."""
+    message = "; ".join(problems)
+    for side in SIDES:
+        if (multipart_id := _multipart_id(upload, side)) is not None:
+            await objects.abort_multipart(_key(upload, side), multipart_id)
+        await objects.delete(_key(upload, side))
+    upload.status = UploadStatus.failed
+    upload.error = message[:2000]
+    match.status = MatchStatus.failed
+    await db.commit()
+    raise HTTPException(422, message)
+
+
+def _missing_detail(missing: dict[Side, list[int]]) -> str:
+    listed = "; ".join(
+        f"{side} {', '.join(map(str, numbers))}" for side, numbers in missing.items() if numbers
+    )
+    return f"Missing parts: {listed}. Upload them and complete again."
+
+
+async def _assemble(db: AsyncSession, objects: ObjectStore, upload: Upload, match: Match) -> None:
+    """Check the parts of both files, assemble them and verify size and sha256 of each."""
+    listed: dict[Side, list[PartInfo]] = {}
+    unverified: list[Side] = []
+    for side in SIDES:
+        if (multipart_id := _multipart_id(upload, side)) is None:
+            continue  # assembled and verified by an earlier attempt
+        try:
+            listed[side] = await objects.list_parts(_key(upload, side), multipart_id)
+        except UploadNotFound as exc:
+            # Assembled by an attempt that stopped before recording it: verify that object.
+            if await objects.exists(_key(upload, side)):
+                unverified.append(side)
+                continue
+            raise HTTPException(
+                409, f"The {side} upload is no longer open; fetch the session."
+            ) from exc
+
+    missing: dict[Side, list[int]] = {}
+    problems: list[str] = []
+    for side, parts in listed.items():
+        size = declared(upload, side).size
+        missing[side] = missing_parts(parts, size, upload.part_size)
+        problems += [f"{side}: {p}" for p in part_size_problems(parts, size, upload.part_size)]
+    if any(missing.values()):
+        raise HTTPException(409, _missing_detail(missing))
+    if problems:
+        await _fail(db, objects, upload, match, problems)
+
+    for side, parts in listed.items():
+        multipart_id = _multipart_id(upload, side)
+        assert multipart_id is not None
+        try:
+            await objects.complete_multipart(_key(upload, side), multipart_id, parts)
+        except ChecksumMismatch:
+            declared_sha256 = declared(upload, side).sha256
+            await _fail(
+                db,
+                objects,
+                upload,
+                match,
+                [f"{side}: sha256 differs from the declared {declared_sha256}"],
+            )
+        except InvalidPart as exc:
+            await _fail(db, objects, upload, match, [f"{side}: {exc}"])
+        except UploadNotFound as exc:
+            raise HTTPException(
+                409, f"The {side} upload is being completed by another request; retry."
+            ) from exc
+        unverified.append(side)
+
+    for side in unverified:
+        expected = declared(upload, side)
+        found = verification_problems(
+            side, expected.size, expected.sha256, await measure(objects, _key(upload, side))
+        )
+        if found:
+            await _fail(db, objects, upload, match, found)
+        _set_multipart_id(upload, side, None)
+        await db.commit()
+
+
+async def _start_workflow(client: Client, settings: Settings, upload: Upload, match: Match) -> str:
+    """Start (or find, by id) the match workflow; return its run id."""
+    attributes = [
+        SearchAttributePair(MATCH_ID, str(match.id)),
+        SearchAttributePair(ORGANIZATION_ID, str(match.organization_id)),
+    ]
+    if upload.device_id is not None:
+        attributes.append(SearchAttributePair(DEVICE_ID, str(upload.device_id)))
+
+    def expected(side: Side) -> ExpectedRecording:
+        stored = declared(upload, side)
+        return ExpectedRecording(
+            size_bytes=stored.size, sha256=stored.sha256, frame_count=stored.frames
+        )
+
+    handle = await client.start_workflow(
+        MatchWorkflow.run,
+        MatchInput(
+            organization_id=str(match.organization_id),
+            match_id=str(match.id),
+            left_key=_key(upload, "left"),
+            right_key=_key(upload, "right"),
+            rig_key=upload.rig_key or rig_key(upload.organization_id, upload.id),
+            device_id=str(upload.device_id) if upload.device_id is not None else None,
+            revision=max(match.revision, 1),
+            expected_left=expected("left"),
+            expected_right=expected("right"),
+            task_queue_suffix=settings.task_queue_suffix,
+        ),
+        id=workflow_id_for(str(match.id)),
+        task_queue=queue_names(settings.task_queue_suffix)[QueueRole.cpu],
+        # A retried completion finds the workflow the first one started.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # Set at start (the workflow upserts them too) so operators find the match in the UI
+        # even before a worker picks it up.
+        search_attributes=TypedSearchAttributes(attributes),
+    )
+    return handle.first_execution_run_id or handle.result_run_id or ""
+
+
+async def complete(
+    db: AsyncSession,
+    objects: ObjectStore,
+    settings: Settings,
+    connect: ConnectTemporal,
+    upload: Upload,
+    match: Match,
+) -> tuple[str | None, str | None]:
+    """Assemble, verify, start the match workflow and close the session.
+
+    Returns:
+        The workflow's run id and its Temporal UI link.
+
+    Raises:
+        HTTPException: 409 for missing parts or a closed session, 422 when a file differs
+            from its declaration (the session is then failed), 503 when Temporal is down (the
+            session stays completable).
+    """
+    workflow_id = workflow_id_for(str(match.id))
+    if upload.status is UploadStatus.completed:
+        client = await connect()
+        try:
+            run_id = await current_run_id(client, match.workflow_id or workflow_id)
+        except RPCError as exc:
+            raise HTTPException(503, TEMPORAL_UNAVAILABLE) from exc
+        return run_id, ui_link(
+            settings, match.workflow_id or workflow_id, run_id
+        ) if run_id else None
+    _require_open(upload)
+    await _assemble(db, objects, upload, match)
+
+    client = await connect()
+    try:
+        run_id = await _start_workflow(client, settings, upload, match)
+    except RPCError as exc:
+        raise HTTPException(503, TEMPORAL_UNAVAILABLE) from exc
+
+    for side in SIDES:
+        stored = declared(upload, side)
+        db.add(
+            Asset(
+                organization_id=upload.organization_id,
+                match_id=match.id,
+                kind=_ASSET_KINDS[side],
+                object_key=_key(upload, side),
+                size_bytes=stored.size,
+                sha256=stored.sha256,
+                content_type=guess_content_type(_key(upload, side), None),
+            )
+        )
+    match.status = MatchStatus.processing
+    match.revision = max(match.revision, 1)
+    match.workflow_id = workflow_id
+    upload.status = UploadStatus.completed
+    upload.completed_at = datetime.now(UTC)
+    upload.error = None
+    await db.commit()
+    return run_id, ui_link(settings, workflow_id, run_id)
+
+
+# ---- abort ---------------------------------------------------------------------------------
+
+
+async def abort(db: AsyncSession, objects: ObjectStore, upload: Upload, match: Match) -> None:
+    """Abort the multipart uploads, delete the session's objects, mark it aborted.
+
+    Raises:
+        HTTPException: 409 for a completed session (its match is processing: cancel that).
+    """
+    if upload.status is UploadStatus.completed:
+        raise HTTPException(
+            409, "The upload session is completed; cancel the match's processing instead."
+        )
+    if upload.status is UploadStatus.aborted:
+        return
+    for side in SIDES:
+        if (multipart_id := _multipart_id(upload, side)) is not None:
+            await objects.abort_multipart(_key(upload, side), multipart_id)
+    await objects.delete_prefix(upload_prefix(upload.organization_id, upload.id))
+    upload.status = UploadStatus.aborted
+    if match.status is MatchStatus.uploading:
+        match.status = MatchStatus.cancelled
+    await db.commit()
