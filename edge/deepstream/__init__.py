@@ -1,0 +1,1 @@
+"""The Jetson DeepStream capture pipeline description (generated; see `pipeline`)."""
