@@ -24,7 +24,8 @@ from edge.spool import Spool, State
 from edge.uploader import Uploader, describe_pair
 from polyvision.storage.metadata.models import Role
 from polyvision.synth.rig import default_rig
-from tests.edge.conftest import (
+from tests.edge.media import write_mp4
+from tests.fixtures.live_api import (
     REPO,
     LiveApi,
     edge_command,
@@ -32,7 +33,6 @@ from tests.edge.conftest import (
     provision,
     run_edge,
 )
-from tests.edge.media import write_mp4
 
 pytestmark = pytest.mark.integration
 
