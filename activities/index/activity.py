@@ -135,7 +135,12 @@ class IndexActivities:
                 Match.organization_id == organization_id,  # type: ignore[arg-type]
                 Match.revision <= input.revision,  # type: ignore[arg-type]
             )
-            .values(status=MatchStatus.ready, duration_s=duration_s, revision=input.revision)
+            .values(
+                status=MatchStatus.ready,
+                duration_s=duration_s,
+                revision=input.revision,
+                published_revision=input.revision,
+            )
         )
         async with self._sessions() as session:
             result = await session.exec(statement)

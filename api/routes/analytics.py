@@ -1,11 +1,10 @@
 """Analytics of a processed match: track points, heatmaps, per-player and per-team stats.
 
-Every route needs ``read_analytics`` and reads the match's current ``revision`` only, so rows
+Every route needs ``read_analytics`` and reads the match's published revision only, so rows
 of an older run (or of a reprocess still writing) never mix in. A match of another
-organization answers 404. A match that has not finished processing (status other than
-``ready``) answers 409: its rows may be partial, and "no data yet" must not look like "no
-movement". A ready match with no rows for the request (an empty window, a team never seen)
-answers 200 with empty results.
+organization answers 404. A match with no published revision yet answers 409: its rows may be
+partial, and "no data yet" must not look like "no movement". A published match with no rows
+for the request (an empty window, a team never seen) answers 200 with empty results.
 
 Queries are synchronous chDB/ClickHouse calls, so they run in a worker thread
 (`asyncio.to_thread`) and never block the event loop.
@@ -54,7 +53,7 @@ from api.security.tenancy import CanReadAnalytics, not_found
 from polyvision.artifacts import artifact_key
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.analytics.base import AnalyticsUnavailableError
-from polyvision.storage.metadata.models import Match, MatchStatus
+from polyvision.storage.metadata.models import Match
 from polyvision.storage.objects import ObjectNotFound, ObjectStore
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["analytics"])
@@ -92,7 +91,7 @@ async def get_analysed_match(
     access: CanReadAnalytics,
     session: DbSession,
 ) -> Scope:
-    """The match's current revision, when it is the caller's and finished processing."""
+    """The match's published revision, when the match is the caller's and has one."""
     match = (
         await session.exec(
             select(Match).where(
@@ -102,12 +101,13 @@ async def get_analysed_match(
     ).first()
     if match is None:
         raise not_found("Match not found.")
-    if match.status != MatchStatus.ready:
+    # The published revision: a reprocess in progress does not take the figures away.
+    if match.published_revision is None:
         raise HTTPException(409, NOT_READY)
     return Scope(
         organization_id=str(match.organization_id),
         match_id=str(match.id),
-        revision=match.revision,
+        revision=match.published_revision,
     )
 
 

@@ -163,7 +163,7 @@ async def get_playback(
     settings: SettingsDep,
     response: Response,
 ) -> Playback:
-    """The master playlist URL of the match's current revision, signed for the caller.
+    """The master playlist URL of the match's published revision, signed for the caller.
 
     The URL works for `PLAYBACK_TOKEN_LIFETIME` (4 hours) for whoever holds it; every URL
     inside the playlists it leads to carries the same token. 409 until the match's rendition
@@ -178,10 +178,14 @@ async def get_playback(
     ).first()
     if match is None:
         raise not_found("Match not found.")
-    prefix = playback_prefix(str(match.organization_id), str(match.id), match.revision)
+    # The published revision keeps playing while a reprocess writes a newer one.
+    revision = match.published_revision
+    if revision is None:
+        raise HTTPException(409, "The match has not been processed yet.")
+    prefix = playback_prefix(str(match.organization_id), str(match.id), revision)
     master_key = prefix + HLS_MASTER_PLAYLIST
-    # The object, not the status column, decides: the packager writes the master playlist
-    # last, so when it exists everything it names exists too.
+    # The packager writes the master playlist last, so when it exists everything it names
+    # exists too; a published revision without it was cleaned up behind the catalog's back.
     if not await objects.exists(master_key):
         raise HTTPException(409, "The match has not been processed yet.")
     expires_at = int(time.time() + PLAYBACK_TOKEN_LIFETIME.total_seconds())
@@ -191,7 +195,7 @@ async def get_playback(
     return Playback(
         master_url=delivery_url(settings.api_public_url, token, master_key),
         expires_at=datetime.fromtimestamp(expires_at, UTC),
-        revision=match.revision,
+        revision=revision,
     )
 
 

@@ -113,7 +113,14 @@ async def _match(
     fps: float | None = 50.0,
 ) -> uuid.UUID:
     """A catalog match at ``revision`` and, with ``fps``, that revision's ``summary.json``."""
-    match = Match(title="Derby", organization_id=org_id, status=status, revision=revision)
+    published = revision if status is MatchStatus.ready and revision >= 1 else None
+    match = Match(
+        title="Derby",
+        organization_id=org_id,
+        status=status,
+        revision=revision,
+        published_revision=published,
+    )
     async with app.state.sessions() as session:
         session.add(match)
         await session.commit()
@@ -270,9 +277,9 @@ async def test_tracks_without_a_summary_assume_25_fps(
     app: FastAPI, client: httpx.AsyncClient, factory: Factory
 ) -> None:
     org = await factory.org(roles=(Role.analyst,))
-    match_id = await _match(app, org.id, revision=0, fps=None)
+    match_id = await _match(app, org.id, revision=1, fps=None)
     app.state.analytics.replace_slice(
-        "track_points", str(org.id), str(match_id), 0, 0, _points([(50, 7, 0, 5.0, 5.0, 1.0)])
+        "track_points", str(org.id), str(match_id), 1, 0, _points([(50, 7, 0, 5.0, 5.0, 1.0)])
     )
     response = await client.get(
         f"/orgs/{org.id}/matches/{match_id}/analytics/tracks",
@@ -593,3 +600,20 @@ async def test_an_unavailable_analytics_store_is_a_503_problem(
     )
     body = _problem(response, 503)
     assert body["detail"] == "The analytics store is unavailable; try again shortly."
+
+
+async def test_a_reprocess_in_progress_keeps_serving_the_published_revision(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory
+) -> None:
+    seeded = await _seed(app, factory)
+    before = await client.get(seeded.url("players"), headers=seeded.headers)
+    assert before.status_code == 200 and before.json()
+    async with app.state.sessions() as session:
+        row = await session.get(Match, seeded.match_id)
+        assert row is not None
+        row.revision, row.status = row.revision + 1, MatchStatus.processing
+        session.add(row)
+        await session.commit()
+    during = await client.get(seeded.url("players"), headers=seeded.headers)
+    assert during.status_code == 200, during.text
+    assert during.json() == before.json()

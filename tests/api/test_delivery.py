@@ -74,7 +74,14 @@ class Published:
 
 
 async def _match_row(app: FastAPI, org_id: uuid.UUID, status: MatchStatus, revision: int) -> Match:
-    match = Match(title="Final", organization_id=org_id, status=status, revision=revision)
+    published = revision if status is MatchStatus.ready and revision >= 1 else None
+    match = Match(
+        title="Final",
+        organization_id=org_id,
+        status=status,
+        revision=revision,
+        published_revision=published,
+    )
     async with app.state.sessions() as session:
         session.add(match)
         await session.commit()
@@ -205,15 +212,28 @@ async def test_a_match_without_its_rendition_is_not_playable_yet(
     _assert_refused(response, 409)
     assert "not been processed" in response.json()["detail"]
 
-    # Reprocessing bumped the row to revision 2; only revision 1 is published so far.
+    # A published revision whose rendition is gone (cleaned up) is not playable either.
+    published = await _publish(app, org.id, chunk_videos, revision=1)
+    await app.state.objects.delete_prefix(f"orgs/{org.id}/matches/{published.match_id}/1/hls/")
+    response = await client.get(published.playback_path, headers=org.member(Role.viewer).headers)
+    _assert_refused(response, 409)
+
+
+async def test_a_reprocess_in_progress_keeps_the_published_revision_playing(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory, chunk_videos: list[Path]
+) -> None:
+    org = await factory.org(roles=(Role.viewer,))
     published = await _publish(app, org.id, chunk_videos, revision=1)
     async with app.state.sessions() as session:
         row = await session.get(Match, published.match_id)
-        row.revision = 2
+        assert row is not None
+        row.revision, row.status = 2, MatchStatus.processing
         session.add(row)
         await session.commit()
     response = await client.get(published.playback_path, headers=org.member(Role.viewer).headers)
-    _assert_refused(response, 409)
+    assert response.status_code == 200, response.text
+    assert response.json()["revision"] == 1
+    assert f"/{published.match_id}/1/hls/master.m3u8" in response.json()["master_url"]
 
 
 async def test_segments_answer_single_ranges_and_conditional_requests(

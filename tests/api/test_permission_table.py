@@ -73,7 +73,13 @@ def test_the_documented_table_is_the_enforced_table() -> None:
 
 
 async def _ready_match(app: FastAPI, org: TestOrg) -> uuid.UUID:
-    match = Match(organization_id=org.id, title="Probe match", status=MatchStatus.ready, revision=1)
+    match = Match(
+        organization_id=org.id,
+        title="Probe match",
+        status=MatchStatus.ready,
+        revision=1,
+        published_revision=1,
+    )
     async with app.state.sessions() as session:
         session.add(match)
         await session.commit()

@@ -101,6 +101,7 @@ async def test_writes_the_summary_and_marks_the_tenants_match_ready(
     assert output.summary_key == f"orgs/{org.id}/matches/{match.id}/1/index/summary.json"
     ready = await _match(sessions, match.id)
     assert (ready.status, ready.duration_s, ready.revision) == (MatchStatus.ready, 90.0, 1)
+    assert ready.published_revision == 1
 
     summary = json.loads(await objects.get(output.summary_key))
     assert summary["duration_s"] == 90.0

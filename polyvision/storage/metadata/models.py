@@ -336,6 +336,9 @@ class Match(MatchBase, table=True):
     duration_s: float | None = Field(default=None, ge=0)
     # Bumped on every reprocess so outputs of an older run never overwrite a newer one.
     revision: int = Field(default=0, ge=0)
+    # The newest revision whose outputs are complete (set by the index stage): what viewers
+    # and analytics read, so a reprocess in progress never takes the published one away.
+    published_revision: int | None = Field(default=None, ge=1)
     workflow_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
@@ -348,6 +351,7 @@ class MatchPublic(MatchBase):
     status: MatchStatus
     duration_s: float | None
     revision: int
+    published_revision: int | None
     created_at: datetime
     updated_at: datetime
 
