@@ -412,8 +412,14 @@ async def _assemble(db: AsyncSession, objects: ObjectStore, upload: Upload, matc
         await db.commit()
 
 
-async def _start_workflow(client: Client, settings: Settings, upload: Upload, match: Match) -> str:
-    """Start (or find, by id) the match workflow; return its run id."""
+async def start_match_workflow(
+    client: Client, settings: Settings, upload: Upload, match: Match, revision: int
+) -> str:
+    """Start (or find, by id) the match workflow for ``revision`` of ``upload``; its run id.
+
+    Used by a completed upload (revision 1) and by the reprocess of a finished match (the
+    next revision, a new run under the same workflow id).
+    """
     attributes = [
         SearchAttributePair(MATCH_ID, str(match.id)),
         SearchAttributePair(ORGANIZATION_ID, str(match.organization_id)),
@@ -436,7 +442,7 @@ async def _start_workflow(client: Client, settings: Settings, upload: Upload, ma
             right_key=_key(upload, "right"),
             rig_key=upload.rig_key or rig_key(upload.organization_id, upload.id),
             device_id=str(upload.device_id) if upload.device_id is not None else None,
-            revision=max(match.revision, 1),
+            revision=revision,
             expected_left=expected("left"),
             expected_right=expected("right"),
             task_queue_suffix=settings.task_queue_suffix,
@@ -485,7 +491,7 @@ async def complete(
 
     client = await connect()
     try:
-        run_id = await _start_workflow(client, settings, upload, match)
+        run_id = await start_match_workflow(client, settings, upload, match, max(match.revision, 1))
     except RPCError as exc:
         raise HTTPException(503, TEMPORAL_UNAVAILABLE) from exc
 

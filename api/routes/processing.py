@@ -15,6 +15,8 @@ from enum import StrEnum
 import structlog
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -29,11 +31,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.catalog import load_match
 from api.deps import SettingsDep, TemporalDep
+from api.ingest.service import start_match_workflow
 from api.openapi import problem_responses
 from api.security import DbSession
 from api.security.tenancy import CanReprocess, CanView
 from polyvision.process import ui_link
-from polyvision.storage.metadata.models import Match, MatchStatus
+from polyvision.settings import Settings
+from polyvision.storage.metadata.models import Match, MatchStatus, Upload, UploadStatus
 from workflows.match import MatchWorkflow, workflow_id_for
 from workflows.types import STAGES, MatchProgress, ReprocessRequest
 
@@ -127,6 +131,16 @@ class ProcessingAccepted(BaseModel):
     detail: str
     match_status: MatchStatus
     ui_url: str
+    revision: int | None = Field(
+        default=None, description="The revision being produced (reprocess only)."
+    )
+    restarted_from: str | None = Field(
+        default=None,
+        description=(
+            "The stage the run starts from: ``from_stage`` for a running workflow, ``ingest`` "
+            "for a finished match (a new run writes a new revision)."
+        ),
+    )
 
 
 # --- pure helpers ------------------------------------------------------------------------
@@ -287,16 +301,22 @@ async def reprocess(
     client: TemporalDep,
     settings: SettingsDep,
 ) -> ProcessingAccepted:
-    """Ask the running workflow to redo ``from_stage`` and everything after it.
+    """Redo ``from_stage`` and everything after it.
 
-    422 for an unknown stage; 409 when the workflow refuses now (the stage has not run yet, or
-    another reprocess is pending) or is not running: a finished match is not reprocessed here.
+    A running workflow is asked through its ``reprocess`` update (same revision). A finished
+    one (completed, failed, cancelled) is started again as a new run writing the next
+    revision from ingest. 422 for an unknown stage; 409 when the workflow refuses now (the
+    stage has not run yet, or another reprocess is pending), when the match never started, or
+    when it has no uploaded recording.
     """
     match = await load_match(session, access.organization_id, match_id)
     if body.from_stage not in STAGES:
         raise HTTPException(422, f"unknown stage {body.from_stage!r}; one of {', '.join(STAGES)}")
-    description = await _running(client, match)
     workflow_id = _workflow_id(match)
+    latest = await _describe(client, workflow_id)
+    if latest is not None and processing_state(latest.status) != ProcessingState.running:
+        return await _process_again(session, client, settings, match, workflow_id)
+    description = await _running(client, match)
     handle = client.get_workflow_handle_for(
         MatchWorkflow.run, workflow_id, run_id=description.run_id
     )
@@ -323,6 +343,51 @@ async def reprocess(
         detail=answer,
         match_status=match.status,
         ui_url=ui_link(settings, workflow_id, description.run_id),
+        revision=match.revision,
+        restarted_from=body.from_stage,
+    )
+
+
+async def _process_again(
+    session: AsyncSession, client: Client, settings: Settings, match: Match, workflow_id: str
+) -> ProcessingAccepted:
+    """A finished match: a new run of its workflow writes the next revision, from ingest.
+
+    Outputs live per revision and segments are cached as immutable, so a finished revision is
+    never rewritten in place; the published one keeps serving viewers until the new one is
+    indexed. Stages before ``from_stage`` are therefore computed again too.
+    """
+    upload = (
+        await session.exec(
+            select(Upload)
+            .where(
+                col(Upload.match_id) == match.id,
+                col(Upload.organization_id) == match.organization_id,
+                col(Upload.status) == UploadStatus.completed,
+            )
+            .order_by(col(Upload.completed_at).desc())
+        )
+    ).first()
+    if upload is None:
+        raise HTTPException(409, "This match has no uploaded recording to process again.")
+    # Any run so far wrote at least revision 1 (the workflow input's default).
+    revision = max(match.revision, 1) + 1
+    try:
+        run_id = await start_match_workflow(client, settings, upload, match, revision)
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
+    match.revision = revision
+    match.status = MatchStatus.processing
+    session.add(match)
+    await session.commit()
+    return ProcessingAccepted(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        detail=f"processing again as revision {revision}, from ingest",
+        match_status=match.status,
+        ui_url=ui_link(settings, workflow_id, run_id),
+        revision=revision,
+        restarted_from="ingest",
     )
 
 

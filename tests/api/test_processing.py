@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -29,7 +29,7 @@ from api.routes.processing import ProcessingState, reconciled_status
 from polyvision.ports import free_port
 from polyvision.process import ui_link
 from polyvision.settings import Settings
-from polyvision.storage.metadata.models import Match, MatchStatus, Role
+from polyvision.storage.metadata.models import Match, MatchStatus, Role, Upload, UploadStatus
 from polyvision.worker.queues import QueueRole, queue_names
 from tests.api.factories import Factory, TestOrg
 from tests.workflows.standins import StandinActivities, StandinMatch
@@ -262,9 +262,44 @@ async def test_reprocess_is_validated_then_reruns_from_the_stage(
     ]
     assert scheduled.count("stitch_prepare") == 2 and scheduled.count("track_match") == 2
     assert scheduled.count("ingest") == 1
-    ended = await client.post(url, json={"from_stage": "track"}, headers=admin)
-    assert ended.status_code == 409
-    assert "ended (completed)" in ended.json()["detail"]
+    # Finished: processing again is a new run writing the next revision, which needs the
+    # match's uploaded recording.
+    no_recording = await client.post(url, json={"from_stage": "track"}, headers=admin)
+    assert no_recording.status_code == 409
+    assert "no uploaded recording" in no_recording.json()["detail"]
+    await _completed_upload(app, match)
+    again = await client.post(url, json={"from_stage": "track"}, headers=admin)
+    assert again.status_code == 202, again.text
+    body = again.json()
+    assert (body["revision"], body["restarted_from"]) == (2, "ingest")
+    assert body["run_id"] != handle.result_run_id
+    assert body["match_status"] == "processing"
+    rerun = temporal_client.get_workflow_handle_for(
+        MatchWorkflow.run, handle.id, run_id=body["run_id"]
+    )
+    assert (await rerun.result()).revision == 2
+
+
+async def _completed_upload(app: FastAPI, match: Match) -> None:
+    prefix = f"orgs/{match.organization_id}/uploads/{match.id}"
+    upload = Upload(
+        organization_id=match.organization_id,
+        match_id=match.id,
+        left_size=10,
+        right_size=10,
+        left_sha256="a" * 64,
+        right_sha256="b" * 64,
+        left_frames=100,
+        right_frames=100,
+        status=UploadStatus.completed,
+        completed_at=datetime.now(UTC),
+        left_key=f"{prefix}/left.mp4",
+        right_key=f"{prefix}/right.mp4",
+        rig_key=f"{prefix}/rig.json",
+    )
+    async with app.state.sessions() as session:
+        session.add(upload)
+        await session.commit()
 
 
 async def test_cancel_stops_the_run_and_marks_the_match(
