@@ -20,7 +20,6 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import AfterValidator
-from sqlmodel import col, select
 
 from api.analytics.grid import CELL_SIZES_M, GridSpec, grid_from_cells, grid_spec
 from api.analytics.heatmap_png import DEFAULT_WIDTH_PX, MAX_WIDTH_PX, MIN_WIDTH_PX, heatmap_png
@@ -46,14 +45,14 @@ from api.analytics.shaping import (
     team_totals,
     track_totals,
 )
+from api.catalog import load_match
 from api.deps import AnalyticsDep, ObjectsDep
 from api.openapi import problem_responses
 from api.security import DbSession
-from api.security.tenancy import CanReadAnalytics, not_found
+from api.security.tenancy import CanReadAnalytics
 from polyvision.artifacts import artifact_key
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.analytics.base import AnalyticsUnavailableError
-from polyvision.storage.metadata.models import Match
 from polyvision.storage.objects import ObjectNotFound, ObjectStore
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["analytics"])
@@ -92,15 +91,7 @@ async def get_analysed_match(
     session: DbSession,
 ) -> Scope:
     """The match's published revision, when the match is the caller's and has one."""
-    match = (
-        await session.exec(
-            select(Match).where(
-                col(Match.id) == match_id, col(Match.organization_id) == access.organization_id
-            )
-        )
-    ).first()
-    if match is None:
-        raise not_found("Match not found.")
+    match = await load_match(session, access.organization_id, match_id)
     # The published revision: a reprocess in progress does not take the figures away.
     if match.published_revision is None:
         raise HTTPException(409, NOT_READY)

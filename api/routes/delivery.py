@@ -25,9 +25,9 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, JsonValue
-from sqlmodel import col, select
 from starlette.background import BackgroundTask
 
+from api.catalog import load_match
 from api.deps import ObjectsDep, SettingsDep
 from api.openapi import problem_responses
 from api.problems import problem
@@ -45,9 +45,8 @@ from api.security.playback import (
     rewrite_playlist,
     verify_token,
 )
-from api.security.tenancy import CanView, not_found
+from api.security.tenancy import CanView
 from polyvision.artifacts import HLS_MASTER_PLAYLIST
-from polyvision.storage.metadata.models import Match
 from polyvision.storage.objects import ObjectInfo, ObjectNotFound, ObjectReader, ObjectStore
 
 router = APIRouter(tags=["delivery"])
@@ -169,15 +168,7 @@ async def get_playback(
     inside the playlists it leads to carries the same token. 409 until the match's rendition
     has been published.
     """
-    match = (
-        await session.exec(
-            select(Match).where(
-                col(Match.id) == match_id, col(Match.organization_id) == access.organization_id
-            )
-        )
-    ).first()
-    if match is None:
-        raise not_found("Match not found.")
+    match = await load_match(session, access.organization_id, match_id)
     # The published revision keeps playing while a reprocess writes a newer one.
     revision = match.published_revision
     if revision is None:
