@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,12 +19,20 @@ from tests.fixtures.temporal import TemporalTestServer
 
 
 @pytest.fixture
-def api_settings(tmp_path: Path, temporal_server: TemporalTestServer) -> Settings:
+def api_settings(
+    tmp_path: Path, temporal_server: TemporalTestServer, request: pytest.FixtureRequest
+) -> Settings:
+    # PV_TEST_API_DATABASE=postgres runs the API tests on a fresh PostgreSQL database each
+    # (SQLite, the embedded default, otherwise).
+    database_url = ""
+    if os.environ.get("PV_TEST_API_DATABASE") == "postgres":
+        database_url = request.getfixturevalue("postgres_database_url")
     settings = Settings(
         data_dir=tmp_path / "pv",
         temporal_address=temporal_server.address,
         temporal_namespace=temporal_server.namespace.name,
         api_public_url="http://testserver",
+        database_url=database_url,
     )
     upgrade_stores(settings)
     return settings
