@@ -105,6 +105,11 @@ def decode_cursor(text: str, *, sort: str, fingerprint: str) -> PageKey:
         raise InvalidCursor("The cursor is malformed.") from exc
     if body.get("s") != sort or body.get("f") != fingerprint:
         raise InvalidCursor("The cursor belongs to another sort or other filters.")
+    # The value is compared with the sort's column: a text for a date column (an edited
+    # cursor) would reach the database driver as the wrong type.
+    allowed = {"text"} if sort.lstrip("-") == "title" else {"datetime", "null"}
+    if body.get("t") not in allowed:
+        raise InvalidCursor("The cursor is malformed.")
     return PageKey(
         sort=sort,
         value=_decode_value(body.get("t"), body.get("k")),

@@ -63,8 +63,17 @@ CONTENT_TYPES = {
     ".ts": "video/mp2t",
 }
 # Segments never change under a key (a reprocess writes a new revision folder), so caches may
-# keep them; playlists are rewritten per token and kept briefly.
-SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# keep them, but never past the token in their URL: a cached copy must not outlive the grant.
+# Playlists are rewritten per token and kept briefly.
+SEGMENT_MAX_AGE_S = 31_536_000
+
+
+def segment_cache_control(expires_at: int, now: float) -> str:
+    """Immutable, cached at most until the token expires (and at most a year)."""
+    max_age = max(0, min(SEGMENT_MAX_AGE_S, int(expires_at - now)))
+    return f"public, max-age={max_age}, immutable"
+
+
 PLAYLIST_CACHE_CONTROL = "public, max-age=60"
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -259,7 +268,7 @@ async def _deliver(
         raise _refuse(404, _NOT_FOUND)
     if content_type == PLAYLIST_TYPE:
         return await _playlist(request, objects, key, grant, token, base_url)
-    return await _segment(request, objects, key, content_type)
+    return await _segment(request, objects, key, content_type, grant)
 
 
 async def _playlist(
@@ -291,7 +300,9 @@ async def _playlist(
     return Response(content, media_type=PLAYLIST_TYPE, headers=headers)
 
 
-async def _segment(request: Request, objects: ObjectStore, key: str, content_type: str) -> Response:
+async def _segment(
+    request: Request, objects: ObjectStore, key: str, content_type: str, grant: PlaybackGrant
+) -> Response:
     try:
         # HEAD needs the size and checksum only; GET opens the object once for both.
         reader = None if request.method == "HEAD" else await objects.open_read(key)
@@ -299,7 +310,8 @@ async def _segment(request: Request, objects: ObjectStore, key: str, content_typ
     except ObjectNotFound as exc:
         raise _refuse(404, _NOT_FOUND) from exc
     try:
-        response = _segment_response(request, info, content_type, reader)
+        cache_control = segment_cache_control(grant.expires_at, time.time())
+        response = _segment_response(request, info, content_type, reader, cache_control)
     except BaseException:
         if reader is not None:
             await reader.aclose()
@@ -310,10 +322,14 @@ async def _segment(request: Request, objects: ObjectStore, key: str, content_typ
 
 
 def _segment_response(
-    request: Request, info: ObjectInfo, content_type: str, reader: ObjectReader | None
+    request: Request,
+    info: ObjectInfo,
+    content_type: str,
+    reader: ObjectReader | None,
+    cache_control: str,
 ) -> Response:
     etag = f'"{info.sha256}"' if info.sha256 else None
-    headers = {"Cache-Control": SEGMENT_CACHE_CONTROL, "Accept-Ranges": "bytes"}
+    headers = {"Cache-Control": cache_control, "Accept-Ranges": "bytes"}
     if etag is not None:
         headers["ETag"] = etag
     if etag_matches(request.headers.get("if-none-match"), etag):

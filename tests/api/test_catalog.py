@@ -6,6 +6,8 @@ differently per backend and must find the same rows.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -620,6 +622,12 @@ async def test_a_cursor_only_fits_its_own_query(backend: Backend) -> None:
         assert response.status_code == 422, params
     following = await backend.http.get(url, params={"cursor": cursor, "limit": 1}, headers=headers)
     assert following.status_code == 200
+    # An edited cursor whose value has the wrong type for the sort's column: 422, not a 500.
+    body = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    body.update({"t": "text", "k": "not a date"})
+    forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    response = await backend.http.get(url, params={"cursor": forged}, headers=headers)
+    assert response.status_code == 422, response.text
 
 
 def test_cursors_round_trip() -> None:

@@ -24,7 +24,13 @@ from fastapi import FastAPI
 from temporalio.testing import ActivityEnvironment
 
 from activities.encode.activity import EncodeActivities, PackageInput
-from api.routes.delivery import ByteRange, RangeNotSatisfiable, etag_matches, parse_range
+from api.routes.delivery import (
+    ByteRange,
+    RangeNotSatisfiable,
+    etag_matches,
+    parse_range,
+    segment_cache_control,
+)
 from api.security.playback import PLAYBACK_TOKEN_LIFETIME, create_token, playback_prefix
 from polyvision.media.writer import VideoWriter
 from polyvision.storage.metadata.models import Match, MatchStatus, Role
@@ -36,7 +42,14 @@ FPS = 25.0
 CHUNK_FRAMES = [25, 20]
 WIDTH, HEIGHT = 160, 96
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-SEGMENT_CACHE = "public, max-age=31536000, immutable"
+
+
+def _assert_segment_cache(value: str) -> None:
+    """Immutable, and cached no longer than the 4-hour token (a minute of slack for the test)."""
+    public, max_age, immutable = (part.strip() for part in value.split(","))
+    assert (public, immutable) == ("public", "immutable")
+    seconds = int(max_age.removeprefix("max-age="))
+    assert 4 * 3600 - 60 <= seconds <= 4 * 3600
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +198,7 @@ async def test_a_viewer_plays_the_match_through_the_signed_urls(
         assert segment.content == stored
         assert segment.headers["content-length"] == str(len(stored))
         assert segment.headers["etag"] == f'"{hashlib.sha256(stored).hexdigest()}"'
-        assert segment.headers["cache-control"] == SEGMENT_CACHE
+        _assert_segment_cache(segment.headers["cache-control"])
         assert segment.headers["accept-ranges"] == "bytes"
         assert segment.headers["content-type"] == (
             "video/mp4" if name == "init.mp4" else "video/iso.segment"
@@ -263,7 +276,7 @@ async def test_segments_answer_single_ranges_and_conditional_requests(
         # Compared by length and digest: a failure must not print megabytes of noise.
         got, want = response.content, big[first : last + 1]
         assert (len(got), _sha(got)) == (len(want), _sha(want)), header
-        assert response.headers["cache-control"] == SEGMENT_CACHE
+        _assert_segment_cache(response.headers["cache-control"])
 
     whole = await client.get(url, headers={"Range": "bytes=0-9,20-29"})  # several: ignored
     assert whole.status_code == 200 and _sha(whole.content) == _sha(big)
@@ -465,3 +478,11 @@ def test_if_none_match_compares_weakly() -> None:
     assert not etag_matches('"a"', '"b"')
     assert not etag_matches(None, '"a"')
     assert not etag_matches('"a"', None)
+
+
+def test_segments_are_never_cached_past_their_token() -> None:
+    now = 1_800_000_000.0
+    assert segment_cache_control(int(now) + 600, now) == "public, max-age=600, immutable"
+    assert segment_cache_control(int(now) - 5, now) == "public, max-age=0, immutable"
+    far = int(now) + 10 * 365 * 86400
+    assert segment_cache_control(far, now) == "public, max-age=31536000, immutable"
