@@ -8,7 +8,6 @@ other tenants.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -18,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.service import RPCError
 
 from api.catalog import (
     InvalidCursor,
@@ -34,7 +34,8 @@ from api.catalog import (
 )
 from api.catalog.lookup import MATCH_NOT_FOUND
 from api.catalog.matches import sort_value
-from api.deps import AnalyticsDep, EngineDep, ObjectsDep
+from api.catalog.purge import gather_stored_data, purge_stored_data, workflow_running
+from api.deps import AnalyticsDep, EngineDep, ObjectsDep, TemporalDep
 from api.openapi import problem_responses
 from api.security import DbSession
 from api.security.tenancy import CanEditCatalog, CanView, not_found
@@ -45,7 +46,6 @@ from polyvision.storage.metadata.models import (
     Match,
     MatchStatus,
     Team,
-    Upload,
 )
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["catalog"])
@@ -344,7 +344,7 @@ async def update_match(
     "/matches/{match_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a match and its outputs",
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409, 503),
 )
 async def delete_match(
     match_id: uuid.UUID,
@@ -352,31 +352,33 @@ async def delete_match(
     session: DbSession,
     objects: ObjectsDep,
     analytics: AnalyticsDep,
+    client: TemporalDep,
 ) -> Response:
     """Remove a match, its assets, uploads, stored objects and analytics rows.
 
-    Refused (409) while the match is processing: cancel it first, so that no worker writes
-    outputs for a match that no longer exists.
+    Refused (409) while its workflow runs, as Temporal sees it (a cancel that was only asked
+    for counts as running): no worker may write outputs for a match that no longer exists.
+    Open uploads of the match are aborted.
     """
     match = await load_match(session, access.organization_id, match_id)
-    if match.status == MatchStatus.processing:
-        raise HTTPException(409, "The match is being processed; cancel the processing first.")
-    organization_id, match_key = str(match.organization_id), str(match.id)
-    assets = await session.exec(select(Asset.object_key).where(col(Asset.match_id) == match.id))
-    keys = set(assets.all())
-    for upload in (
-        await session.exec(select(Upload).where(col(Upload.match_id) == match.id))
-    ).all():
-        keys.update(key for key in (upload.left_key, upload.right_key, upload.rig_key) if key)
-    # Rows first: once the match is gone nothing can point at the objects deleted next, and a
-    # failure below leaves orphan objects (harmless) rather than a match with missing outputs.
+    try:
+        running = await workflow_running(client, match)
+    except RPCError as exc:
+        raise HTTPException(503, "The processing service is unavailable; try again.") from exc
+    if running:
+        raise HTTPException(
+            409, "The match is being processed; cancel the processing and wait until it stops."
+        )
+    data = await gather_stored_data(
+        session,
+        access.organization_id,
+        [match],
+        [_match_root(str(match.organization_id), str(match.id))],
+    )
     await session.delete(match)
     await session.commit()
-    deleted = await objects.delete_prefix(_match_root(organization_id, match_key))
-    for key in sorted(keys):
-        await objects.delete(key)
-    await asyncio.to_thread(analytics.delete_match, organization_id, match_key)
-    log.info("match deleted", match_id=match_key, objects=deleted + len(keys))
+    removed = await purge_stored_data(objects, analytics, data)
+    log.info("match deleted", match_id=str(match_id), objects=removed)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -19,13 +19,17 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from temporalio.service import RPCError
 
+from api.catalog.purge import gather_stored_data, purge_stored_data, workflow_running
+from api.deps import AnalyticsDep, ObjectsDep, TemporalDep
 from api.openapi import problem_responses
 from api.routes.auth import Email
 from api.security import CurrentUser, DbSession
 from api.security.permissions import ROLE_PERMISSIONS, Permission
 from api.security.tenancy import CanManageMembers, CanManageOrganization, CanView, OrgMember
 from polyvision.storage.metadata.models import (
+    Match,
     Membership,
     Organization,
     OrganizationPublic,
@@ -275,12 +279,38 @@ async def rename_organization(
     "/{org_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an organization and everything it owns",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
-async def delete_organization(access: CanManageOrganization, session: DbSession) -> None:
-    """Delete the organization; the database cascades to members, devices, matches and uploads."""
+async def delete_organization(
+    access: CanManageOrganization,
+    session: DbSession,
+    objects: ObjectsDep,
+    analytics: AnalyticsDep,
+    client: TemporalDep,
+) -> None:
+    """Delete the organization and all it owns: rows (the database cascades to members,
+    devices, matches and uploads), stored objects under ``orgs/{org}/`` and analytics rows.
+
+    Refused (409) while any of its matches is being processed: cancel those first.
+    """
+    organization_id = access.organization_id
+    matches = list(
+        (
+            await session.exec(select(Match).where(col(Match.organization_id) == organization_id))
+        ).all()
+    )
+    try:
+        running = [match.title for match in matches if await workflow_running(client, match)]
+    except RPCError as exc:
+        raise HTTPException(503, "The processing service is unavailable; try again.") from exc
+    if running:
+        raise HTTPException(
+            409, f"{len(running)} match(es) are being processed; cancel them first: {running[:5]}"
+        )
+    data = await gather_stored_data(session, organization_id, matches, [f"orgs/{organization_id}/"])
     await session.delete(access.organization)
     await session.commit()
+    await purge_stored_data(objects, analytics, data)
 
 
 # --- members -----------------------------------------------------------------------------

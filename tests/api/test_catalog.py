@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 from api.app import create_app
 from api.catalog import search_terms
@@ -27,6 +28,8 @@ from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Asset, AssetKind, Match, MatchStatus, Role
 from polyvision.storage.upgrade import upgrade_stores
 from tests.api.factories import Factory, TestOrg
+from workflows.match import MatchWorkflow, workflow_id_for
+from workflows.types import MatchInput
 
 KICKOFF = datetime(2025, 5, 17, 15, 30, tzinfo=UTC)
 
@@ -339,12 +342,22 @@ async def test_a_match_lists_its_assets(
 
 
 async def test_deleting_a_match_removes_its_outputs_but_not_while_processing(
-    client: httpx.AsyncClient, factory: Factory, app: FastAPI
+    client: httpx.AsyncClient, factory: Factory, app: FastAPI, temporal_client: Client
 ) -> None:
     org = await factory.org()
     done = Match(organization_id=org.id, title="Done", status=MatchStatus.ready, revision=1)
     busy = Match(organization_id=org.id, title="Busy", status=MatchStatus.processing)
-    await _add(app.state.sessions, done, busy)
+    # Busy's workflow runs (on a queue no worker polls, so it stays running).
+    busy.workflow_id = workflow_id_for(str(busy.id))
+    running = await temporal_client.start_workflow(
+        MatchWorkflow.run,
+        MatchInput(str(org.id), str(busy.id), "l.mp4", "r.mp4", "rig.json"),
+        id=busy.workflow_id,
+        task_queue=f"unpolled-{uuid.uuid4().hex[:8]}",
+    )
+    # A row left "processing" by a run that never started does not block a delete.
+    stale = Match(organization_id=org.id, title="Stale", status=MatchStatus.processing)
+    await _add(app.state.sessions, done, busy, stale)
     key = f"orgs/{org.id}/matches/{done.id}/1/hls/master.m3u8"
     kept = f"orgs/{org.id}/matches/{busy.id}/1/hls/master.m3u8"
     for object_key in (key, kept):
@@ -371,6 +384,11 @@ async def test_deleting_a_match_removes_its_outputs_but_not_while_processing(
     assert not await app.state.objects.exists(key)
     assert await app.state.objects.exists(kept)
     assert (await client.delete(f"{base}/{done.id}", headers=editor)).status_code == 404
+    assert (await client.delete(f"{base}/{stale.id}", headers=editor)).status_code == 204
+
+    await running.terminate("test over")
+    assert (await client.delete(f"{base}/{busy.id}", headers=editor)).status_code == 204
+    assert not await app.state.objects.exists(kept)
 
 
 # --- listing: filters, search, sort, pages (both backends) -------------------------------

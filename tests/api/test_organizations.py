@@ -9,11 +9,23 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlmodel import col, select
+from temporalio.client import Client
 
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.routes.organizations import role_change_error
-from polyvision.storage.metadata.models import Device, Membership, Organization, Role
+from polyvision.storage.metadata.models import (
+    Device,
+    Match,
+    MatchStatus,
+    Membership,
+    Organization,
+    Role,
+    Upload,
+)
+from polyvision.storage.objects import UploadNotFound
 from tests.api.factories import Factory
+from workflows.match import MatchWorkflow, workflow_id_for
+from workflows.types import MatchInput
 
 if TYPE_CHECKING:
     # Imported for annotations only: pytest would try to collect a module-level `Test…` class.
@@ -337,6 +349,100 @@ async def test_delete_cascades(client: httpx.AsyncClient, factory: Factory, app:
         devices = await session.exec(select(Device).where(col(Device.organization_id) == org.id))
         assert devices.all() == []
         assert await session.get(Organization, kept.id) is not None
+
+
+async def test_delete_removes_stored_objects_analytics_and_open_uploads(
+    client: httpx.AsyncClient, factory: Factory, app: FastAPI
+) -> None:
+    org = await factory.org(roles=(Role.owner,))
+    kept = await factory.org(roles=(Role.owner,))
+    objects = app.state.objects
+    matches = {}
+    for tenant in (org, kept):
+        match = Match(organization_id=tenant.id, title="Final", status=MatchStatus.ready)
+        async with app.state.sessions() as session:
+            session.add(match)
+            await session.commit()
+        matches[tenant.id] = match
+        await objects.put(f"orgs/{tenant.id}/matches/{match.id}/1/hls/master.m3u8", b"#EXTM3U")
+        app.state.analytics.replace_slice(
+            "player_stats",
+            str(tenant.id),
+            str(match.id),
+            1,
+            0,
+            {
+                "track_id": [1],
+                "team": [0],
+                "frames": [25],
+                "distance_m": [10.0],
+                "max_speed": [5.0],
+                "sprints": [0],
+            },
+        )
+    # An upload still open: its multipart parts must be freed.
+    open_key = f"orgs/{org.id}/uploads/u1/left.mp4"
+    upload_id = await objects.create_multipart(open_key)
+    await objects.upload_part(open_key, upload_id, 1, b"partial")
+    async with app.state.sessions() as session:
+        session.add(
+            Upload(
+                organization_id=org.id,
+                match_id=matches[org.id].id,
+                left_size=7,
+                right_size=7,
+                left_sha256="a" * 64,
+                right_sha256="b" * 64,
+                left_frames=1,
+                right_frames=1,
+                left_key=open_key,
+                left_upload_id=upload_id,
+            )
+        )
+        await session.commit()
+
+    response = await client.delete(f"/orgs/{org.id}", headers=org.member(Role.owner).headers)
+    assert response.status_code == 204, response.text
+
+    assert [info.key async for info in objects.list_prefix(f"orgs/{org.id}/")] == []
+    with pytest.raises(UploadNotFound):
+        await objects.list_parts(open_key, upload_id)
+    assert await objects.exists(f"orgs/{kept.id}/matches/{matches[kept.id].id}/1/hls/master.m3u8")
+    counts = {
+        tenant: app.state.analytics.query_arrow(
+            "SELECT count() AS n FROM player_stats WHERE organization_id = {org:String}",
+            {"org": str(tenant)},
+        )
+        .column("n")[0]
+        .as_py()
+        for tenant in (org.id, kept.id)
+    }
+    assert counts == {org.id: 0, kept.id: 1}
+
+
+async def test_delete_is_refused_while_a_match_is_processing(
+    client: httpx.AsyncClient, factory: Factory, app: FastAPI, temporal_client: Client
+) -> None:
+    org = await factory.org(roles=(Role.owner,))
+    match = Match(organization_id=org.id, title="Live", status=MatchStatus.processing)
+    match.workflow_id = workflow_id_for(str(match.id))
+    async with app.state.sessions() as session:
+        session.add(match)
+        await session.commit()
+    running = await temporal_client.start_workflow(
+        MatchWorkflow.run,
+        MatchInput(str(org.id), str(match.id), "l.mp4", "r.mp4", "rig.json"),
+        id=match.workflow_id,
+        task_queue=f"unpolled-{uuid.uuid4().hex[:8]}",
+    )
+    try:
+        response = await client.delete(f"/orgs/{org.id}", headers=org.member(Role.owner).headers)
+        assert_problem(response, 409)
+        assert "Live" in response.json()["detail"]
+    finally:
+        await running.terminate("test over")
+    response = await client.delete(f"/orgs/{org.id}", headers=org.member(Role.owner).headers)
+    assert response.status_code == 204
 
 
 # --- members -----------------------------------------------------------------------------
