@@ -17,10 +17,12 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowHistoryEventFilterType,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
@@ -113,6 +115,13 @@ class ProcessingStatus(BaseModel):
         default=None, description="None when no worker answered the query in time."
     )
     ui_url: str | None = None
+    failure: str | None = Field(
+        default=None,
+        description=(
+            "Why a failed run failed: the failure and its causes, outermost first (e.g. the "
+            "ingest activity refusing a mismatched pair)."
+        ),
+    )
 
 
 class ReprocessBody(BaseModel):
@@ -227,6 +236,33 @@ async def _progress(client: Client, workflow_id: str, run_id: str) -> Progress |
     return progress_view(progress)
 
 
+def failure_text(failure: Failure) -> str:
+    """A failure and its causes as one line, outermost first, without repeats."""
+    messages: list[str] = []
+    current: Failure | None = failure
+    while current is not None and len(messages) < 8:
+        if current.message and current.message not in messages:
+            messages.append(current.message)
+        current = current.cause if current.HasField("cause") else None
+    return ": ".join(messages)
+
+
+async def _failure(client: Client, workflow_id: str, run_id: str) -> str | None:
+    """Why the run failed, from its closing event; None when Temporal cannot say."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    try:
+        async for event in handle.fetch_history_events(
+            event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+        ):
+            if event.HasField("workflow_execution_failed_event_attributes"):
+                return failure_text(event.workflow_execution_failed_event_attributes.failure)
+            if event.HasField("workflow_execution_timed_out_event_attributes"):
+                return "the workflow timed out"
+    except RPCError:
+        log.warning("could not read the closing event", workflow_id=workflow_id)
+    return None
+
+
 async def _running(client: Client, match: Match) -> WorkflowExecutionDescription:
     """The match's running workflow, or 409 when it never started or has ended."""
     description = await _describe(client, _workflow_id(match))
@@ -274,6 +310,9 @@ async def get_processing(
         match.status = reconciled
         session.add(match)
         await session.commit()
+    failure = None
+    if state in (ProcessingState.failed, ProcessingState.timed_out):
+        failure = await _failure(client, workflow_id, description.run_id)
     return ProcessingStatus(
         status=state,
         match_status=match.status,
@@ -283,6 +322,7 @@ async def get_processing(
         closed_at=description.close_time,
         progress=await _progress(client, workflow_id, description.run_id),
         ui_url=ui_link(settings, workflow_id, description.run_id),
+        failure=failure,
     )
 
 

@@ -21,8 +21,10 @@ from fastapi import FastAPI
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.ingest.activity import IngestInput, IngestOutput
 from activities.track.activity import TrackInput, TrackOutput
 from api.app import create_app
 from api.routes.processing import ProcessingState, reconciled_status
@@ -57,6 +59,17 @@ class GatedActivities(StandinActivities):
         """Wait for the gate, then answer like the stand-in."""
         await self._gate.wait()
         return await super().track_match(input)
+
+    @activity.defn(name="ingest")
+    async def ingest(self, input: IngestInput) -> IngestOutput:
+        """Refuse a pair named "mismatched" the way the real ingest does, else the stand-in."""
+        if "mismatched" in input.left_key:
+            raise ApplicationError(
+                "frame counts differ: left 100, right 50",
+                type="RecordingMismatch",
+                non_retryable=True,
+            )
+        return await super().ingest(input)
 
 
 @pytest.fixture
@@ -439,3 +452,38 @@ async def test_temporal_down_is_503(api_settings: Settings) -> None:
                 response = await http.request(method, _url(org, match, action), headers=owner)
                 assert response.status_code == 503
                 assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_failed_run_says_why(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    app: FastAPI,
+    temporal_client: Client,
+    api_settings: Settings,
+    workers: None,
+) -> None:
+    org = await factory.org()
+    match = await _match(app, org)
+    workflow_id = workflow_id_for(str(match.id))
+    handle = await temporal_client.start_workflow(
+        MatchWorkflow.run,
+        MatchInput(
+            organization_id=str(match.organization_id),
+            match_id=str(match.id),
+            left_key="orgs/x/uploads/mismatched/left.mp4",
+            right_key="orgs/x/uploads/mismatched/right.mp4",
+            rig_key="orgs/x/uploads/mismatched/rig.json",
+            task_queue_suffix=api_settings.task_queue_suffix,
+        ),
+        id=workflow_id,
+        task_queue=queue_names(api_settings.task_queue_suffix)[QueueRole.cpu],
+    )
+    async with app.state.sessions() as session:
+        match.workflow_id, match.status = workflow_id, MatchStatus.processing
+        session.add(match)
+        await session.commit()
+    await _wait_closed(handle)
+    body = (await client.get(_url(org, match), headers=org.member(Role.viewer).headers)).json()
+    assert body["status"] == "failed"
+    assert body["match_status"] == "failed"
+    assert "frame counts differ: left 100, right 50" in body["failure"]
