@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.analytics = open_analytics_store(settings.analytics_url)
         app.state.engine = create_engine(settings.database_url)
         app.state.sessions = session_maker(app.state.engine)
-        app.state.auth = create_auth_state(settings)
+        app.state.auth = await create_auth_state(settings, app.state.sessions)
         app.state.temporal_lock = asyncio.Lock()
         app.state.temporal = await connect_temporal(settings)
         try:

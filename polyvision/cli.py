@@ -117,6 +117,29 @@ def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from api.security import rotate_signing_key
+    from api.security.keys import KeyRingError
+
+    try:
+        kid = asyncio.run(rotate_signing_key(settings))
+    except KeyRingError as exc:
+        print(f"polyvision keys rotate: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(
+            f"polyvision keys rotate: the metadata database refused ({exc.__class__.__name__}:"
+            f" {exc.orig if isinstance(exc, DBAPIError) else exc}); is it reachable and"
+            " migrated (`polyvision db upgrade`)?",
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.write(f"new signing key {kid}\n")
+    return 0
+
+
 def _eval(settings: Settings, args: argparse.Namespace) -> int:
     from polyvision.eval.formats import FormatError
     from polyvision.eval.report import run_eval
@@ -319,6 +342,22 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", help="apply metadata (Alembic) and analytics (.sql) migrations"
     )
     upgrade.set_defaults(handler=_db_upgrade)
+
+    keys = commands.add_parser("keys", help="the RS256 keys that sign the API's access tokens")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_commands.add_parser(
+        "rotate",
+        help="make a new signing key current in the metadata database (PV_DATABASE_URL)",
+        description=(
+            "Make a new signing key current in the metadata database (PV_DATABASE_URL), "
+            "encrypted with PV_SECRET_KEY, and print its kid. Every API replica signs with it "
+            "within a minute; tokens signed by the old key keep verifying until they expire "
+            "(16 minutes at most), then the old key is dropped. Run it on a schedule, and "
+            "after a suspected leak of the database and the secret. Needs `polyvision db "
+            "upgrade` to have run."
+        ),
+    )
+    rotate.set_defaults(handler=_keys_rotate)
     return parser
 
 

@@ -4,27 +4,51 @@ One current key signs; keys retired by a rotation stay in the ring, for verifica
 only, until every token they signed has expired (``retired_at + max_token_lifetime``),
 then they are dropped. The kid is the key's RFC 7638 thumbprint.
 
-In a directory the ring is ``ring.json`` (kids and dates) plus one ``<kid>.pem`` private
-key (PKCS#8, mode 0600) per key.
+The ring lives in the metadata database (table ``signing_keys``), shared by every API replica
+and worker process: private keys are PKCS#8 PEM, encrypted at rest with Fernet under a key
+derived from the server secret. Each process keeps an in-memory copy, reloaded when it is
+older than ``reload_interval_s`` and when a token names a kid it does not know (at most once
+per ``unknown_kid_reload_s``), so a key made or rotated on one replica reaches the others.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import hmac
 import json
-import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
+import structlog
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from polyvision.storage.metadata.models import SigningKey
+
+log = structlog.get_logger(__name__)
 
 KEY_SIZE = 2048
-RING_FILE = "ring.json"
 ALGORITHM = "RS256"
+ENCRYPTION_LABEL = b"polyvision/signing-keys/v1"
+RELOAD_INTERVAL_S = 60.0
+UNKNOWN_KID_RELOAD_S = 5.0
+
+
+class KeyRingError(Exception):
+    """The key ring in the database cannot be used."""
+
+
+class KeyRingSecretError(KeyRingError):
+    """A stored private key does not decrypt with our secret."""
 
 
 def _b64url_uint(value: int) -> str:
@@ -71,6 +95,97 @@ def generate_key(now: datetime | None = None) -> RingKey:
     return RingKey(private, now or datetime.now(UTC))
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def encryption_key(secret: bytes) -> bytes:
+    """The Fernet key that encrypts stored private keys: HMAC-SHA256(secret, label), base64url."""
+    digest = hmac.new(secret, ENCRYPTION_LABEL, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest)
+
+
+class KeyStore:
+    """The ``signing_keys`` table: encrypted private keys, which one is current, retirements."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], secret: bytes) -> None:
+        self.sessions = sessions
+        self._fernet = Fernet(encryption_key(secret))
+
+    def encrypt(self, key: RingKey) -> str:
+        pem = key.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return self._fernet.encrypt(pem).decode()
+
+    def decrypt(self, row: SigningKey) -> RingKey:
+        """The key of ``row``; refuses one sealed with another secret or not matching its kid."""
+        try:
+            pem = self._fernet.decrypt(row.private_key.encode())
+        except InvalidToken as exc:
+            raise KeyRingSecretError(
+                f"signing key {row.kid} does not decrypt with this server's secret: "
+                "PV_SECRET_KEY must be the same on every API replica, the one the keys were "
+                "stored with (after a deliberate change, delete the signing_keys rows: every "
+                "access token is then refused and users sign in again)"
+            ) from exc
+        private = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(private, rsa.RSAPrivateKey):
+            raise KeyRingError(f"signing key {row.kid} is not an RSA private key")
+        key = RingKey(private, row.created_at, row.retired_at)
+        if key.kid != row.kid:
+            raise KeyRingError(f"signing key {row.kid} does not match its kid")
+        return key
+
+    async def read(self) -> list[SigningKey]:
+        async with self.sessions() as session:
+            return list((await session.exec(select(SigningKey))).all())
+
+    async def create_first(self, key: RingKey) -> bool:
+        """Store ``key`` as the current key; False when another process stored one first."""
+        try:
+            async with self.sessions() as session:
+                session.add(self._row(key, is_current=True))
+                await session.commit()
+        except IntegrityError:
+            return False
+        return True
+
+    async def rotate(self, new: RingKey, now: datetime, max_token_lifetime: timedelta) -> None:
+        """In one transaction: retire the current key, store ``new`` as current, and delete
+        retired keys whose every token has expired."""
+        for attempt in range(3):
+            try:
+                async with self.sessions() as session:
+                    for row in (await session.exec(select(SigningKey))).all():
+                        if row.is_current:
+                            row.is_current = None
+                            row.retired_at = now
+                            session.add(row)
+                        elif row.retired_at and row.retired_at + max_token_lifetime <= now:
+                            await session.delete(row)
+                    # The old key must stop being current before the new one is stored.
+                    await session.flush()
+                    session.add(self._row(new, is_current=True))
+                    await session.commit()
+                return
+            except IntegrityError:
+                # Another process rotated at the same time: retire its new key too, and retry.
+                if attempt == 2:
+                    raise
+
+    def _row(self, key: RingKey, *, is_current: bool) -> SigningKey:
+        return SigningKey(
+            kid=key.kid,
+            private_key=self.encrypt(key),
+            is_current=True if is_current else None,
+            created_at=key.created_at,
+            retired_at=key.retired_at,
+        )
+
+
 class KeyRing:
     """A current signing key and the retired keys still accepted for verification."""
 
@@ -80,100 +195,132 @@ class KeyRing:
         retired: list[RingKey] | None = None,
         *,
         max_token_lifetime: timedelta,
-        directory: Path | None = None,
+        store: KeyStore | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        reload_interval_s: float = RELOAD_INTERVAL_S,
+        unknown_kid_reload_s: float = UNKNOWN_KID_RELOAD_S,
     ) -> None:
         self.current = current
         self.retired = list(retired or [])
         self.max_token_lifetime = max_token_lifetime
-        self.directory = directory
+        self.store = store
+        self.clock = clock
+        self.reload_interval_s = reload_interval_s
+        self.unknown_kid_reload_s = unknown_kid_reload_s
+        self._loaded_at = time.monotonic()
+        self._unknown_reloaded_at: float | None = None
+        self._lock = asyncio.Lock()
 
     @classmethod
-    def load_or_create(cls, directory: Path, *, max_token_lifetime: timedelta) -> KeyRing:
-        """Load the ring kept in ``directory``, creating a first key when there is none."""
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ring_path = directory / RING_FILE
-        if not ring_path.exists():
-            ring = cls(generate_key(), max_token_lifetime=max_token_lifetime, directory=directory)
-            ring.save()
-            return ring
-        state = json.loads(ring_path.read_text())
+    async def load_or_create(
+        cls,
+        sessions: async_sessionmaker[AsyncSession],
+        secret: bytes,
+        *,
+        max_token_lifetime: timedelta,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> KeyRing:
+        """Load the ring from the database, storing a first key when there is none.
 
-        def load(entry: dict[str, Any]) -> RingKey:
-            kid = entry["kid"]
-            pem = (directory / f"{kid}.pem").read_bytes()
-            private = serialization.load_pem_private_key(pem, password=None)
-            if not isinstance(private, rsa.RSAPrivateKey):
-                raise ValueError(f"key {kid} is not an RSA private key")
-            retired = entry.get("retired_at")
-            key = RingKey(
-                private,
-                datetime.fromisoformat(entry["created_at"]),
-                datetime.fromisoformat(retired) if retired else None,
-            )
-            if key.kid != kid:
-                raise ValueError(f"key file {kid}.pem does not match its kid")
-            return key
+        Safe when several replicas start at once: the unique ``is_current`` lets one first
+        key in, and every replica then signs with that one.
 
+        Raises:
+            KeyRingSecretError: the stored keys were encrypted with another secret.
+        """
+        store = KeyStore(sessions, secret)
+        rows = await store.read()
+        if not any(row.is_current for row in rows):
+            candidate = await asyncio.to_thread(generate_key, clock())
+            if not await store.create_first(candidate):
+                log.info("signing key created by another replica; using it")
+            rows = await store.read()
+        current, retired = _arrange(rows, store, {})
+        if current is None:
+            raise KeyRingError("the signing_keys table has no current key")
         ring = cls(
-            load(state["current"]),
-            [load(entry) for entry in state.get("retired", [])],
-            max_token_lifetime=max_token_lifetime,
-            directory=directory,
+            current, retired, max_token_lifetime=max_token_lifetime, store=store, clock=clock
         )
-        if ring.prune():
-            ring.save()
+        ring.prune()
         return ring
 
-    def save(self) -> None:
-        """Write the ring to its directory (private keys 0600, ring.json replaced atomically)."""
-        if self.directory is None:
+    async def reload(self) -> None:
+        """Replace the in-memory copy with the database's ring (no-op without a store)."""
+        if self.store is None:
             return
-        for key in self.keys:
-            path = self.directory / f"{key.kid}.pem"
-            if path.exists():
-                continue
-            pem = key.private_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
+        rows = await self.store.read()
+        current, retired = _arrange(rows, self.store, {key.kid: key for key in self.keys})
+        if current is None:
+            raise KeyRingError("the signing_keys table has no current key")
+        self.current, self.retired = current, retired
+        self.prune()
+        self._loaded_at = time.monotonic()
 
-        def entry(key: RingKey) -> dict[str, Any]:
-            return {
-                "kid": key.kid,
-                "created_at": key.created_at.isoformat(),
-                "retired_at": key.retired_at.isoformat() if key.retired_at else None,
-            }
+    async def refresh_if_stale(self) -> None:
+        """Reload when the in-memory copy is older than ``reload_interval_s``.
 
-        state = {"current": entry(self.current), "retired": [entry(k) for k in self.retired]}
-        tmp = self.directory / f"{RING_FILE}.tmp"
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.directory / RING_FILE)
-        kept = {f"{key.kid}.pem" for key in self.keys}
-        for pem_path in self.directory.glob("*.pem"):
-            if pem_path.name not in kept:
-                pem_path.unlink()
+        A failed reload is logged and the keys in memory keep serving: they are still valid.
+        """
+        if self.store is None or time.monotonic() - self._loaded_at < self.reload_interval_s:
+            return
+        async with self._lock:
+            if time.monotonic() - self._loaded_at < self.reload_interval_s:
+                return  # another request reloaded while this one waited
+            try:
+                await self.reload()
+            except (SQLAlchemyError, KeyRingError) as exc:
+                self._loaded_at = time.monotonic()
+                log.warning("signing keys not reloaded", error=str(exc))
+
+    async def reload_for_unknown(self, kid: object) -> bool:
+        """Reload, at most once per ``unknown_kid_reload_s``, for a kid not in memory.
+
+        Returns whether ``kid`` is known afterwards.
+        """
+        if not isinstance(kid, str):
+            return False
+        async with self._lock:
+            if self.verification_key(kid) is not None:
+                return True  # a concurrent request's reload brought it in
+            if self.store is None:
+                return False
+            now = time.monotonic()
+            last = self._unknown_reloaded_at
+            if last is not None and now - last < self.unknown_kid_reload_s:
+                return False  # forged kids must not turn into a database query each
+            self._unknown_reloaded_at = now
+            try:
+                await self.reload()
+            except (SQLAlchemyError, KeyRingError) as exc:
+                log.warning("signing keys not reloaded", error=str(exc))
+                return False
+        return self.verification_key(kid) is not None
 
     @property
     def keys(self) -> list[RingKey]:
         return [self.current, *self.retired]
 
-    def rotate(self, now: datetime | None = None) -> RingKey:
-        """Make a new key current; the old one keeps verifying until its tokens expire."""
-        now = now or datetime.now(UTC)
+    async def rotate(self, now: datetime | None = None) -> RingKey:
+        """Make a new key current; the old one keeps verifying until its tokens expire.
+
+        With a store, the rotation is written to the database in one transaction, and other
+        replicas pick it up on their next reload.
+        """
+        now = now or self.clock()
+        new = await asyncio.to_thread(generate_key, now)
+        if self.store is not None:
+            await self.store.rotate(new, now, self.max_token_lifetime)
+            await self.reload()
+            return new
         old = RingKey(self.current.private_key, self.current.created_at, retired_at=now)
         self.retired.insert(0, old)
-        self.current = generate_key(now)
+        self.current = new
         self.prune(now)
-        self.save()
-        return self.current
+        return new
 
     def prune(self, now: datetime | None = None) -> bool:
         """Drop retired keys whose every token has expired; whether any was dropped."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         kept = [
             key
             for key in self.retired
@@ -195,3 +342,27 @@ class KeyRing:
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public keys as a JWK Set (RFC 7517)."""
         return {"keys": [key.jwk() for key in self.keys]}
+
+
+def _arrange(
+    rows: list[SigningKey], store: KeyStore, known: dict[str, RingKey]
+) -> tuple[RingKey | None, list[RingKey]]:
+    """The current key and the retired ones (newest retirement first) of the stored ``rows``.
+
+    Keys already in memory (``known``) are reused rather than decrypted and parsed again.
+    """
+    current: RingKey | None = None
+    retired: list[RingKey] = []
+    for row in rows:
+        cached = known.get(row.kid)
+        if cached is not None:
+            key = RingKey(cached.private_key, row.created_at, row.retired_at)
+        else:
+            key = store.decrypt(row)
+        if row.is_current:
+            current = key
+        else:
+            retired.append(key)
+    oldest = datetime.min.replace(tzinfo=UTC)
+    retired.sort(key=lambda key: key.retired_at or oldest, reverse=True)
+    return current, retired

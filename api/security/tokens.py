@@ -26,6 +26,14 @@ class InvalidAccessToken(Exception):
     """The token is not one we issued, or no longer valid."""
 
 
+class UnknownSigningKey(InvalidAccessToken):
+    """The token names a kid not in the ring held in memory (maybe made by another replica)."""
+
+    def __init__(self, kid: object) -> None:
+        super().__init__("unknown signing key")
+        self.kid = kid
+
+
 @dataclass(frozen=True)
 class AccessClaims:
     user_id: uuid.UUID
@@ -79,7 +87,7 @@ class AccessTokens:
             raise InvalidAccessToken("unsupported token header")
         public_key = self.keys.verification_key(header.get("kid"))
         if public_key is None:
-            raise InvalidAccessToken("unknown signing key")
+            raise UnknownSigningKey(header.get("kid"))
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -29,6 +29,7 @@ from api.security.models import RefreshToken
 from api.security.passwords import Passwords
 from api.security.ratelimit import LoginLimiter, SlidingWindowLimiter
 from polyvision.settings import Settings
+from polyvision.storage.metadata.models import SigningKey
 
 PASSWORD = "correct horse battery"
 GOOD = {"email": "ada@example.com", "password": PASSWORD}
@@ -41,8 +42,9 @@ async def auth_app(api_settings: Settings) -> AsyncIterator[FastAPI]:
     async with application.router.lifespan_context(application):
         # Replaces the lifespan's auth state: cheap Argon2id parameters keep the suite fast
         # (production uses argon2-cffi's defaults) and small limits keep the limiter tests short.
-        application.state.auth = create_auth_state(
+        application.state.auth = await create_auth_state(
             api_settings,
+            application.state.sessions,
             passwords=Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)),
             limiter=LoginLimiter(per_account=3, per_address=5, window_s=60),
         )
@@ -387,18 +389,21 @@ async def test_rotation_keeps_old_tokens_valid_until_the_key_is_dropped(
     old_kid = ring.current.kid
     old_token = (await _login(http))["access_token"]
 
-    new_key = ring.rotate()
+    new_key = await ring.rotate()
     assert new_key.kid != old_kid
     new_token = (await _login(http))["access_token"]
     assert jwt.get_unverified_header(new_token)["kid"] == new_key.kid
     assert (await _me(http, old_token)).status_code == 200
     assert (await _me(http, new_token)).status_code == 200
 
-    # Once every token the old key signed has expired, the key leaves the ring.
+    # Once every token the old key signed has expired, the key leaves the ring; the reload
+    # that an unknown kid triggers does not bring it back from the database.
     later = datetime.now(UTC) + ring.max_token_lifetime + timedelta(seconds=1)
-    assert ring.prune(later)
+    ring.clock = lambda: later
+    assert ring.prune()
     assert [key.kid for key in ring.keys] == [new_key.kid]
     _assert_invalid_token(await _me(http, old_token))
+    assert [key.kid for key in ring.keys] == [new_key.kid]
     assert (await _me(http, new_token)).status_code == 200
 
 
@@ -407,7 +412,7 @@ async def test_jwks_lists_current_and_previous_keys(
 ) -> None:
     ring = _auth(auth_app).keys
     old_kid = ring.current.kid
-    new_kid = ring.rotate().kid
+    new_kid = (await ring.rotate()).kid
     response = await http.get("/.well-known/jwks.json")
     assert response.status_code == 200
     keys = response.json()["keys"]
@@ -424,23 +429,29 @@ async def test_jwks_lists_current_and_previous_keys(
     assert jwt.decode(token, public, algorithms=["RS256"], audience=AUDIENCE)["iss"] == ISSUER
 
 
-def test_key_ring_persists_and_reloads(tmp_path: Any) -> None:
+async def test_key_ring_persists_and_reloads(auth_app: FastAPI, api_settings: Settings) -> None:
+    sessions = auth_app.state.sessions
     lifetime = timedelta(minutes=16)
-    ring = KeyRing.load_or_create(tmp_path / "keys", max_token_lifetime=lifetime)
+    ring = await KeyRing.load_or_create(sessions, api_settings.secret, max_token_lifetime=lifetime)
     first = ring.current.kid
-    ring.rotate()
-    reloaded = KeyRing.load_or_create(tmp_path / "keys", max_token_lifetime=lifetime)
+    assert first == _auth(auth_app).keys.current.kid  # the lifespan's key, read back
+    await ring.rotate()
+    reloaded = await KeyRing.load_or_create(
+        sessions, api_settings.secret, max_token_lifetime=lifetime
+    )
     assert [k.kid for k in reloaded.keys] == [k.kid for k in ring.keys]
     assert reloaded.retired[0].kid == first and reloaded.retired[0].retired_at is not None
-    pem = tmp_path / "keys" / f"{reloaded.current.kid}.pem"
-    assert pem.stat().st_mode & 0o777 == 0o600
-    # Expired retired keys are dropped, and their files removed, on load.
+    # Expired retired keys are dropped on load, and deleted from the database on rotation.
     later = datetime.now(UTC) + lifetime + timedelta(seconds=1)
-    assert reloaded.prune(later)
-    reloaded.save()
-    again = KeyRing.load_or_create(tmp_path / "keys", max_token_lifetime=lifetime)
-    assert [k.kid for k in again.keys] == [reloaded.current.kid]
-    assert not (tmp_path / "keys" / f"{first}.pem").exists()
+    late = await KeyRing.load_or_create(
+        sessions, api_settings.secret, max_token_lifetime=lifetime, clock=lambda: later
+    )
+    assert [k.kid for k in late.keys] == [reloaded.current.kid]
+    newest = (await late.rotate()).kid
+    async with sessions() as session:
+        rows = (await session.exec(select(SigningKey))).all()
+    assert sorted(row.kid for row in rows) == sorted([reloaded.current.kid, newest])
+    assert [row.kid for row in rows if row.is_current] == [newest]
 
 
 # --- refresh rotation --------------------------------------------------------------------

@@ -88,6 +88,8 @@ class MatchStatus(StrEnum):
 class UploadStatus(StrEnum):
     created = "created"
     uploading = "uploading"
+    # One completion request holds the session while it assembles and verifies the files.
+    completing = "completing"
     completed = "completed"
     failed = "failed"
     aborted = "aborted"
@@ -470,3 +472,17 @@ class DeviceTokenUse(MetadataModel, table=True):
     device_id: uuid.UUID = Field(foreign_key="devices.id", ondelete="CASCADE", index=True)
     expires_at: datetime = Field(index=True)
     used_at: datetime = Field(default_factory=utcnow)
+
+
+# The RS256 keys that sign access tokens, shared by every API replica. The private key is
+# encrypted at rest with a key derived from the server secret. `is_current` is true on the one
+# signing key and NULL on retired ones: its unique constraint (NULLs are distinct) is what lets
+# exactly one replica win a race to create the first key or to rotate.
+class SigningKey(MetadataModel, table=True):
+    __tablename__ = "signing_keys"
+
+    kid: str = Field(max_length=64, primary_key=True)
+    private_key: str = Field(sa_type=sa.Text)
+    is_current: bool | None = Field(default=None, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    retired_at: datetime | None = None
