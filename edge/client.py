@@ -43,13 +43,25 @@ class ApiError(RuntimeError):
         status: HTTP status code.
         detail: The problem+json ``detail`` (or the body text when it is not problem+json).
         title: The problem's ``title``, when present.
+        problem_type: The problem's ``type`` URI, when present: what a caller branches on.
+        retry_after: Seconds the server asked to wait (``Retry-After``), when it did.
     """
 
-    def __init__(self, status: int, detail: str, title: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        title: str | None = None,
+        *,
+        problem_type: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.detail = detail
         self.title = title
+        self.problem_type = problem_type
+        self.retry_after = retry_after
 
 
 class PartRejected(ApiError):
@@ -113,12 +125,14 @@ def error_from_response(response: httpx.Response) -> ApiError:
     """An `ApiError` carrying the problem+json ``detail`` of ``response``."""
     detail = response.text.strip() or response.reason_phrase
     title: str | None = None
+    problem_type: str | None = None
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict):
         title = body.get("title") if isinstance(body.get("title"), str) else None
+        problem_type = body.get("type") if isinstance(body.get("type"), str) else None
         raw = body.get("detail")
         if isinstance(raw, str):
             detail = raw
@@ -127,7 +141,13 @@ def error_from_response(response: httpx.Response) -> ApiError:
             detail = str(raw)
         elif title:
             detail = title
-    return ApiError(response.status_code, detail, title)
+    return ApiError(
+        response.status_code,
+        detail,
+        title,
+        problem_type=problem_type,
+        retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+    )
 
 
 @dataclass
@@ -325,4 +345,10 @@ class EdgeClient:
         except PartRejected:
             raise
         except ApiError as exc:
-            raise PartRejected(exc.status, exc.detail, exc.title) from exc
+            raise PartRejected(
+                exc.status,
+                exc.detail,
+                exc.title,
+                problem_type=exc.problem_type,
+                retry_after=exc.retry_after,
+            ) from exc

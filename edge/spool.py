@@ -43,7 +43,7 @@ _ALLOWED_FROM: dict[State, frozenset[State]] = {
     State.queued: frozenset({State.uploading, State.failed}),
 }
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS recordings (
     id INTEGER PRIMARY KEY,
@@ -81,6 +81,17 @@ CREATE TABLE IF NOT EXISTS parts (
     size INTEGER NOT NULL,
     confirmed_at REAL NOT NULL,
     PRIMARY KEY (recording_id, file, number)
+);
+-- Pairs whose content is a spooled pair's under other names (version 2): remembered so that
+-- the watcher does not hash them again on every scan. `signature` is sizes and mtimes: files
+-- that change are described afresh.
+CREATE TABLE IF NOT EXISTS duplicates (
+    left_path TEXT NOT NULL,
+    right_path TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+    noted_at REAL NOT NULL,
+    PRIMARY KEY (left_path, right_path)
 );
 """
 
@@ -253,6 +264,16 @@ class Spool:
         ).fetchone()
         return _recording(row) if row is not None else None
 
+    def duplicate_of(self, left: Path, right: Path, signature: str) -> Recording | None:
+        """The spooled pair these two files were found to duplicate, if they were and have not
+        changed since (same ``signature``)."""
+        row = self._db.execute(
+            "SELECT recording_id FROM duplicates WHERE left_path = ? AND right_path = ? "
+            "AND signature = ?",
+            (str(left), str(right), signature),
+        ).fetchone()
+        return self.get(int(row[0])) if row is not None else None
+
     def all(self) -> list[Recording]:
         """Every spooled pair, oldest first."""
         rows = self._db.execute("SELECT * FROM recordings ORDER BY id").fetchall()
@@ -324,6 +345,16 @@ class Spool:
             recording_id = cursor.lastrowid
         assert recording_id is not None
         return self.get(recording_id)
+
+    def record_duplicate(self, left: Path, right: Path, signature: str, recording_id: int) -> None:
+        """Remember that these two files hold the content of pair ``recording_id``."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO duplicates "
+                "(left_path, right_path, signature, recording_id, noted_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (str(left), str(right), signature, recording_id, time.time()),
+            )
 
     def _move(
         self, db: sqlite3.Connection, recording_id: int, target: State, **columns: object

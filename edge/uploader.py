@@ -8,6 +8,11 @@ request.
 
 Local recordings are deleted only when asked (``delete_after_upload``) and only when the
 server's completion answer says it verified both files with our own sha256 digests.
+
+Completion can take minutes (the server assembles and hashes both files), longer than the
+client's read timeout: the client then retries, and the server answers the retry ``409``
+"completion in progress" while the first attempt runs. That answer means "wait and complete
+again", never "parts missing" (the other ``409``, after which missing parts are sent).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import asyncio
 import hashlib
 import json
 import random
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +52,13 @@ URL_MARGIN = timedelta(seconds=30)
 """A URL expiring sooner than this is asked for again rather than used."""
 MAX_ROUNDS = 5
 """Send-missing-then-complete rounds before giving up until the next retry."""
+COMPLETION_IN_PROGRESS_TYPE = "https://polyvision.dev/problems/completion-in-progress"
+"""Problem type of the server's 409 while another request completes the session."""
+"""The title of that problem type (fixed per type, RFC 9457)."""
+COMPLETION_WAIT_S = 5.0
+"""Seconds between two completion calls while the server completes, if it does not say."""
+COMPLETION_PATIENCE_S = 30 * 60.0
+"""How long to keep waiting for a completion in progress before retrying the pair later."""
 
 
 class UploadIncomplete(RuntimeError):
@@ -82,6 +95,7 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def _no_progress(_: Progress) -> None:
@@ -177,6 +191,23 @@ def read_part(path: Path, offset: int, length: int) -> bytes:
     return data
 
 
+def completion_in_progress(exc: ApiError) -> bool:
+    """Whether a refused completion means "another request is completing this session: wait
+    and complete again" rather than missing parts or a closed session.
+
+    Told apart by the problem's ``type`` URI; never by the wording of ``detail``.
+    """
+    return exc.status == 409 and exc.problem_type == COMPLETION_IN_PROGRESS_TYPE
+
+
+def completion_wait(exc: ApiError) -> float:
+    """Seconds to wait before completing again: the server's ``Retry-After``, else
+    `COMPLETION_WAIT_S`."""
+    if exc.retry_after is not None and exc.retry_after > 0:
+        return exc.retry_after
+    return COMPLETION_WAIT_S
+
+
 def spool_retry_delay(attempts: int, rng: random.Random | None = None) -> float:
     """Seconds before a pair whose upload failed transiently ``attempts`` times is tried again:
     30 s doubling up to an hour, with jitter so a fleet does not come back in step."""
@@ -196,6 +227,8 @@ class Uploader:
         delete_after_upload: Delete both recordings once the server verified them.
         progress: Called after each part and when resuming.
         url_batch: Part URLs requested per call.
+        sleep: Awaitable sleep, for the waits while the server completes (tests pass a fake).
+        completion_patience_s: Longest wait for a completion in progress.
     """
 
     def __init__(
@@ -206,12 +239,16 @@ class Uploader:
         delete_after_upload: bool = False,
         progress: ProgressCallback = _no_progress,
         url_batch: int = URL_BATCH,
+        sleep: Sleep = asyncio.sleep,
+        completion_patience_s: float = COMPLETION_PATIENCE_S,
     ) -> None:
         self._client = client
         self._spool = spool
         self._delete = delete_after_upload
         self._progress = progress
         self._url_batch = url_batch
+        self._sleep = sleep
+        self._patience_s = completion_patience_s
 
     async def process(self, recording_id: int) -> Recording:
         """Upload one pair and settle its spool state, whatever happens.
@@ -248,7 +285,8 @@ class Uploader:
         Raises:
             ApiError: the API refused a request (other than the 409/422 handled here).
             ApiUnavailable: the API could not be reached.
-            UploadIncomplete: parts still missing after `MAX_ROUNDS`.
+            UploadIncomplete: parts still missing after `MAX_ROUNDS`, or the server still
+                completing after the patience.
             OSError: a recording cannot be read or changed size.
         """
         recording = self._spool.start(recording_id)
@@ -278,7 +316,7 @@ class Uploader:
             for side in SIDES:
                 await self._send_missing(recording, session, side)
             try:
-                done = await self._client.complete(session.id)
+                done = await self._complete(info.name, session.id)
             except ApiError as exc:
                 if exc.status == 422:
                     return self._spool.fail(recording_id, exc.detail)
@@ -289,6 +327,29 @@ class Uploader:
                 continue
             return self._finish(recording, done)
         raise UploadIncomplete(f"{info.name}: parts still missing after {MAX_ROUNDS} rounds")
+
+    async def _complete(self, name: str, session_id: uuid.UUID) -> UploadSession:
+        """Complete the session, waiting while another request (most likely our own earlier
+        try whose answer timed out) is completing it.
+
+        Raises:
+            ApiError: the completion was refused otherwise.
+            UploadIncomplete: still in progress after the patience; the pair is retried later.
+        """
+        waited = 0.0
+        while True:
+            try:
+                return await self._client.complete(session_id)
+            except ApiError as exc:
+                if not completion_in_progress(exc):
+                    raise
+                if waited >= self._patience_s:
+                    raise UploadIncomplete(
+                        f"{name}: the server is still completing the upload after {waited:.0f} s"
+                    ) from exc
+                delay = completion_wait(exc)
+                await self._sleep(delay)
+                waited += delay
 
     def _open_body(self, info: PairInfo) -> OpenUpload:
         try:

@@ -6,7 +6,8 @@ recorder writes the marker last, after both files are closed). The rig is ``DIR/
 unless given explicitly.
 
 Restarts are harmless: pairs already in the spool are recognised by their paths and resumed,
-never hashed or enqueued twice.
+never hashed or enqueued twice. A pair whose content is already spooled under other names
+(a copy) is hashed once, noted in the spool as a duplicate and not uploaded again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,20 @@ def scan(directory: Path) -> list[FinishedPair]:
         if name and left.is_file() and right.is_file():
             pairs.append(FinishedPair(name=name, left=left, right=right, marker=marker))
     return pairs
+
+
+def pair_signature(left: Path, right: Path) -> str:
+    """Sizes and modification times of both files: what tells a changed file without reading
+    it.
+
+    Raises:
+        OSError: a file is gone.
+    """
+    parts = []
+    for path in (left, right):
+        st = path.stat()
+        parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+    return "/".join(parts)
 
 
 def pair_name(left: Path) -> str:
@@ -105,6 +120,13 @@ class Watcher:
             if left in self._unreadable or self._spool.find_by_paths(left, right) is not None:
                 continue
             try:
+                # Taken before hashing: a file that changes meanwhile is described again.
+                signature = pair_signature(left, right)
+            except OSError:
+                continue  # removed since the scan; gone next time
+            if self._spool.duplicate_of(left, right, signature) is not None:
+                continue
+            try:
                 info = await asyncio.to_thread(
                     describe_pair, pair.name, left, right, self._rig, part_size=self._part_size
                 )
@@ -113,6 +135,14 @@ class Watcher:
                 self._notify(f"{pair.name}: cannot read the pair, skipped: {exc}")
                 continue
             recording = self._spool.enqueue(info)
+            if (recording.info.left_path, recording.info.right_path) != (left, right):
+                # Same digests, so same client_ref: the spool already holds this content.
+                self._spool.record_duplicate(left, right, signature, recording.id)
+                self._notify(
+                    f"{pair.name}: same recordings as {recording.info.name} "
+                    f"({recording.info.left_path.parent}), not uploaded again"
+                )
+                continue
             self._notify(f"{pair.name}: queued ({info.left_size + info.right_size} bytes)")
             added.append(recording)
         return added

@@ -29,25 +29,35 @@ def part_length(number: int, size: int, part_size: int) -> int:
     return min(part_size, size - (number - 1) * part_size)
 
 
-def choose_part_size(sizes: Sequence[int], requested: int | None) -> int:
+def choose_part_size(
+    sizes: Sequence[int], requested: int | None, *, limit: int | None = None
+) -> int:
     """The part size of a session uploading files of `sizes` bytes.
 
-    Without a request: 8 MiB, grown (in whole MiB) when a file would need more than 10,000
-    parts. A requested size must obey S3's rules: at most 5 GiB, at least 5 MiB unless every
-    file fits in one part (the last part may be short), and at most 10,000 parts per file.
+    Without a request: 8 MiB (or `limit` when smaller), grown in whole MiB when a file would
+    need more than 10,000 parts. A requested size must obey S3's rules: at most 5 GiB, at least
+    5 MiB unless every file fits in one part (the last part may be short), and at most 10,000
+    parts per file; and it must not exceed `limit`, the largest part the deployment can
+    receive (the API's body limit when parts go through it).
 
     Raises:
-        PartSizeError: the requested size breaks one of those rules.
+        PartSizeError: the requested size breaks one of those rules, or no size fits.
     """
     largest = max(sizes)
+    ceiling = MAX_PART_SIZE if limit is None else min(limit, MAX_PART_SIZE)
     if requested is None:
         needed = -(-largest // MAX_PART_NUMBER)
-        chosen = max(DEFAULT_PART_SIZE, -(-needed // MiB) * MiB)
-        if chosen > MAX_PART_SIZE:
+        chosen = max(min(DEFAULT_PART_SIZE, ceiling), -(-needed // MiB) * MiB)
+        if chosen > ceiling:
             raise PartSizeError(f"a file of {largest} bytes is too large to upload")
+        if chosen < MIN_PART_SIZE and parts_total(largest, chosen) > 1:
+            raise PartSizeError(
+                f"parts of at most {ceiling} bytes are smaller than the {MIN_PART_SIZE} bytes "
+                "a multipart upload needs"
+            )
         return chosen
-    if requested > MAX_PART_SIZE:
-        raise PartSizeError(f"part_size must be at most {MAX_PART_SIZE} bytes")
+    if requested > ceiling:
+        raise PartSizeError(f"part_size must be at most {ceiling} bytes")
     if requested < MIN_PART_SIZE and parts_total(largest, requested) > 1:
         raise PartSizeError(
             f"part_size must be at least {MIN_PART_SIZE} bytes unless each file fits in one part"

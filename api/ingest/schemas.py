@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from polyvision.storage.metadata.models import UploadStatus
-
 Side = Literal["left", "right"]
+SessionStatus = Literal["created", "uploading", "completed", "failed", "aborted"]
+"""A session's status as the protocol shows it: a session being completed shows `uploading`
+(its completion answers 409 `completion-in-progress` until done)."""
 SIDES: tuple[Side, Side] = ("left", "right")
 MAX_URLS_PER_CALL = 100
 
@@ -100,7 +101,7 @@ class UploadSession(BaseModel):
 
     id: uuid.UUID
     match_id: uuid.UUID
-    status: UploadStatus
+    status: SessionStatus
     part_size: int
     files: SessionFiles
     error: str | None

@@ -6,6 +6,12 @@ what differs) are the pure functions of `parts`, `session` and `verify`.
 A side's multipart upload id is cleared once its file is assembled and verified: from then on the
 object at its key is the recording, so a completion retried after a failure (Temporal down) does
 not assemble or hash it again.
+
+Completion is serialized: a request claims the session (status ``completing``, one conditional
+UPDATE) before it assembles anything, so a client that retries while the first attempt is still
+hashing multi-GB files gets a ``409`` with the problem type `COMPLETION_IN_PROGRESS` and a
+``Retry-After`` instead of racing it. A claim whose request died is taken over after
+`COMPLETION_LEASE`.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import structlog
 from fastapi import HTTPException
+from fastapi.responses import JSONResponse
+from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,6 +58,7 @@ from api.ingest.session import (
     upload_prefix,
 )
 from api.ingest.verify import measure, verification_problems
+from api.problems import problem
 from api.security.tenancy import not_found
 from polyvision.process import ui_link
 from polyvision.settings import Settings
@@ -59,9 +69,11 @@ from polyvision.storage.metadata.models import (
     MatchStatus,
     Upload,
     UploadStatus,
+    utcnow,
 )
 from polyvision.storage.objects import (
     ChecksumMismatch,
+    FileObjectStore,
     InvalidPart,
     ObjectStore,
     PartInfo,
@@ -76,12 +88,72 @@ from workflows.types import MatchInput
 PART_URL_LIFETIME = timedelta(hours=1)
 TEMPORAL_UNAVAILABLE = "The processing service is unavailable; try again shortly."
 _OPEN = frozenset({UploadStatus.created, UploadStatus.uploading})
+_ABORTABLE = _OPEN | {UploadStatus.failed}
+
+# Problem types of the two 409s of a completion: the edge agent waits and retries on the first
+# and uploads the named parts on the second, so they differ by URI, not by wording.
+PROBLEM_TYPES = "https://polyvision.dev/problems/"
+COMPLETION_IN_PROGRESS = f"{PROBLEM_TYPES}completion-in-progress"
+MISSING_PARTS = f"{PROBLEM_TYPES}missing-parts"
+COMPLETION_RETRY_AFTER_S = 5
+# A claim older than this belongs to a request that died (API restart) and may be taken over.
+# Generous: assembling and hashing two recordings of many GB on S3 takes minutes.
+COMPLETION_LEASE = timedelta(minutes=30)
 _ASSET_KINDS: dict[Side, AssetKind] = {
     "left": AssetKind.recording_left,
     "right": AssetKind.recording_right,
 }
 
 ConnectTemporal = Callable[[], Awaitable[Client]]
+
+log = structlog.get_logger(__name__)
+
+
+class UploadProblem(Exception):
+    """A problem answer with its own `type` URI (an HTTPException always has `about:blank`).
+
+    The router answers it with `response()`.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        type_: str,
+        title: str,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.type_ = type_
+        self.title = title
+        self.headers = headers
+        self.extensions = extensions
+
+    def response(self) -> JSONResponse:
+        """The problem+json response."""
+        return problem(
+            self.status,
+            self.detail,
+            title=self.title,
+            type_=self.type_,
+            headers=self.headers,
+            **self.extensions,
+        )
+
+
+def completion_in_progress() -> UploadProblem:
+    """The 409 of a completion asked while another request completes the session."""
+    return UploadProblem(
+        409,
+        "completion in progress; retry shortly",
+        type_=COMPLETION_IN_PROGRESS,
+        title="Completion in progress",
+        headers={"Retry-After": str(COMPLETION_RETRY_AFTER_S)},
+    )
 
 
 # ---- reading sessions ----------------------------------------------------------------------
@@ -126,21 +198,24 @@ async def find_session(
 async def parts_done(objects: ObjectStore, upload: Upload) -> dict[Side, list[int]]:
     """Per side, the part numbers the object store holds (all of them once assembled)."""
     done: dict[Side, list[int]] = {}
+    active = _OPEN | {UploadStatus.completing}
     for side in SIDES:
-        total = parts_total(declared(upload, side).size, upload.part_size)
+        every = list(range(1, parts_total(declared(upload, side).size, upload.part_size) + 1))
         multipart_id = _multipart_id(upload, side)
         if upload.status is UploadStatus.completed or (
-            multipart_id is None and upload.status in _OPEN
+            multipart_id is None and upload.status in active
         ):
-            done[side] = list(range(1, total + 1))
-        elif multipart_id is None or upload.status not in _OPEN:
+            done[side] = every
+        elif multipart_id is None or upload.status not in active:
             done[side] = []
         else:
             try:
                 listed = await objects.list_parts(_key(upload, side), multipart_id)
             except UploadNotFound:
-                listed = []
-            done[side] = [part.number for part in listed if part.number <= total]
+                # While completing, the multipart upload vanishes once it is assembled.
+                done[side] = every if upload.status is UploadStatus.completing else []
+                continue
+            done[side] = [part.number for part in listed if part.number <= len(every)]
     return done
 
 
@@ -190,14 +265,27 @@ async def _reopened(db: AsyncSession, upload: Upload, body: UploadOpen) -> tuple
     return upload, match
 
 
+def part_size_limit(objects: ObjectStore, settings: Settings) -> int | None:
+    """The largest part this deployment can receive, when smaller than S3's own limit.
+
+    With the file backend every part PUT goes through the API, whose gateway refuses bodies
+    over `settings.max_part_bytes`; S3 takes parts directly.
+    """
+    return settings.max_part_bytes if isinstance(objects, FileObjectStore) else None
+
+
 async def open_session(
     db: AsyncSession,
     objects: ObjectStore,
+    settings: Settings,
     organization_id: uuid.UUID,
     uploader: Uploader,
     body: UploadOpen,
 ) -> tuple[Upload, Match, bool]:
     """Create the match, the session, the rig and one multipart upload per file.
+
+    A failed or aborted session with the same `client_ref` does not block the pair forever:
+    its `client_ref` is released (the row stays, for the record) and a fresh session opens.
 
     Returns:
         The session, its match, and whether it was created (False: an existing session with
@@ -214,11 +302,18 @@ async def open_session(
     except ValueError as exc:
         raise HTTPException(422, f"The rig is not valid: {exc}") from exc
     try:
-        part_size = choose_part_size([body.left.size, body.right.size], body.part_size)
+        part_size = choose_part_size(
+            [body.left.size, body.right.size],
+            body.part_size,
+            limit=part_size_limit(objects, settings),
+        )
     except PartSizeError as exc:
         raise HTTPException(422, str(exc)) from exc
+    closed: Upload | None = None
     if (existing := await _by_client_ref(db, organization_id, body.client_ref)) is not None:
-        return (*await _reopened(db, existing, body), False)
+        if existing.status not in (UploadStatus.failed, UploadStatus.aborted):
+            return (*await _reopened(db, existing, body), False)
+        closed = existing
 
     upload_id = uuid.uuid4()
     keys = {
@@ -260,6 +355,11 @@ async def open_session(
                 keys[side], sha256=sent_file(body, side).sha256, checksum_parts=False
             )
             _set_multipart_id(upload, side, multipart[side])
+        if closed is not None:
+            # In the transaction that creates the new session: if that fails, the closed one
+            # keeps its client_ref.
+            closed.client_ref = None
+            await db.flush()
         db.add(match)
         await db.flush()
         db.add(upload)
@@ -294,7 +394,10 @@ async def part_urls(
     Raises:
         HTTPException: 409 when the session is closed or the file already assembled, 422 for
             part numbers outside 1..parts_total.
+        UploadProblem: 409 `COMPLETION_IN_PROGRESS` while a completion holds the session.
     """
+    if upload.status is UploadStatus.completing:
+        raise completion_in_progress()
     _require_open(upload)
     side: Side = request.file
     multipart_id = _multipart_id(upload, side)
@@ -375,7 +478,13 @@ async def _assemble(db: AsyncSession, objects: ObjectStore, upload: Upload, matc
         missing[side] = missing_parts(parts, size, upload.part_size)
         problems += [f"{side}: {p}" for p in part_size_problems(parts, size, upload.part_size)]
     if any(missing.values()):
-        raise HTTPException(409, _missing_detail(missing))
+        raise UploadProblem(
+            409,
+            _missing_detail(missing),
+            type_=MISSING_PARTS,
+            title="Missing parts",
+            missing={side: numbers for side, numbers in missing.items() if numbers},
+        )
     if problems:
         await _fail(db, objects, upload, match, problems)
 
@@ -396,9 +505,12 @@ async def _assemble(db: AsyncSession, objects: ObjectStore, upload: Upload, matc
         except InvalidPart as exc:
             await _fail(db, objects, upload, match, [f"{side}: {exc}"])
         except UploadNotFound as exc:
-            raise HTTPException(
-                409, f"The {side} upload is being completed by another request; retry."
-            ) from exc
+            # Only after a takeover of a stale claim: its first holder assembled the file
+            # after all. Verify that object like any other.
+            if not await objects.exists(_key(upload, side)):
+                raise HTTPException(
+                    409, f"The {side} upload is no longer open; fetch the session."
+                ) from exc
         unverified.append(side)
 
     for side in unverified:
@@ -458,6 +570,76 @@ async def start_match_workflow(
     return handle.first_execution_run_id or handle.result_run_id or ""
 
 
+async def _completed_run(
+    settings: Settings, connect: ConnectTemporal, match: Match
+) -> tuple[str | None, str | None]:
+    """Run id and UI link of the workflow a completed session started."""
+    workflow_id = match.workflow_id or workflow_id_for(str(match.id))
+    client = await connect()
+    try:
+        run_id = await current_run_id(client, workflow_id)
+    except RPCError as exc:
+        raise HTTPException(503, TEMPORAL_UNAVAILABLE) from exc
+    return run_id, ui_link(settings, workflow_id, run_id) if run_id else None
+
+
+async def _claim(db: AsyncSession, upload: Upload) -> tuple[bool, UploadStatus]:
+    """Compare-and-set the session to `completing`; whether this request won it, and the
+    session's status now.
+
+    One conditional UPDATE: of concurrent completions the database lets exactly one match the
+    row. A claim older than `COMPLETION_LEASE` is taken over. `completed_at` holds the claim's
+    time while the session is `completing` (the completion time afterwards). `upload` is
+    refreshed either way.
+    """
+    # End the transaction the lookups ran in, so SQLite takes the write lock at the UPDATE
+    # instead of failing on a stale read snapshot.
+    await db.commit()
+    now = utcnow()
+    claimed = await db.exec(
+        update(Upload)
+        .where(
+            col(Upload.id) == upload.id,
+            or_(
+                col(Upload.status).in_(list(_OPEN)),
+                and_(
+                    col(Upload.status) == UploadStatus.completing,
+                    or_(
+                        col(Upload.completed_at).is_(None),
+                        col(Upload.completed_at) < now - COMPLETION_LEASE,
+                    ),
+                ),
+            ),
+        )
+        .values(status=UploadStatus.completing, completed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    won = claimed.rowcount == 1
+    await db.commit()
+    await db.refresh(upload)
+    return won, upload.status
+
+
+async def _release(db: AsyncSession, upload: Upload, match: Match) -> None:
+    """Give a claimed session back (`uploading`) after an unexpected error, so a retried
+    completion can proceed; a session failed or completed meanwhile is left alone."""
+    upload_id = upload.id  # read before the rollback expires the instance
+    try:
+        await db.rollback()
+        await db.exec(
+            update(Upload)
+            .where(col(Upload.id) == upload_id, col(Upload.status) == UploadStatus.completing)
+            .values(status=UploadStatus.uploading, completed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        await db.commit()
+        await db.refresh(upload)
+        await db.refresh(match)
+    except Exception:
+        # The original error is the one to answer; the claim expires after its lease.
+        log.exception("could not release a completion claim", upload_id=str(upload_id))
+
+
 async def complete(
     db: AsyncSession,
     objects: ObjectStore,
@@ -466,27 +648,50 @@ async def complete(
     upload: Upload,
     match: Match,
 ) -> tuple[str | None, str | None]:
-    """Assemble, verify, start the match workflow and close the session.
+    """Claim the session, assemble, verify, start the match workflow and close the session.
 
     Returns:
         The workflow's run id and its Temporal UI link.
 
     Raises:
-        HTTPException: 409 for missing parts or a closed session, 422 when a file differs
-            from its declaration (the session is then failed), 503 when Temporal is down (the
-            session stays completable).
+        UploadProblem: 409 `COMPLETION_IN_PROGRESS` while another request completes the
+            session; 409 `MISSING_PARTS` naming the parts not uploaded yet.
+        HTTPException: 409 for a closed session, 422 when a file differs from its declaration
+            (the session is then failed), 503 when Temporal is down (the session stays
+            completable).
     """
-    workflow_id = workflow_id_for(str(match.id))
     if upload.status is UploadStatus.completed:
-        client = await connect()
-        try:
-            run_id = await current_run_id(client, match.workflow_id or workflow_id)
-        except RPCError as exc:
-            raise HTTPException(503, TEMPORAL_UNAVAILABLE) from exc
-        return run_id, ui_link(
-            settings, match.workflow_id or workflow_id, run_id
-        ) if run_id else None
-    _require_open(upload)
+        return await _completed_run(settings, connect, match)
+    held = upload.status is UploadStatus.completing
+    if not held:
+        _require_open(upload)
+    won, status = await _claim(db, upload)
+    if won and held:
+        log.warning("took over a stale completion claim", upload_id=str(upload.id))
+    if not won:
+        if status is UploadStatus.completed:  # the request that held it finished meanwhile
+            await db.refresh(match)
+            return await _completed_run(settings, connect, match)
+        if status in (UploadStatus.failed, UploadStatus.aborted):
+            _require_open(upload)
+        raise completion_in_progress()
+    try:
+        return await _complete_claimed(db, objects, settings, connect, upload, match)
+    except BaseException:
+        await _release(db, upload, match)
+        raise
+
+
+async def _complete_claimed(
+    db: AsyncSession,
+    objects: ObjectStore,
+    settings: Settings,
+    connect: ConnectTemporal,
+    upload: Upload,
+    match: Match,
+) -> tuple[str | None, str | None]:
+    """`complete` once this request holds the claim."""
+    workflow_id = workflow_id_for(str(match.id))
     await _assemble(db, objects, upload, match)
 
     client = await connect()
@@ -514,7 +719,17 @@ async def complete(
     upload.status = UploadStatus.completed
     upload.completed_at = datetime.now(UTC)
     upload.error = None
-    await db.commit()
+    try:
+        await db.commit()
+    except IntegrityError:
+        # The recordings' assets exist: a completion that took over a stale claim of ours
+        # finished first. The session is completed; answer as for a retried completion.
+        await db.rollback()
+        await db.refresh(upload)
+        await db.refresh(match)
+        if upload.status is not UploadStatus.completed:
+            raise
+        return await _completed_run(settings, connect, match)
     return run_id, ui_link(settings, workflow_id, run_id)
 
 
@@ -524,20 +739,37 @@ async def complete(
 async def abort(db: AsyncSession, objects: ObjectStore, upload: Upload, match: Match) -> None:
     """Abort the multipart uploads, delete the session's objects, mark it aborted.
 
+    The status changes first, by compare-and-set, so an abort never deletes the parts a
+    completion is assembling.
+
     Raises:
         HTTPException: 409 for a completed session (its match is processing: cancel that).
+        UploadProblem: 409 `COMPLETION_IN_PROGRESS` while a completion holds the session.
     """
+    if upload.status in _ABORTABLE:
+        await db.commit()  # as in `_claim`: the UPDATE starts the write transaction
+        aborted = await db.exec(
+            update(Upload)
+            .where(col(Upload.id) == upload.id, col(Upload.status).in_(list(_ABORTABLE)))
+            .values(status=UploadStatus.aborted)
+            .execution_options(synchronize_session=False)
+        )
+        won = aborted.rowcount == 1
+        await db.commit()
+        await db.refresh(upload)
+        if won:
+            for side in SIDES:
+                if (multipart_id := _multipart_id(upload, side)) is not None:
+                    await objects.abort_multipart(_key(upload, side), multipart_id)
+            await objects.delete_prefix(upload_prefix(upload.organization_id, upload.id))
+            if match.status is MatchStatus.uploading:
+                match.status = MatchStatus.cancelled
+                await db.commit()
+            return
+    if upload.status is UploadStatus.completing:
+        # Deleting the parts now would break the completion that is assembling them.
+        raise completion_in_progress()
     if upload.status is UploadStatus.completed:
         raise HTTPException(
             409, "The upload session is completed; cancel the match's processing instead."
         )
-    if upload.status is UploadStatus.aborted:
-        return
-    for side in SIDES:
-        if (multipart_id := _multipart_id(upload, side)) is not None:
-            await objects.abort_multipart(_key(upload, side), multipart_id)
-    await objects.delete_prefix(upload_prefix(upload.organization_id, upload.id))
-    upload.status = UploadStatus.aborted
-    if match.status is MatchStatus.uploading:
-        match.status = MatchStatus.cancelled
-    await db.commit()

@@ -14,6 +14,7 @@ from api.ingest.schemas import (
     FileDeclaration,
     FileProgress,
     SessionFiles,
+    SessionStatus,
     Side,
     UploadOpen,
     UploadSession,
@@ -23,6 +24,16 @@ from polyvision.storage.metadata.models import Match, Upload, UploadStatus
 from polyvision.synth.rig import Rig, RigError
 
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
+# `completing` is the server's lock, not a state of the protocol: deployed edge agents know
+# only the five protocol statuses, and for them the session is still open.
+_PUBLIC_STATUS: dict[UploadStatus, SessionStatus] = {
+    UploadStatus.created: "created",
+    UploadStatus.uploading: "uploading",
+    UploadStatus.completing: "uploading",
+    UploadStatus.completed: "completed",
+    UploadStatus.failed: "failed",
+    UploadStatus.aborted: "aborted",
+}
 
 
 def upload_prefix(organization_id: uuid.UUID, upload_id: uuid.UUID) -> str:
@@ -131,7 +142,7 @@ def build_session(
     return UploadSession(
         id=upload.id,
         match_id=upload.match_id,
-        status=upload.status,
+        status=_PUBLIC_STATUS[upload.status],
         part_size=upload.part_size,
         files=SessionFiles(left=progress("left"), right=progress("right")),
         error=upload.error,

@@ -5,6 +5,10 @@ permission may open one at `POST /orgs/{org_id}/uploads`. Either then asks for p
 URLs, PUTs the parts straight to the object store, and completes the session: the server
 assembles both files, verifies their sizes and sha256 digests, and starts the match workflow.
 A session of another organization answers 404.
+
+The two 409s of a completion differ by problem `type`: `.../completion-in-progress` (another
+request is completing the session: wait `Retry-After` seconds and complete again) and
+`.../missing-parts` (upload the parts named in `missing`, then complete again).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api.deps import ObjectsDep, SettingsDep, get_temporal
@@ -24,6 +29,7 @@ from api.openapi import problem_responses
 from api.security import DbSession
 from api.security.tenancy import CanUpload
 from polyvision.process import ui_link
+from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Match, Upload, UploadStatus
 from polyvision.storage.objects import ObjectStore
 
@@ -59,12 +65,13 @@ async def _open(
     response: Response,
     db: DbSession,
     objects: ObjectStore,
+    settings: Settings,
     organization_id: uuid.UUID,
     uploader: Uploader,
     body: UploadOpen,
 ) -> UploadSession:
     upload, match, created = await service.open_session(
-        db, objects, organization_id, uploader, body
+        db, objects, settings, organization_id, uploader, body
     )
     if not created:
         response.status_code = 200
@@ -83,11 +90,17 @@ async def open_device_upload(
     uploader: CurrentUploader,
     db: DbSession,
     objects: ObjectsDep,
+    settings: SettingsDep,
 ) -> UploadSession:
-    """Open a session for one recording pair, or find the one with the same `client_ref`."""
+    """Open a session for one recording pair, or find the one with the same `client_ref`.
+
+    A failed or aborted session with that `client_ref` does not count: a fresh one opens.
+    """
     if uploader.device is None:
         raise HTTPException(403, "Users open upload sessions at /orgs/{org_id}/uploads.")
-    return await _open(response, db, objects, uploader.device.organization_id, uploader, body)
+    return await _open(
+        response, db, objects, settings, uploader.device.organization_id, uploader, body
+    )
 
 
 @router.post(
@@ -97,11 +110,16 @@ async def open_device_upload(
     responses={**problem_responses(401, 403, 404, 409, 422), 200: _EXISTING},
 )
 async def open_member_upload(
-    body: UploadOpen, response: Response, access: CanUpload, db: DbSession, objects: ObjectsDep
+    body: UploadOpen,
+    response: Response,
+    access: CanUpload,
+    db: DbSession,
+    objects: ObjectsDep,
+    settings: SettingsDep,
 ) -> UploadSession:
     """Same as `POST /uploads`, for a member with the `upload` permission."""
     uploader = Uploader(user=access.user)
-    return await _open(response, db, objects, access.organization_id, uploader, body)
+    return await _open(response, db, objects, settings, access.organization_id, uploader, body)
 
 
 @router.get(
@@ -124,6 +142,7 @@ async def get_upload(
 @router.post(
     "/uploads/{upload_id}/parts",
     summary="Get presigned URLs for parts",
+    response_model=PartUrls,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def get_part_urls(
@@ -132,15 +151,19 @@ async def get_part_urls(
     uploader: CurrentUploader,
     db: DbSession,
     objects: ObjectsDep,
-) -> PartUrls:
+) -> PartUrls | JSONResponse:
     """One PUT URL per requested part of one file (at most 100 per call)."""
     upload, _ = await service.find_session(db, upload_id, uploader)
-    return await service.part_urls(db, objects, upload, body)
+    try:
+        return await service.part_urls(db, objects, upload, body)
+    except service.UploadProblem as exc:
+        return exc.response()
 
 
 @router.post(
     "/uploads/{upload_id}/complete",
     summary="Complete an upload session",
+    response_model=UploadSession,
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def complete_upload(
@@ -150,12 +173,19 @@ async def complete_upload(
     db: DbSession,
     objects: ObjectsDep,
     settings: SettingsDep,
-) -> UploadSession:
-    """Assemble and verify both files, then start the match workflow; idempotent."""
+) -> UploadSession | JSONResponse:
+    """Assemble and verify both files, then start the match workflow; idempotent.
+
+    One request at a time completes a session; a concurrent one answers 409
+    `completion-in-progress` with `Retry-After`.
+    """
     upload, match = await service.find_session(db, upload_id, uploader)
-    run_id, ui_url = await service.complete(
-        db, objects, settings, lambda: get_temporal(request), upload, match
-    )
+    try:
+        run_id, ui_url = await service.complete(
+            db, objects, settings, lambda: get_temporal(request), upload, match
+        )
+    except service.UploadProblem as exc:
+        return exc.response()
     return build_session(
         upload, match, await service.parts_done(objects, upload), run_id=run_id, ui_url=ui_url
     )
@@ -172,5 +202,8 @@ async def abort_upload(
 ) -> Response:
     """Abort the multipart uploads and delete what was uploaded."""
     upload, match = await service.find_session(db, upload_id, uploader)
-    await service.abort(db, objects, upload, match)
+    try:
+        await service.abort(db, objects, upload, match)
+    except service.UploadProblem as exc:
+        return exc.response()
     return Response(status_code=204)

@@ -6,6 +6,7 @@ running untouched: each test checks how it was started and terminates it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -13,7 +14,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from api.ingest.parts import (
     part_size_problems,
     parts_total,
 )
+from api.ingest.service import COMPLETION_IN_PROGRESS, MISSING_PARTS
 from api.ingest.session import default_title, file_key
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import (
@@ -42,6 +44,7 @@ from polyvision.storage.metadata.models import (
     MatchStatus,
     Role,
     Upload,
+    UploadStatus,
 )
 from polyvision.storage.objects import PartInfo
 from polyvision.storage.upgrade import upgrade_stores
@@ -225,6 +228,15 @@ def test_choose_part_size() -> None:
     ]:
         with pytest.raises(PartSizeError):
             choose_part_size(sizes, requested)
+    # A deployment whose parts pass through the API's body limit: the default is clamped to it,
+    # a larger request refused.
+    assert choose_part_size([100 * MiB], None, limit=6 * MiB) == 6 * MiB
+    assert choose_part_size([100 * MiB], None, limit=64 * MiB) == 8 * MiB
+    assert choose_part_size([100 * MiB], 64 * MiB, limit=64 * MiB) == 64 * MiB
+    with pytest.raises(PartSizeError, match=f"at most {64 * MiB} bytes"):
+        choose_part_size([100 * MiB], 64 * MiB + 1, limit=64 * MiB)
+    with pytest.raises(PartSizeError):
+        choose_part_size([700_000 * MiB], None, limit=64 * MiB)  # > 10,000 parts of 64 MiB
 
 
 def test_keys_and_title() -> None:
@@ -362,6 +374,8 @@ async def test_multipart_resume_and_missing_parts(
     missing = await up.complete()
     assert missing.status_code == 409
     assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["type"] == MISSING_PARTS
+    assert missing.json()["missing"] == {"left": [2, 3], "right": [1]}
     assert "left 2, 3" in missing.json()["detail"]
     assert "right 1" in missing.json()["detail"]
     assert (await up.get())["status"] == "uploading"  # still open
@@ -652,6 +666,10 @@ async def test_temporal_down_keeps_the_session_completable(
     assert down.headers["content-type"] == "application/problem+json"
     session = await up.get()
     assert session["status"] == "uploading"
+    async with app.state.sessions() as db:
+        upload = await db.get(Upload, uuid.UUID(up.id))
+    # The failed attempt gave its claim back, so the retry below may complete.
+    assert upload is not None and upload.status is UploadStatus.uploading
     # Both files were assembled and verified; the retry only starts the workflow.
     assert session["files"]["left"]["parts_done"] == [1]
     retried = await up.complete()
@@ -677,3 +695,214 @@ async def test_openapi_documents_the_upload_routes(client: httpx.AsyncClient) ->
     schemas = document["components"]["schemas"]
     assert schemas["UploadOpen"]["examples"]
     assert schemas["PartsRequest"]["examples"]
+
+
+# ---- completion is serialized --------------------------------------------------------------
+
+
+async def set_status(app: FastAPI, upload_id: str, status: UploadStatus, since: datetime) -> None:
+    """Put the session in `status` as a completion request would (claim time in completed_at)."""
+    async with app.state.sessions() as db:
+        upload = await db.get(Upload, uuid.UUID(upload_id))
+        assert upload is not None
+        upload.status = status
+        upload.completed_at = since
+        await db.commit()
+
+
+def assert_in_progress(response: httpx.Response) -> None:
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["type"] == COMPLETION_IN_PROGRESS
+    assert problem["title"] == "Completion in progress"
+    assert problem["detail"] == "completion in progress; retry shortly"
+    assert int(response.headers["retry-after"]) > 0
+
+
+async def test_concurrent_completions_start_one_workflow_and_never_fail(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    factory: Factory,
+    temporal_client: Client,
+    workflows: list[str],
+) -> None:
+    # As an edge agent whose read timed out retries while the first attempt still hashes.
+    org = await factory.org(roles=(Role.owner,))
+    device = await factory.device(org.id)
+    left, right = os.urandom(24 * MiB), os.urandom(17 * MiB)
+    up = await open_upload(client, device_headers(device), left, right)
+    await up.put_parts("left")
+    await up.put_parts("right")
+
+    answers = await asyncio.gather(*(up.complete() for _ in range(3)))
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert set(statuses) <= {200, 409}, [answer.text for answer in answers]
+    assert 200 in statuses
+    for answer in answers:
+        if answer.status_code == 409:
+            assert_in_progress(answer)
+    done = [answer.json() for answer in answers if answer.status_code == 200]
+    workflow_id = done[0]["workflow_id"]
+    workflows.append(workflow_id)
+    assert {body["run_id"] for body in done} == {done[0]["run_id"]}
+    # Whoever was turned away gets the same answer once the first one finished.
+    again = await up.complete()
+    assert again.status_code == 200 and again.json()["run_id"] == done[0]["run_id"]
+    runs = [e.run_id async for e in temporal_client.list_workflows(f'WorkflowId="{workflow_id}"')]
+    assert runs == [done[0]["run_id"]]
+    prefix = f"orgs/{org.id}/uploads/{up.id}/"
+    assert await app.state.objects.get(f"{prefix}left.mp4") == left
+    assert await app.state.objects.get(f"{prefix}right.mp4") == right
+    async with app.state.sessions() as db:
+        assets = (
+            await db.exec(
+                select(Asset).where(col(Asset.match_id) == uuid.UUID(done[0]["match_id"]))
+            )
+        ).all()
+        upload = await db.get(Upload, uuid.UUID(up.id))
+    assert sorted(asset.kind for asset in assets) == [
+        AssetKind.recording_left,
+        AssetKind.recording_right,
+    ]
+    assert upload is not None and upload.status is UploadStatus.completed
+
+
+async def test_a_claimed_session_answers_in_progress_until_its_claim_goes_stale(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory, workflows: list[str]
+) -> None:
+    org = await factory.org(roles=(Role.owner,))
+    device = await factory.device(org.id)
+    up = await open_upload(
+        client, device_headers(device), b"left bytes", b"right bytes", client_ref="spool-claimed"
+    )
+    await up.put_parts("left")
+    await up.put_parts("right")
+    # Another request claimed the session a moment ago and is assembling it.
+    await set_status(app, up.id, UploadStatus.completing, datetime.now(UTC))
+
+    assert_in_progress(await up.complete())
+    assert_in_progress(await client.delete(f"/uploads/{up.id}", headers=device.headers))
+    assert_in_progress(
+        await client.post(
+            f"/uploads/{up.id}/parts", json={"file": "left", "numbers": [1]}, headers=device.headers
+        )
+    )
+    session = await up.get()
+    # The protocol's statuses are unchanged: for the uploader the session is still open.
+    assert session["status"] == "uploading"
+    assert session["files"]["left"]["parts_done"] == [1]
+    reopened = await client.post(
+        "/uploads",
+        json=open_body(b"left bytes", b"right bytes", client_ref="spool-claimed"),
+        headers=device.headers,
+    )
+    assert reopened.status_code == 200
+    assert reopened.json()["id"] == up.id and reopened.json()["status"] == "uploading"
+
+    # The request holding the claim died (an API restart): after the lease it is taken over.
+    await set_status(app, up.id, UploadStatus.completing, datetime.now(UTC) - timedelta(hours=2))
+    done = await up.complete()
+    assert done.status_code == 200, done.text
+    workflows.append(done.json()["workflow_id"])
+    assert done.json()["status"] == "completed"
+
+
+# ---- a failed or aborted session does not block its pair -----------------------------------
+
+
+async def test_a_failed_or_aborted_session_releases_its_client_ref(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory, workflows: list[str]
+) -> None:
+    # The edge derives client_ref from the digests: after a corrupt transfer the same pair
+    # comes back with the same client_ref and must get a fresh session.
+    org = await factory.org(roles=(Role.owner,))
+    device = await factory.device(org.id)
+    left, right = os.urandom(5000), os.urandom(5000)
+    first = await open_upload(client, device_headers(device), left, right, client_ref="pair-1")
+    first.data["right"] = os.urandom(5000)  # corrupted on the way
+    await first.put_parts("left")
+    await first.put_parts("right")
+    assert (await first.complete()).status_code == 422
+
+    second = await open_upload(client, device_headers(device), left, right, client_ref="pair-1")
+    assert second.id != first.id and second.session["status"] == "created"
+    assert second.session["match_id"] != first.session["match_id"]
+    assert (await client.delete(f"/uploads/{second.id}", headers=device.headers)).status_code == 204
+    third = await open_upload(client, device_headers(device), left, right, client_ref="pair-1")
+    assert third.id not in (first.id, second.id)
+    # An open session is found again as before.
+    again = await client.post(
+        "/uploads", json=open_body(left, right, client_ref="pair-1"), headers=device.headers
+    )
+    assert again.status_code == 200 and again.json()["id"] == third.id
+    await third.put_parts("left")
+    await third.put_parts("right")
+    done = await third.complete()
+    assert done.status_code == 200, done.text
+    workflows.append(done.json()["workflow_id"])
+
+    async with app.state.sessions() as db:
+        closed = {
+            str(upload.id): upload
+            for upload in (
+                await db.exec(select(Upload).where(col(Upload.organization_id) == org.id))
+            ).all()
+        }
+    # The closed sessions stay, for the record, without the client_ref.
+    assert (closed[first.id].status, closed[first.id].client_ref) == (UploadStatus.failed, None)
+    assert closed[first.id].error is not None and "sha256" in closed[first.id].error
+    assert (closed[second.id].status, closed[second.id].client_ref) == (UploadStatus.aborted, None)
+    assert closed[third.id].client_ref == "pair-1"
+    assert (await first.get())["status"] == "failed"
+
+
+# ---- part size and the API's body limit (file backend) -------------------------------------
+
+
+async def test_file_backend_part_size_fits_the_api_body_limit(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    factory: Factory,
+    api_settings: Settings,
+    workflows: list[str],
+) -> None:
+    # Parts go through the API on the file backend: a part larger than the gateway's body
+    # limit would be refused (413) on every PUT, so such a session is refused up front.
+    org = await factory.org(roles=(Role.owner,))
+    device = await factory.device(org.id)
+    limit = api_settings.max_part_bytes
+    left = os.urandom(limit + 1)
+
+    too_large = await client.post(
+        "/uploads", json=open_body(left, b"r", part_size=limit + 1), headers=device.headers
+    )
+    assert too_large.status_code == 422
+    assert f"part_size must be at most {limit} bytes" in too_large.json()["detail"]
+
+    # A part of exactly the limit passes the gateway: the session completes.
+    up = await open_upload(client, device_headers(device), left, b"right", part_size=limit)
+    assert up.session["files"]["left"]["parts_total"] == 2
+    await up.put_parts("left")
+    await up.put_parts("right")
+    done = await up.complete()
+    assert done.status_code == 200, done.text
+    workflows.append(done.json()["workflow_id"])
+
+    # A deployment with a smaller limit gets the default clamped to it.
+    app.state.settings = api_settings.model_copy(update={"max_part_bytes": 6 * MiB})
+    try:
+        clamped = await client.post(
+            "/uploads", json=open_body(os.urandom(13 * MiB), b"r"), headers=device.headers
+        )
+        refused = await client.post(
+            "/uploads",
+            json=open_body(os.urandom(13 * MiB), b"r", part_size=7 * MiB),
+            headers=device.headers,
+        )
+    finally:
+        app.state.settings = api_settings
+    assert clamped.status_code == 201, clamped.text
+    assert clamped.json()["part_size"] == 6 * MiB
+    assert clamped.json()["files"]["left"]["parts_total"] == 3
+    assert refused.status_code == 422

@@ -22,6 +22,7 @@ from tests.api.test_uploads import (
     assert_not_started,
     describe_started,
     device_headers,
+    open_body,
     open_upload,
     sha,
     workflows,
@@ -146,3 +147,18 @@ async def test_wrong_sha256_is_found_by_reading_the_assembled_object(
     assert (await up.get())["status"] == "failed"
     assert not await app.state.objects.exists(f"orgs/{org.id}/uploads/{up.id}/left.mp4")
     await assert_not_started(temporal_client, f"match-{up.session['match_id']}")
+
+
+async def test_s3_part_size_is_not_capped_by_the_api_body_limit(
+    client: httpx.AsyncClient, factory: Factory, api_settings: Settings
+) -> None:
+    # Parts go straight to S3, never through the API's gateway: S3's own limits apply.
+    org = await factory.org(roles=(Role.owner,))
+    device = await factory.device(org.id)
+    part_size = api_settings.max_part_bytes + MiB
+    body = open_body(b"left", b"right", part_size=part_size)
+
+    opened = await client.post("/uploads", json=body, headers=device.headers)
+
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["part_size"] == part_size

@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import stat
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from edge.client import ApiError, EdgeClient
 from edge.keys import KEY_FILENAME, SPOOL_FILENAME, load_device_config, load_key
 from edge.protocol import PartUrl, UploadSession
 from edge.spool import Spool, State
-from edge.uploader import Uploader, describe_pair
-from polyvision.storage.metadata.models import Role
+from edge.uploader import COMPLETION_WAIT_S, Uploader, describe_pair
+from polyvision.storage.metadata.models import Role, Upload, UploadStatus
 from polyvision.synth.rig import default_rig
 from tests.edge.media import write_mp4
 from tests.fixtures.live_api import (
@@ -346,3 +347,64 @@ async def test_missing_parts_at_completion_are_sent_again(
     first, second = client.completions
     assert first.startswith("409") and "left" in first and "2" in first
     assert second == "completed"
+
+
+async def set_upload_status(live: LiveApi, session_id: uuid.UUID, status: UploadStatus) -> None:
+    async with live.app.state.sessions() as db:
+        upload = await db.get(Upload, session_id)
+        assert upload is not None
+        upload.status = status
+        upload.completed_at = datetime.now(UTC)
+        await db.commit()
+
+
+class ClaimedClient(EdgeClient):
+    """A real client whose first completion finds the session held by another completion (our
+    own earlier try, whose answer timed out while the server was still hashing)."""
+
+    def __init__(self, *args: Any, live: LiveApi, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.live = live
+        self.session_id: uuid.UUID | None = None
+        self.answers: list[str] = []
+
+    async def complete(self, session_id: uuid.UUID) -> UploadSession:
+        if self.session_id is None:
+            self.session_id = session_id
+            await set_upload_status(self.live, session_id, UploadStatus.completing)
+        try:
+            session = await super().complete(session_id)
+        except ApiError as exc:
+            self.answers.append(f"{exc.status} {exc.title}")
+            raise
+        self.answers.append(session.status)
+        return session
+
+
+async def test_a_completion_in_progress_is_waited_for_not_taken_for_missing_parts(
+    live_api: LiveApi, tmp_path: Path
+) -> None:
+    org = await live_api.factory.org(roles=(Role.admin,))
+    device = await live_api.factory.device(org.id)
+    left, right = make_pair(tmp_path / "rec", "busy")
+    info = describe_pair("busy", left, right, make_rig(tmp_path / "rec"))
+    client = ClaimedClient(live_api.url, device.id, device.signing_key, live=live_api)
+    waits: list[float] = []
+
+    async def meanwhile_the_first_try_finishes(seconds: float) -> None:
+        waits.append(seconds)
+        assert client.session_id is not None
+        await set_upload_status(live_api, client.session_id, UploadStatus.uploading)
+        async with EdgeClient(live_api.url, device.id, device.signing_key) as first_try:
+            await first_try.complete(client.session_id)
+
+    with Spool.open(tmp_path / "spool.sqlite") as spool:
+        recording = spool.enqueue(info)
+        async with client:
+            uploader = Uploader(client, spool, sleep=meanwhile_the_first_try_finishes)
+            result = await uploader.process(recording.id)
+    assert result.state is State.completed, result.last_error
+    assert result.match_id is not None
+    live_api.workflows.append(f"match-{result.match_id}")
+    assert waits == [COMPLETION_WAIT_S]
+    assert client.answers == ["409 Completion in progress", "completed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -31,6 +32,7 @@ from polyvision.storage.objects import (
     InvalidObjectKey,
     InvalidPart,
     InvalidSignature,
+    ObjectInfo,
     ObjectNotFound,
     ObjectStore,
     ObjectStoreError,
@@ -913,3 +915,38 @@ async def test_check_fails_on_an_unusable_store(s3_endpoint: str, tmp_path: Path
     (tmp_path / "gone" / ".staging" / "tmp").rmdir()
     with pytest.raises(ObjectStoreError):
         await gone.check()
+
+
+async def test_file_concurrent_completions_never_leak_file_errors(
+    file_store: FileObjectStore,
+) -> None:
+    # A retried completion can run while the first one assembles and then removes the staging
+    # directory: each one either assembles the object or finds the upload gone.
+    data = [bytes([n]) * (5 * MiB) for n in range(1, 5)]
+    for round_number in range(5):
+        key = f"up/race-{round_number}.mp4"
+        upload_id = await file_store.create_multipart(key)
+        parts = [
+            await file_store.upload_part(key, upload_id, n, chunk)
+            for n, chunk in enumerate(data, start=1)
+        ]
+        results = await asyncio.gather(
+            *(file_store.complete_multipart(key, upload_id, parts) for _ in range(4)),
+            return_exceptions=True,
+        )
+        for result in results:
+            assert isinstance(result, ObjectInfo | UploadNotFound), repr(result)
+        assert any(isinstance(result, ObjectInfo) for result in results)
+        assert await file_store.get(key) == b"".join(data)
+    assert names_in(file_store.root / ".staging" / "uploads") == []
+
+
+async def test_file_completion_of_an_upload_removed_meanwhile_is_upload_not_found(
+    file_store: FileObjectStore,
+) -> None:
+    upload_id = await file_store.create_multipart("up/gone")
+    part = await file_store.upload_part("up/gone", upload_id, 1, b"data")
+    # As when another completion removed the staging directory after this one listed parts.
+    await file_store.complete_multipart("up/gone", upload_id, [part])
+    with pytest.raises(UploadNotFound):
+        await file_store.complete_multipart("up/gone", upload_id, [part])

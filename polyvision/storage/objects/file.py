@@ -460,6 +460,9 @@ class FileObjectStore(ObjectStore):
             try:
                 size = file.stat().st_size
             except FileNotFoundError as exc:
+                if not (directory / "upload.json").exists():
+                    # Completed or aborted meanwhile by another request.
+                    raise UploadNotFound(key, upload_id) from exc
                 raise InvalidPart(f"part {part.number} was not uploaded") from exc
             if index < len(parts) - 1 and size < MIN_PART_SIZE:
                 raise InvalidPart(
@@ -474,11 +477,16 @@ class FileObjectStore(ObjectStore):
             with open(temp, "xb") as out:
                 for part, file in zip(parts, files, strict=True):
                     part_digest = hashlib.sha256()
-                    with open(file, "rb") as source:
-                        while chunk := source.read(DEFAULT_CHUNK_SIZE):
-                            part_digest.update(chunk)
-                            whole.update(chunk)
-                            out.write(chunk)
+                    try:
+                        with open(file, "rb") as source:
+                            while chunk := source.read(DEFAULT_CHUNK_SIZE):
+                                part_digest.update(chunk)
+                                whole.update(chunk)
+                                out.write(chunk)
+                    except FileNotFoundError as exc:
+                        # The part was there a moment ago: a concurrent completion or abort
+                        # removed the upload.
+                        raise UploadNotFound(key, upload_id) from exc
                     if part.etag != part_digest.hexdigest():
                         raise InvalidPart(f"part {part.number}: etag does not match its content")
                 self._write_and_sync(out)
@@ -491,8 +499,18 @@ class FileObjectStore(ObjectStore):
             info = self._commit(temp, key, whole.hexdigest(), content_type)
         finally:
             temp.unlink(missing_ok=True)
-        shutil.rmtree(directory, ignore_errors=True)
+        self._remove_upload_dir(directory)
         return info
+
+    def _remove_upload_dir(self, directory: Path) -> None:
+        """Remove a multipart upload's staging directory, renamed away first so that a
+        concurrent completion sees the whole upload vanish at once, never half of it."""
+        gone = self._tmp / f"{uuid.uuid4().hex}.gone"
+        try:
+            os.rename(directory, gone)
+        except FileNotFoundError:
+            return  # a concurrent completion or abort removed it
+        shutil.rmtree(gone, ignore_errors=True)
 
     async def create_multipart(
         self,
@@ -575,7 +593,7 @@ class FileObjectStore(ObjectStore):
             directory, _ = await asyncio.to_thread(self._upload_dir, key, upload_id)
         except UploadNotFound:
             return
-        await asyncio.to_thread(shutil.rmtree, directory, True)
+        await asyncio.to_thread(self._remove_upload_dir, directory)
 
     # ---- presigned URLs -------------------------------------------------------------------
 
