@@ -2,14 +2,15 @@
 
 Runs `polyvision up` exactly as an operator would (a child process on free ports with its own
 data directory), waits for /readyz, runs the health workflow through every task queue the
-development worker polls, opens the Temporal UI, then sends SIGTERM and checks that the stack
-exits with 0 and leaves no process behind.
+development worker polls, opens the Temporal UI, films a synthetic match and lets an edge agent
+upload it through the API (`polyvision.demo_story`: the upload starts the match workflow, a
+viewer gets the signed stream and the team figures), then sends SIGTERM and checks that the
+stack exits with 0 and leaves no process behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import signal
 import sys
@@ -19,14 +20,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from polyvision.process import ProcessRequest, process_match
+from polyvision.demo_story import run_match_story
 from polyvision.settings import Settings
 from polyvision.stack_process import StackProcess
 from polyvision.synth.generate import SynthConfig, generate_match
 from polyvision.temporal.client import connect
 from polyvision.worker.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
 from workflows.health import HealthCheckInput, HealthCheckWorkflow
-from workflows.types import MatchOutput
 
 
 class DemoFailedError(RuntimeError):
@@ -63,8 +63,8 @@ async def run_health_workflow(address: str, namespace: str) -> HealthReport:
     return HealthReport(workflow_id, handle.result_run_id or "", answers)
 
 
-def process_synthetic_match(stack: StackProcess, settings: Settings, match: SynthConfig) -> None:
-    """Film a synthetic match and process it through the running stack."""
+def process_synthetic_match(stack: StackProcess, match: SynthConfig, keep_data: bool) -> None:
+    """Film a synthetic match; an edge agent uploads it through the API; a viewer plays it."""
     synth_dir = stack.data_dir / "synthetic"
     _say(
         f"Filming a {match.seconds:.0f} s synthetic match at 2x{match.width}x{match.height} "
@@ -72,34 +72,22 @@ def process_synthetic_match(stack: StackProcess, settings: Settings, match: Synt
     )
     generated = generate_match(match, synth_dir)
     _say(f"  filmed in {generated.seconds_taken:.1f} s")
-    stack_settings = Settings(
-        data_dir=stack.data_dir,
-        temporal_address=stack.temporal_address,
-        temporal_ui_url=stack.ui_url,
-        temporal_namespace=settings.temporal_namespace,
-        api_port=stack.api_port,
-    )
-    request = ProcessRequest(
-        left=synth_dir / "left.mp4",
-        right=synth_dir / "right.mp4",
-        rig=synth_dir / "rig.json",
-        organization_id="demo",
-        match_id="demo-match",
-    )
-
-    async def go() -> MatchOutput:
-        client = await connect(stack.temporal_address, settings.temporal_namespace)
-        return await process_match(client, stack_settings, request)
-
-    started = time.monotonic()
-    output = asyncio.run(go())
-    objects_dir = stack.data_dir / "objects"
-    summary = json.loads((objects_dir / output.summary_key).read_text())
-    _say(f"Processed in {time.monotonic() - started:.1f} s")
-    _say(f"  HLS playlist  {objects_dir / output.hls_master_key}")
-    _say(f"  summary       {objects_dir / output.summary_key}")
-    for key in ("frames", "chunks", "detections_persons", "tracks", "total_distance_m"):
-        _say(f"    {key:<20} {summary.get(key)}")
+    _say("An edge box uploads it; the completed upload starts the match workflow ...")
+    story = run_match_story(stack.api_url, stack.data_dir, synth_dir, _say)
+    _say(f"Uploaded and processed in {story.seconds:.1f} s")
+    _say(f"  Temporal UI   {story.ui_url}")
+    _say(f"  stream        {story.master_url}")
+    _say("                (the coach's signed master playlist, valid 4 hours while the API runs)")
+    for team in story.teams:
+        _say(
+            f"  team {team['team']}        {team['tracks']} tracks, "
+            f"{team['distance_m'] / 1000:.2f} km, top speed {team['max_speed']:.1f} m/s"
+        )
+    if keep_data:
+        _say(
+            "  score it      PV_DATA_DIR=" + str(stack.data_dir) + " polyvision eval --truth "
+            f"{synth_dir} --match {story.match_id} --org {story.organization_id}"
+        )
 
 
 def run_demo(
@@ -136,7 +124,7 @@ def run_demo(
         if ui.status_code != 200:
             raise DemoFailedError(f"Temporal UI answered {ui.status_code}")
         if match is not None:
-            process_synthetic_match(stack, settings, match)
+            process_synthetic_match(stack, match, keep_data)
     except Exception as exc:  # every failure ends the same way: report it and stop the stack
         _say(f"Demo failed: {exc}")
         stack.stop(signal.SIGTERM)
