@@ -41,7 +41,7 @@ from polyvision.process import ui_link
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Match, MatchStatus, Upload, UploadStatus
 from workflows.match import MatchWorkflow, workflow_id_for
-from workflows.types import STAGES, MatchProgress, ReprocessRequest
+from workflows.types import STAGES, MatchOutput, MatchProgress, ReprocessRequest
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["processing"])
 
@@ -217,7 +217,7 @@ def _workflow_id(match: Match) -> str:
 
 async def _describe(client: Client, workflow_id: str) -> WorkflowExecutionDescription | None:
     """The latest run of the workflow, or None when it was never started."""
-    handle = client.get_workflow_handle_for(MatchWorkflow.run, workflow_id)
+    handle = client.get_workflow_handle(workflow_id, result_type=MatchOutput)
     try:
         return await handle.describe(rpc_timeout=DESCRIBE_TIMEOUT)
     except RPCError as exc:
@@ -227,7 +227,7 @@ async def _describe(client: Client, workflow_id: str) -> WorkflowExecutionDescri
 
 
 async def _progress(client: Client, workflow_id: str, run_id: str) -> Progress | None:
-    handle = client.get_workflow_handle_for(MatchWorkflow.run, workflow_id, run_id=run_id)
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id, result_type=MatchOutput)
     try:
         progress = await handle.query(MatchWorkflow.progress, rpc_timeout=QUERY_TIMEOUT)
     except (WorkflowQueryFailedError, WorkflowQueryRejectedError, RPCError):
@@ -357,8 +357,8 @@ async def reprocess(
     if latest is not None and processing_state(latest.status) != ProcessingState.running:
         return await _process_again(session, client, settings, match, workflow_id)
     description = await _running(client, match)
-    handle = client.get_workflow_handle_for(
-        MatchWorkflow.run, workflow_id, run_id=description.run_id
+    handle = client.get_workflow_handle(
+        workflow_id, run_id=description.run_id, result_type=MatchOutput
     )
     try:
         answer = await handle.execute_update(
@@ -452,8 +452,8 @@ async def cancel(
     match = await load_match(session, access.organization_id, match_id)
     description = await _running(client, match)
     workflow_id = _workflow_id(match)
-    handle = client.get_workflow_handle_for(
-        MatchWorkflow.run, workflow_id, run_id=description.run_id
+    handle = client.get_workflow_handle(
+        workflow_id, run_id=description.run_id, result_type=MatchOutput
     )
     try:
         await handle.cancel(reason=f"cancelled by {access.user.email}")

@@ -287,8 +287,8 @@ async def test_reprocess_is_validated_then_reruns_from_the_stage(
     assert (body["revision"], body["restarted_from"]) == (2, "ingest")
     assert body["run_id"] != handle.result_run_id
     assert body["match_status"] == "processing"
-    rerun = temporal_client.get_workflow_handle_for(
-        MatchWorkflow.run, handle.id, run_id=body["run_id"]
+    rerun = temporal_client.get_workflow_handle(
+        handle.id, run_id=body["run_id"], result_type=MatchOutput
     )
     assert (await rerun.result()).revision == 2
 

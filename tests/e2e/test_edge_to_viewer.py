@@ -34,7 +34,8 @@ from tests.api.factories import Factory
 from tests.fixtures.live_api import LiveApi, live_settings, provision, run_edge, serving_api
 from tests.fixtures.pipeline import requires_model
 from tests.fixtures.temporal import TemporalTestServer, running_worker
-from workflows.match import MatchWorkflow, workflow_id_for
+from workflows.match import workflow_id_for
+from workflows.types import MatchOutput
 
 # Processing a 4 s match on this 2-core machine takes about a minute; the default 300 s is
 # tight when other jobs share the CPU.
@@ -112,8 +113,8 @@ async def test_an_edge_upload_becomes_a_stream_only_its_organization_plays(
 
         # The upload started the workflow; the worker runs it to the end.
         started = time.monotonic()
-        handle = temporal_client.get_workflow_handle_for(
-            MatchWorkflow.run, workflow_id_for(match_id)
+        handle = temporal_client.get_workflow_handle(
+            workflow_id_for(match_id), result_type=MatchOutput
         )
         result = await asyncio.wait_for(handle.result(), 600)
         assert (result.frames, result.chunks) == (FRAMES, 1)
