@@ -11,8 +11,9 @@ small subset of Go templates that is enough for this chart and documented here:
   YAML and indented by N spaces; any other action alone on a line (an `include` of a helper) is
   dropped;
 * an action inside a line is replaced by its value when it is a `.Values`, `.Chart`, `.Release`
-  path or a naming helper (`include "polyvision.fullname"`), with `quote` and `default` applied;
-  anything else becomes the string `TEMPLATED`.
+  path, a naming helper (`include "polyvision.fullname"`) or `include "polyvision.secretName"`
+  (`<release>-secrets` with `secret.create`, else `secret.existingSecret`), with `quote` and
+  `default` applied; anything else becomes the string `TEMPLATED`.
 
 The rendered text must then be valid YAML with the expected `kind`, so a broken template (bad
 indentation, a stray brace, a missing key) fails here rather than in `helm install`.
@@ -60,6 +61,7 @@ EXPECTED_KINDS = {
     "secret.yaml": "Secret",
     "configmap.yaml": "ConfigMap",
     "serviceaccount.yaml": "ServiceAccount",
+    "keys-rotate-cronjob.yaml": "CronJob",
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -113,6 +115,10 @@ def _evaluate(expr: str, values: dict[str, Any], chart: dict[str, Any], dot: Any
         value = _lookup(head[0], values, chart, dot)
     elif head[0] == "include" and len(head) == 3 and head[1].strip('"') in _NAMING_HELPERS:
         value = RELEASE
+    elif head[0] == "include" and len(head) == 3 and head[1].strip('"') == "polyvision.secretName":
+        # Mirrors the helper, so templates can be checked to share one Secret.
+        secret = values.get("secret", {})
+        value = f"{RELEASE}-secrets" if secret.get("create") else secret.get("existingSecret")
     else:
         return _MISSING
     for stage in stages[1:]:
@@ -229,8 +235,17 @@ def rendered(values: dict[str, Any], chart: dict[str, Any]) -> dict[str, dict[st
     return result
 
 
+def _pod_template(doc: dict[str, Any]) -> dict[str, Any]:
+    """The pod template of a Deployment or Job, or of the Jobs a CronJob creates."""
+    if doc["kind"] == "CronJob":
+        template: dict[str, Any] = doc["spec"]["jobTemplate"]["spec"]["template"]
+        return template
+    template = doc["spec"]["template"]
+    return template
+
+
 def _container(doc: dict[str, Any]) -> dict[str, Any]:
-    containers = doc["spec"]["template"]["spec"]["containers"]
+    containers = _pod_template(doc)["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]
 
@@ -253,9 +268,13 @@ def _gpu_products(doc: dict[str, Any]) -> list[str]:
 
 
 def test_renderer_subset(chart: dict[str, Any]) -> None:
-    values = {"a": {"list": ["x", "y"], "off": False, "n": 3, "empty": ""}}
+    values = {
+        "a": {"list": ["x", "y"], "off": False, "n": 3, "empty": ""},
+        "secret": {"create": False, "existingSecret": "external"},
+    }
     text = (
         "k: {{ .Values.a.n }}\n"
+        'secret: {{ include "polyvision.secretName" . }}\n'
         'q: {{ .Values.a.empty | default "d" | quote }}\n'
         'name: {{ include "polyvision.fullname" . }}-api\n'
         'other: {{ include "polyvision.labels" . }}\n'
@@ -274,6 +293,7 @@ def test_renderer_subset(chart: dict[str, Any]) -> None:
     doc = yaml.safe_load(render_template(text, values, chart))
     assert doc == {
         "k": 3,
+        "secret": "external",
         "q": "d",
         "name": "polyvision-api",
         "other": PLACEHOLDER,
@@ -281,6 +301,18 @@ def test_renderer_subset(chart: dict[str, Any]) -> None:
         "shown": 1,
         "w": ["x", "y"],
     }
+    values["secret"]["create"] = True
+    assert yaml.safe_load(render_template(text, values, chart))["secret"] == "polyvision-secrets"
+    # A disabled `if` around the whole file (and nested blocks inside it) renders nothing.
+    nested = (
+        "{{- if .Values.a.off }}\n"
+        "kind: X\n"
+        "{{- with .Values.a.list }}\n"
+        "w: 1\n"
+        "{{- end }}\n"
+        "{{- end }}\n"
+    )
+    assert list(yaml.safe_load_all(render_template(nested, values, chart))) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,11 +468,11 @@ def test_api_probes_metrics_and_service(
 
 @pytest.mark.parametrize(
     "name",
-    [name for name, kind in EXPECTED_KINDS.items() if kind in ("Deployment", "Job")],
+    [name for name, kind in EXPECTED_KINDS.items() if kind in ("Deployment", "Job", "CronJob")],
 )
 def test_pods_are_locked_down(name: str, rendered: dict[str, dict[str, Any]]) -> None:
     doc = rendered[name]
-    pod = doc["spec"]["template"]["spec"]
+    pod = _pod_template(doc)["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     container = _container(doc)
@@ -477,6 +509,50 @@ def test_hook_jobs(
     template = (TEMPLATES / name).read_text(encoding="utf-8")
     assert 'include "polyvision.configEnv"' in template
     assert "configMapRef" not in template
+
+
+def test_keys_rotate_cronjob(
+    rendered: dict[str, dict[str, Any]], values: dict[str, Any], chart: dict[str, Any]
+) -> None:
+    doc = rendered["keys-rotate-cronjob.yaml"]
+    assert doc["apiVersion"] == "batch/v1"
+    assert doc["metadata"]["name"] == f"{RELEASE}-keys-rotate"
+    # A scheduled object of the release, not a Helm hook.
+    assert "helm.sh/hook" not in doc["metadata"].get("annotations", {})
+    spec = doc["spec"]
+    rotation = values["keyRotation"]
+    assert rotation["enabled"] is True
+    assert spec["schedule"] == rotation["schedule"] == "0 3 1 * *"
+    assert len(spec["schedule"].split()) == 5
+    assert spec["concurrencyPolicy"] == "Forbid"
+    for key in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+        assert isinstance(spec[key], int) and spec[key] == rotation[key], key
+    assert spec["failedJobsHistoryLimit"] >= 1, "keep a failed run to read its logs"
+
+    container = _container(doc)
+    assert container["command"] == ["polyvision"]
+    assert container["args"] == ["keys", "rotate"]
+    assert _pod_template(doc)["spec"]["restartPolicy"] == "Never"
+    # Same image, service account, settings and Secret as the migration Job: the rotation
+    # needs PV_DATABASE_URL and the PV_SECRET_KEY that encrypts the stored keys.
+    migrate = rendered["db-migrate-job.yaml"]
+    migrate_container = _container(migrate)
+    for key in ("image", "imagePullPolicy", "env", "envFrom", "resources", "securityContext"):
+        assert container[key] == migrate_container[key], key
+    assert container["envFrom"] == [{"secretRef": {"name": values["secret"]["existingSecret"]}}]
+    pod, migrate_pod = _pod_template(doc)["spec"], _pod_template(migrate)["spec"]
+    for key in ("serviceAccountName", "automountServiceAccountToken", "securityContext"):
+        assert pod[key] == migrate_pod[key], key
+    assert pod["volumes"] == migrate_pod["volumes"]
+    labels = _pod_template(doc)["metadata"]["labels"]
+    assert labels["app.kubernetes.io/component"] == "keys-rotate"
+
+    # keyRotation.enabled: false renders nothing at all.
+    disabled = copy.deepcopy(values)
+    disabled["keyRotation"]["enabled"] = False
+    template = (TEMPLATES / "keys-rotate-cronjob.yaml").read_text(encoding="utf-8")
+    text = render_template(template, disabled, chart)
+    assert [doc for doc in yaml.safe_load_all(text) if doc is not None] == []
 
 
 def test_required_settings_are_provided(
