@@ -380,6 +380,8 @@ async def test_the_catalog_follows_a_run_ended_in_temporal(
     terminated, cancelled = await _match(app, org), await _match(app, org)
     terminated_run = await _start(app, temporal_client, api_settings, terminated)
     cancelled_run = await _start(app, temporal_client, api_settings, cancelled)
+    # Both held at tracking (the gate is closed) before an operator ends them.
+    await _wait_for_stage(terminated_run, "track")
     await _wait_for_stage(cancelled_run, "track")
     # An operator ends both runs in the Temporal UI, not through the API.
     await terminated_run.terminate(reason="operator")
