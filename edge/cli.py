@@ -41,6 +41,8 @@ from polyvision.device_tokens import public_key_text
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# The line ``watch`` writes to stderr once SIGINT/SIGTERM stop it cleanly.
+READY_PREFIX = "polyvision-edge watch: watching"
 
 
 class CliError(RuntimeError):
@@ -291,6 +293,10 @@ async def _watch(args: argparse.Namespace, state_dir: Path) -> int:
                 results = await watcher.run_once()
                 pending = [r for r in results if r.state is not State.completed]
                 return EXIT_FAILURE if pending else EXIT_OK
+            # Runs inside the task `_run_interruptible` started after installing its signal
+            # handlers, so from this line on a SIGTERM stops cleanly; supervisors (and the tests)
+            # wait for it before signalling.
+            _err(f"{READY_PREFIX} {directory} (Ctrl-C or SIGTERM stops)")
             await watcher.run(asyncio.Event())
     return EXIT_OK
 

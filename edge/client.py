@@ -158,6 +158,8 @@ class Throttle:
     """
 
     bytes_per_s: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _started: float = field(default=0.0, init=False)
     _sent: int = field(default=0, init=False)
 
@@ -165,13 +167,13 @@ class Throttle:
         """Account for ``size`` bytes about to go out, sleeping first if we are ahead."""
         if not self.bytes_per_s:
             return
-        now = time.monotonic()
+        now = self.clock()
         due = self._started + self._sent / self.bytes_per_s
         if self._sent == 0 or now > due + 1.0:
             # Idle time (hashing, API calls) is not credit to burst with later.
             self._started, self._sent, due = now, 0, now
         if due > now:
-            await asyncio.sleep(due - now)
+            await self.sleep(due - now)
         self._sent += size
 
 

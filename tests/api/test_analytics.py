@@ -607,7 +607,8 @@ async def test_a_reprocess_in_progress_keeps_serving_the_published_revision(
 ) -> None:
     seeded = await _seed(app, factory)
     before = await client.get(seeded.url("players"), headers=seeded.headers)
-    assert before.status_code == 200 and before.json()
+    assert before.status_code == 200
+    assert before.json()["revision"] == 2 and before.json()["players"]
     async with app.state.sessions() as session:
         row = await session.get(Match, seeded.match_id)
         assert row is not None

@@ -53,7 +53,12 @@ class Backend:
 def backend_settings(request: pytest.FixtureRequest, api_settings: Settings) -> Settings:
     """The shared API settings, on SQLite or on a fresh PostgreSQL database."""
     if request.param == "sqlite":
-        return api_settings
+        # The embedded default, even when PV_TEST_API_DATABASE points the suite elsewhere.
+        settings = api_settings.model_copy(
+            update={"database_url": f"sqlite+aiosqlite:///{api_settings.data_dir / 'search.db'}"}
+        )
+        upgrade_stores(settings)
+        return settings
     url: str = request.getfixturevalue("postgres_database_url")
     settings = api_settings.model_copy(update={"database_url": url})
     upgrade_stores(settings)
@@ -61,9 +66,15 @@ def backend_settings(request: pytest.FixtureRequest, api_settings: Settings) -> 
 
 
 @pytest_asyncio.fixture
-async def backend(backend_settings: Settings) -> AsyncIterator[Backend]:
+async def backend(
+    backend_settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[Backend]:
     application = create_app(backend_settings)
+    wanted = {"sqlite": "sqlite", "postgres": "postgresql"}
     async with application.router.lifespan_context(application):
+        # Each variant really runs on its database.
+        dialect = application.state.engine.dialect.name
+        assert dialect == wanted[request.node.callspec.params["backend_settings"]]
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield Backend(

@@ -396,3 +396,9 @@ async def test_missing_authorization(client: httpx.AsyncClient) -> None:
     assert response.status_code == 401
     assert response.headers["content-type"] == PROBLEM
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_token_rules_are_the_promised_ones() -> None:
+    """The limits every test above is relative to, pinned to what the protocol promises."""
+    assert (MAX_LIFETIME_S, CLOCK_SKEW_S) == (300, 30)
+    assert (ALGORITHM, TOKEN_TYPE, AUDIENCE) == ("EdDSA", "device+jwt", "polyvision-api")

@@ -20,8 +20,14 @@ import pytest_asyncio
 from fastapi import FastAPI
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.ingest.activity import IngestInput, IngestOutput
@@ -145,8 +151,13 @@ async def _start(
 
 
 async def _wait_for_stage(handle: WorkflowHandle[MatchWorkflow, MatchOutput], stage: str) -> None:
-    deadline = time.monotonic() + 30
-    while (await handle.query(MatchWorkflow.progress)).stage != stage:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if (await handle.query(MatchWorkflow.progress)).stage == stage:
+                return
+        except (WorkflowQueryFailedError, RPCError):
+            pass  # a query can arrive before the worker's first workflow task: ask again
         assert time.monotonic() < deadline, f"never reached {stage}"
         await asyncio.sleep(0.05)
 

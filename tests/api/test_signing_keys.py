@@ -124,6 +124,7 @@ async def test_a_rotation_on_one_replica_reaches_the_other(
     replicas: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
     a, b = replicas
+    _ring(b).reload_interval_s = 3600  # only the unknown kid may make b reload here
     old_token = await _access_token(a)
     old_kid = _kid(old_token)
     new_kid = (await _ring(a).rotate()).kid
@@ -150,6 +151,8 @@ async def test_a_stale_replica_reloads_on_its_next_request(
     replicas: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
     a, b = replicas
+    # Far from the interval however slow this machine is, until the test moves it.
+    _ring(b).reload_interval_s = 3600
     old_kid = _ring(b).current.kid
     new_kid = (await _ring(a).rotate()).kid
     # Within the reload interval b still signs with, and publishes, what it has in memory.
@@ -165,6 +168,9 @@ async def test_unknown_kid_reloads_are_rate_limited(
     replicas: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
     a, b = replicas
+    # Windows far longer than this test takes on any machine, until the test moves them.
+    _ring(b).reload_interval_s = 3600
+    _ring(b).unknown_kid_reload_s = 3600
     user_token = await _access_token(a)
     assert await _me(b, user_token) == 200
     # A forged kid spends b's reload; a real new key right after it waits for the next window.

@@ -78,6 +78,7 @@ async def test_happy_path_with_parts_straight_to_s3(
         f"/uploads/{up.id}/parts", json={"file": "left", "numbers": [1, 2]}, headers=device.headers
     )
     assert parts.status_code == 200
+    assert [entry["number"] for entry in parts.json()["urls"]] == [1, 2]
     for entry in parts.json()["urls"]:
         assert entry["url"].startswith(s3_endpoint)
         assert "X-Amz-Signature" in entry["url"] and entry["method"] == "PUT"

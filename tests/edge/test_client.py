@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -197,10 +196,16 @@ async def test_register_needs_no_identity() -> None:
 def test_backoff_is_capped_full_jitter() -> None:
     policy = RetryPolicy(attempts=10, base_delay_s=0.5, max_delay_s=4.0)
     rng = random.Random(1)
-    for attempt in range(1, 10):
-        cap = min(4.0, 0.5 * 2 ** (attempt - 1))
-        samples = [backoff_delay(attempt, policy, rng) for _ in range(50)]
-        assert all(0 <= sample <= cap for sample in samples)
+    # The cap doubles with each failed try, then stays at the ceiling.
+    caps = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    for attempt, cap in enumerate(caps, start=1):
+        samples = [backoff_delay(attempt, policy, rng) for _ in range(200)]
+        assert all(0 <= sample <= cap for sample in samples), (attempt, max(samples))
+        # Spread over the whole range (full jitter): neither stuck near 0 (no backoff) nor at
+        # the cap (no jitter). With 200 uniform samples each bound misses with odds ~1e-9.
+        assert max(samples) > 0.9 * cap, (attempt, max(samples))
+        assert min(samples) < 0.1 * cap, (attempt, min(samples))
+        assert len(set(samples)) > 100
 
 
 @pytest.mark.parametrize(
@@ -219,18 +224,45 @@ def test_retry_after_http_date() -> None:
     assert retry_after_seconds(earlier, now) == 0.0
 
 
-async def test_throttle_paces_bytes() -> None:
-    throttle = Throttle(bytes_per_s=1000.0)
-    clock = time.monotonic
-    start = clock()
+class FakeTime:
+    """A monotonic clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    """A fake clock and sleep for `Throttle`: the clock moves only when the code sleeps."""
+    return FakeTime()
+
+
+async def test_throttle_paces_bytes(fake_time: FakeTime) -> None:
+    throttle = Throttle(bytes_per_s=1000.0, clock=fake_time.monotonic, sleep=fake_time.sleep)
     for _ in range(3):
         await throttle.pace(100)
-    # 300 bytes at 1000 B/s: the third chunk waits until 0.2 s.
-    assert clock() - start >= 0.19
-    unlimited = Throttle()
-    start = clock()
-    await unlimited.pace(10**9)
-    assert clock() - start < 0.05
+    # 300 bytes at 1000 B/s: the second chunk waits until 0.1 s, the third until 0.2 s.
+    assert fake_time.sleeps == pytest.approx([0.1, 0.1])
+    # Idle time is no credit to burst with: after a long pause the pacing starts afresh.
+    fake_time.now += 60
+    await throttle.pace(100)
+    await throttle.pace(100)
+    assert fake_time.sleeps == pytest.approx([0.1, 0.1, 0.1])
+
+
+async def test_an_unlimited_throttle_never_sleeps(fake_time: FakeTime) -> None:
+    unlimited = Throttle(clock=fake_time.monotonic, sleep=fake_time.sleep)
+    for _ in range(3):
+        await unlimited.pace(10**9)
+    assert fake_time.sleeps == []
 
 
 async def test_a_refused_part_is_not_a_refused_device() -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from api.ingest.service import MISSING_PARTS
+from edge.cli import READY_PREFIX
 from edge.client import ApiError, EdgeClient
 from edge.keys import KEY_FILENAME, SPOOL_FILENAME, load_device_config, load_key
 from edge.protocol import PartUrl, UploadSession
@@ -294,13 +296,36 @@ async def test_watch_stops_cleanly_on_sigterm(live_api: LiveApi, tmp_path: Path)
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    await asyncio.sleep(1.5)
-    assert process.returncode is None
-    process.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0, stderr.decode()
-    assert "stopped" in stderr.decode()
-    assert "Traceback" not in stderr.decode()
+    # A SIGTERM before the handlers are installed would kill the process (-15), and a cold
+    # start can take many seconds on a loaded machine: wait for the readiness line instead of
+    # guessing a delay.
+    try:
+        seen = await asyncio.wait_for(read_until(process, READY_PREFIX), 120)
+        assert lines(seen, READY_PREFIX, str(recordings), "SIGTERM stops"), seen
+        assert process.returncode is None
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:  # a failed wait: leave no agent behind
+            process.kill()
+            await process.wait()
+    stderr = seen + rest.decode()
+    assert process.returncode == 0, stderr
+    assert lines(stderr, "polyvision-edge watch: stopped"), stderr
+    assert "Traceback" not in stderr
+
+
+async def read_until(process: asyncio.subprocess.Process, needle: str) -> str:
+    """Stderr of ``process`` up to and including the first line containing ``needle``."""
+    assert process.stderr is not None
+    seen: list[str] = []
+    while True:
+        line = await process.stderr.readline()
+        if not line:
+            raise AssertionError(f"stderr closed before {needle!r}: {''.join(seen)}")
+        seen.append(line.decode())
+        if needle in seen[-1]:
+            return "".join(seen)
 
 
 class LossyClient(EdgeClient):
@@ -321,7 +346,7 @@ class LossyClient(EdgeClient):
         try:
             session = await super().complete(session_id)
         except ApiError as exc:
-            self.completions.append(f"{exc.status}: {exc.detail}")
+            self.completions.append(f"{exc.status} {exc.problem_type}: {exc.detail}")
             raise
         self.completions.append(session.status)
         return session
@@ -345,7 +370,8 @@ async def test_missing_parts_at_completion_are_sent_again(
     assert result.match_id is not None
     live_api.workflows.append(f"match-{result.match_id}")
     first, second = client.completions
-    assert first.startswith("409") and "left" in first and "2" in first
+    # Exactly the lost part is named (the period rules out "left 2, 3" and a right side).
+    assert first.startswith(f"409 {MISSING_PARTS}: Missing parts: left 2."), first
     assert second == "completed"
 
 

@@ -15,9 +15,11 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.service import RPCError
 
 from polyvision.synth.generate import SynthConfig, generate_match
 from polyvision.worker.plan import QueuePlan
@@ -88,8 +90,12 @@ async def _wait_for_stage(
 ) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        stage = (await handle.query(MatchWorkflow.progress)).stage
+        try:
+            stage = (await handle.query(MatchWorkflow.progress)).stage
+        except (WorkflowQueryFailedError, RPCError):
+            stage = None  # a query can arrive before the worker's first workflow task
         if stage in stages:
+            assert stage is not None
             return stage
         await asyncio.sleep(0.05)
     raise AssertionError(f"never reached {stages}")
