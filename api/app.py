@@ -27,6 +27,7 @@ from api.routes import (
     uploads,
 )
 from api.security import create_auth_state
+from polyvision.mail import Mailer
 from polyvision.settings import Settings
 from polyvision.storage.analytics import open_analytics_store
 from polyvision.storage.metadata.engine import create_engine, session_maker
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.mailer = Mailer.from_url(settings.smtp_url)
         app.state.objects = open_object_store(
             settings.objects_url, secret=settings.secret, public_base_url=settings.api_public_url
         )

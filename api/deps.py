@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.app_state import temporal_client
+from polyvision.mail import Mailer
 from polyvision.settings import Settings
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
@@ -57,3 +58,12 @@ AnalyticsDep = Annotated[AnalyticsStore, Depends(get_analytics)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+
+def get_mailer(request: Request) -> Mailer:
+    """The app's outgoing mail (a logging stand-in when ``PV_SMTP_URL`` is empty)."""
+    mailer: Mailer = request.app.state.mailer
+    return mailer
+
+
+MailerDep = Annotated[Mailer, Depends(get_mailer)]

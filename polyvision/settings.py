@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         default=None, description="HMAC key for signed object URLs and other server secrets."
     )
 
+    # Outgoing mail, e.g. smtp://user:pass@host:587?starttls=1&from=noreply@example.org
+    # (`polyvision.mail`); empty: messages are only logged, which only development accepts.
+    smtp_url: str = ""
+
     # Origins a browser may call the API from (the web viewer); empty: no cross-origin access.
     cors_origins: list[str] = Field(default_factory=list)
     # Largest request body the API accepts, except object and upload-part bodies.

@@ -34,7 +34,12 @@ def gateway_rules(
     auth_per_minute: int,
     device_per_minute: int,
     window_s: float = 60.0,
-    auth_paths: Collection[str] = ("/auth/login", "/auth/register", "/devices/register"),
+    auth_paths: Collection[str] = (
+        "/auth/login",
+        "/auth/register",
+        "/auth/verify-email/resend",
+        "/devices/register",
+    ),
     device_prefixes: Sequence[str] = ("/devices", "/uploads"),
 ) -> list[RateLimitRule]:
     """The API's rules: tight on credential endpoints, generous on device traffic."""

@@ -1,25 +1,44 @@
-"""Register, log in, refresh, log out; the JWKS that verifies our access tokens.
+"""Register, verify the email address, log in, refresh, log out; the JWKS of our tokens.
+
+Registration mails a verification link (`api.security.email_tokens`); an account that never
+followed it can still log in and create its own organization, but cannot be added to anyone
+else's (`api.routes.organizations.add_member`), so registering someone else's address first
+captures nothing.
 
 `router` is mounted at ``/auth``; `jwks_router` serves ``/.well-known/jwks.json`` at the root.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request, Response, status
+import structlog
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from api.deps import MailerDep, SettingsDep
 from api.openapi import problem_responses
 from api.problems import problem
 from api.security import AuthDep, CurrentUser, DbSession, unauthorized
+from api.security.email_tokens import (
+    EMAIL_TOKEN_LIFETIME,
+    ExpiredEmailToken,
+    InvalidEmailToken,
+    create_email_token,
+    verify_email_token,
+)
 from api.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from api.security.refresh import InvalidRefreshToken
-from polyvision.storage.metadata.models import User, UserPublic
+from polyvision.mail import MailDeliveryError, Mailer
+from polyvision.settings import Environment, Settings
+from polyvision.storage.metadata.models import User, UserPublic, utcnow
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 jwks_router = APIRouter(tags=["auth"])
@@ -27,6 +46,16 @@ jwks_router = APIRouter(tags=["auth"])
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 INVALID_CREDENTIALS = "Invalid email or password."
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAIL_NOT_CONFIGURED = "Email delivery is not configured."
+MAIL_FAILED = "The email could not be sent; try again shortly."
+INVALID_LINK = "The verification link is invalid."
+EXPIRED_LINK = "The verification link has expired; ask for a new one."
+ALREADY_VERIFIED = "This email address is already verified."
+VERIFY_PATH = "/auth/verify-email"
+# Bound to the largest token `api.security.email_tokens` accepts.
+MAX_TOKEN_LENGTH = 512
+
+log = structlog.get_logger(__name__)
 
 
 def _normalize_email(value: str) -> str:
@@ -85,9 +114,36 @@ class TokenPair(BaseModel):
     expires_in: int
 
 
+class VerifyEmailRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"token": "MQp2ZXJpZnktZW1haWwK....3q2-7wEAAABf"}]}
+    )
+
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
+
+
+class EmailVerification(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "coach@fc-example.org",
+                    "email_verified": True,
+                    "email_verified_at": "2026-11-25T18:00:00Z",
+                }
+            ]
+        }
+    )
+
+    email: str
+    email_verified: bool
+    email_verified_at: datetime
+
+
 class Me(BaseModel):
     id: uuid.UUID
     email: str
+    email_verified: bool
 
 
 def _client_address(request: Request) -> str:
@@ -95,14 +151,58 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def mail_unavailable(settings: Settings, mailer: Mailer) -> bool:
+    """Whether mail would only be logged where that is not acceptable (outside development)."""
+    return not mailer.configured and settings.env is not Environment.development
+
+
+def verification_link(settings: Settings, user: User, now: float) -> str:
+    """The link that verifies ``user``'s current address, valid `EMAIL_TOKEN_LIFETIME`."""
+    token = create_email_token(settings.secret, user.id, user.email, now)
+    query = urlencode({"token": token})
+    return f"{settings.api_public_url.rstrip('/')}{VERIFY_PATH}?{query}"
+
+
+async def send_verification(settings: Settings, mailer: Mailer, user: User) -> None:
+    """Mail ``user`` a fresh verification link.
+
+    Raises:
+        MailDeliveryError: The SMTP server could not be reached or refused the message.
+    """
+    link = verification_link(settings, user, time.time())
+    hours = int(EMAIL_TOKEN_LIFETIME.total_seconds() // 3600)
+    text = (
+        "Welcome to Polyvision.\n\n"
+        "Confirm that this is your email address by opening this link:\n\n"
+        f"{link}\n\n"
+        f"The link works for {hours} hours. If you did not create an account, ignore this "
+        "message: nobody can use the address until it is confirmed.\n"
+    )
+    await mailer.send(user.email, "Confirm your email address for Polyvision", text)
+
+
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    summary="Create an account",
-    responses=problem_responses(409, 422),
+    summary="Create an account and mail it a verification link",
+    responses=problem_responses(409, 422, 503),
 )
-async def register(body: RegisterRequest, auth: AuthDep, session: DbSession) -> User | JSONResponse:
+async def register(
+    body: RegisterRequest,
+    auth: AuthDep,
+    session: DbSession,
+    settings: SettingsDep,
+    mailer: MailerDep,
+) -> User | JSONResponse:
+    """Create an unverified account and mail a verification link to its address.
+
+    503 when no mail server is configured outside development: an account that can never
+    be verified is worse than none. A delivery failure after the account is created is only
+    logged; `POST /auth/verify-email/resend` sends the link again.
+    """
+    if mail_unavailable(settings, mailer):
+        return problem(503, MAIL_NOT_CONFIGURED)
     existing = await session.exec(select(User).where(col(User.email) == body.email))
     if existing.first() is not None:
         return problem(409, "An account with this email already exists.", title="Conflict")
@@ -117,6 +217,10 @@ async def register(body: RegisterRequest, auth: AuthDep, session: DbSession) -> 
     except IntegrityError:  # lost a race with a concurrent registration
         await session.rollback()
         return problem(409, "An account with this email already exists.", title="Conflict")
+    try:
+        await send_verification(settings, mailer, user)
+    except MailDeliveryError as exc:
+        log.warning("auth.verification_mail_failed", user_id=str(user.id), error=str(exc))
     return user
 
 
@@ -202,7 +306,79 @@ async def logout(body: RefreshRequest, auth: AuthDep, session: DbSession) -> Non
     responses=problem_responses(401),
 )
 async def me(user: CurrentUser) -> Me:
-    return Me(id=user.id, email=user.email)
+    return Me(id=user.id, email=user.email, email_verified=user.email_verified_at is not None)
+
+
+async def _verify_email(
+    token: str, settings: Settings, session: DbSession
+) -> EmailVerification | JSONResponse:
+    try:
+        grant = verify_email_token(settings.secret, token, time.time())
+    except ExpiredEmailToken:
+        return problem(400, EXPIRED_LINK, headers=NO_STORE)
+    except InvalidEmailToken:
+        return problem(400, INVALID_LINK, headers=NO_STORE)
+    user = await session.get(User, grant.user_id)
+    # A token for an address the account no longer has proves nothing about the new one.
+    if user is None or not grant.matches(user.email):
+        return problem(400, INVALID_LINK, headers=NO_STORE)
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+        session.add(user)
+        await session.commit()
+    return EmailVerification(
+        email=user.email, email_verified=True, email_verified_at=user.email_verified_at
+    )
+
+
+@router.post(
+    "/verify-email",
+    response_model=EmailVerification,
+    summary="Verify an email address with the token from the mailed link",
+    responses=problem_responses(400, 422),
+)
+async def verify_email(
+    body: VerifyEmailRequest, settings: SettingsDep, session: DbSession
+) -> EmailVerification | JSONResponse:
+    """Mark the token's account verified; an already verified account answers the same."""
+    return await _verify_email(body.token, settings, session)
+
+
+@router.get(
+    "/verify-email",
+    response_model=EmailVerification,
+    summary="Verify an email address: the link mailed at registration",
+    responses=problem_responses(400, 422),
+)
+async def verify_email_link(
+    token: Annotated[str, Query(min_length=1, max_length=MAX_TOKEN_LENGTH)],
+    settings: SettingsDep,
+    session: DbSession,
+) -> EmailVerification | JSONResponse:
+    """The mailed link itself (``?token=``); same effect and answer as the POST."""
+    return await _verify_email(token, settings, session)
+
+
+@router.post(
+    "/verify-email/resend",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Mail the authenticated user a new verification link",
+    responses=problem_responses(401, 409, 503),
+)
+async def resend_verification(
+    user: CurrentUser, settings: SettingsDep, mailer: MailerDep
+) -> Response:
+    """Send a fresh link to the account's address; 409 when it is already verified."""
+    if user.email_verified_at is not None:
+        return problem(409, ALREADY_VERIFIED, title="Conflict")
+    if mail_unavailable(settings, mailer):
+        return problem(503, MAIL_NOT_CONFIGURED)
+    try:
+        await send_verification(settings, mailer, user)
+    except MailDeliveryError as exc:
+        log.warning("auth.verification_mail_failed", user_id=str(user.id), error=str(exc))
+        return problem(503, MAIL_FAILED)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @jwks_router.get("/.well-known/jwks.json", summary="Public keys that verify our access tokens")

@@ -347,11 +347,17 @@ async def list_members(
 async def add_member(
     body: MemberAddRequest, access: CanManageMembers, session: DbSession
 ) -> MemberPublic:
-    """Add the account with ``email``; only an owner may add another owner."""
+    """Add the account with ``email``; only an owner may add another owner.
+
+    The account must have verified its address: otherwise whoever registered the address
+    first (not necessarily its owner) would receive the membership.
+    """
     await _check_change(session, access.organization_id, access.role, None, body.role)
     user = (await session.exec(select(User).where(col(User.email) == body.email))).first()
     if user is None:
         raise HTTPException(404, NO_ACCOUNT)
+    if user.email_verified_at is None:
+        raise HTTPException(409, "This account has not verified its email address yet.")
     existing = await session.exec(
         select(Membership.id).where(
             col(Membership.organization_id) == access.organization_id,

@@ -14,7 +14,14 @@ from nacl.signing import SigningKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from polyvision.device_tokens import mint_device_token, public_key_text
-from polyvision.storage.metadata.models import Device, Membership, Organization, Role, User
+from polyvision.storage.metadata.models import (
+    Device,
+    Membership,
+    Organization,
+    Role,
+    User,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -68,10 +75,12 @@ class Factory:
         self._app = app
         self._sessions: async_sessionmaker[AsyncSession] = app.state.sessions
 
-    async def user(self, email: str | None = None) -> User:
+    async def user(self, email: str | None = None, *, verified: bool = True) -> User:
+        """An account that cannot log in; ``verified``: its email address is verified."""
         user = User(
             email=email or f"user-{uuid.uuid4().hex[:10]}@example.com",
             password_hash="not-a-login-account",
+            email_verified_at=utcnow() if verified else None,
         )
         async with self._sessions() as session:
             session.add(user)

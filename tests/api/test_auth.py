@@ -104,7 +104,7 @@ async def test_register_login_me_refresh_logout(http: httpx.AsyncClient) -> None
     assert tokens["expires_in"] == 900
     me = await _me(http, tokens["access_token"])
     assert me.status_code == 200
-    assert me.json() == {"id": user["id"], "email": "ada@example.com"}
+    assert me.json() == {"id": user["id"], "email": "ada@example.com", "email_verified": False}
 
     refreshed = await http.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 200

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, computed_field
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -165,12 +165,20 @@ class User(UserBase, table=True):
     password_hash: str = Field(max_length=255)
     is_active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    # Set when the owner of the address followed a verification link; None: unverified.
+    email_verified_at: datetime | None = None
 
 
 class UserPublic(UserBase):
     id: uuid.UUID
     is_active: bool
     created_at: datetime
+    email_verified_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 class MembershipBase(MetadataModel):
