@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.mailer = Mailer.from_url(settings.smtp_url)
+        app.state.mailer = Mailer.from_url(settings.smtp_url.get_secret_value())
         app.state.objects = open_object_store(
             settings.objects_url, secret=settings.secret, public_base_url=settings.api_public_url
         )

@@ -59,7 +59,8 @@ class Settings(BaseSettings):
 
     # Outgoing mail, e.g. smtp://user:pass@host:587?starttls=1&from=noreply@example.org
     # (`polyvision.mail`); empty: messages are only logged, which only development accepts.
-    smtp_url: str = ""
+    # Holds the SMTP password: a secret, never printed with the settings.
+    smtp_url: SecretStr = SecretStr("")
 
     # Origins a browser may call the API from (the web viewer); empty: no cross-origin access.
     cors_origins: list[str] = Field(default_factory=list)

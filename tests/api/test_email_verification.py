@@ -118,7 +118,7 @@ def smtp() -> Iterator[SmtpSink]:
 @pytest.fixture
 def api_settings(api_settings: Settings, smtp: SmtpSink) -> Settings:
     """The shared test settings, sending mail to this module's SMTP server."""
-    return api_settings.model_copy(update={"smtp_url": smtp.url})
+    return api_settings.model_copy(update={"smtp_url": SecretStr(smtp.url)})
 
 
 @asynccontextmanager
@@ -381,7 +381,7 @@ async def test_no_smtp_outside_development_refuses_registration(
     api_settings: Settings, env: Environment
 ) -> None:
     settings = api_settings.model_copy(
-        update={"env": env, "secret_key": SecretStr("s" * 40), "smtp_url": ""}
+        update={"env": env, "secret_key": SecretStr("s" * 40), "smtp_url": SecretStr("")}
     )
     async with running(settings) as (application, http):
         response = await http.post(
@@ -400,7 +400,7 @@ async def test_no_smtp_outside_development_refuses_registration(
 
 
 async def test_no_smtp_in_development_logs_the_link(api_settings: Settings) -> None:
-    settings = api_settings.model_copy(update={"smtp_url": ""})
+    settings = api_settings.model_copy(update={"smtp_url": SecretStr("")})
     assert settings.env is Environment.development
     async with running(settings) as (_, http):
         with capture_logs() as logs:
@@ -417,7 +417,7 @@ async def test_unreachable_smtp_keeps_the_account_and_resend_says_503(
     api_settings: Settings,
 ) -> None:
     url = f"smtp://127.0.0.1:{_free_port()}?from={SENDER}&timeout=2"
-    async with running(api_settings.model_copy(update={"smtp_url": url})) as (_, http):
+    async with running(api_settings.model_copy(update={"smtp_url": SecretStr(url)})) as (_, http):
         with capture_logs() as logs:
             await register(http, "coach@club.example")
         assert [e for e in logs if e["event"] == "auth.verification_mail_failed"]
