@@ -13,14 +13,15 @@ Everything here is pure: the caller passes the secret and the clock.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+
+from api.security.signed_tokens import InvalidSignedToken, derive_key, seal, unseal
+from polyvision.device_tokens import b64url
 
 EMAIL_TOKEN_LIFETIME = timedelta(hours=24)
 """How long a verification link works."""
@@ -58,12 +59,12 @@ class EmailGrant:
 
 def derive_email_key(secret: bytes) -> bytes:
     """The HMAC key for verification tokens: the server secret bound to this one purpose."""
-    return hmac.new(secret, _KEY_LABEL, hashlib.sha256).digest()
+    return derive_key(secret, _KEY_LABEL)
 
 
 def email_digest(email: str) -> str:
     """The short, URL-safe fingerprint of an address that a token carries."""
-    return _b64encode(hashlib.sha256(email.encode("utf-8")).digest()[:_DIGEST_BYTES])
+    return b64url(hashlib.sha256(email.encode("utf-8")).digest()[:_DIGEST_BYTES])
 
 
 def create_email_token(
@@ -86,11 +87,8 @@ def create_email_token(
         The URL-safe token.
     """
     expires_at = int(now + lifetime.total_seconds())
-    payload = "\n".join(
-        [TOKEN_VERSION, PURPOSE, str(user_id), email_digest(email), str(expires_at)]
-    )
-    encoded = _b64encode(payload.encode("ascii"))
-    return f"{encoded}.{_signature(secret, encoded)}"
+    fields = [TOKEN_VERSION, PURPOSE, str(user_id), email_digest(email), str(expires_at)]
+    return seal(derive_email_key(secret), fields)
 
 
 def verify_email_token(secret: bytes, token: str, now: float) -> EmailGrant:
@@ -102,25 +100,18 @@ def verify_email_token(secret: bytes, token: str, now: float) -> EmailGrant:
         ExpiredEmailToken: Authentic, but ``now`` is at or past its expiry.
         InvalidEmailToken: Anything else wrong with it.
     """
-    if len(token) > _MAX_TOKEN_CHARS:
-        raise InvalidEmailToken("token is too long")
-    encoded, dot, signature = token.partition(".")
-    if not dot or not _BASE64URL.fullmatch(encoded) or not _BASE64URL.fullmatch(signature):
-        raise InvalidEmailToken("token is malformed")
-    if not hmac.compare_digest(_signature(secret, encoded), signature):
-        raise InvalidEmailToken("token signature is invalid")
-    grant = _parse_payload(encoded)
+    try:
+        fields = unseal(derive_email_key(secret), token, max_chars=_MAX_TOKEN_CHARS)
+    except InvalidSignedToken as exc:
+        raise InvalidEmailToken(str(exc)) from exc
+    grant = _grant(fields)
     if now >= grant.expires_at:
         raise ExpiredEmailToken("token has expired")
     return grant
 
 
-def _parse_payload(encoded: str) -> EmailGrant:
+def _grant(fields: list[str]) -> EmailGrant:
     # Only reached with a valid signature; a failure means a format mix-up, refused anyway.
-    try:
-        fields = _b64decode(encoded).decode("ascii").split("\n")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidEmailToken("token payload is malformed") from exc
     if len(fields) != 5 or fields[0] != TOKEN_VERSION or fields[1] != PURPOSE:
         raise InvalidEmailToken("token version, purpose or layout is unknown")
     _, _, user_id, digest, expires_at = fields
@@ -131,18 +122,3 @@ def _parse_payload(encoded: str) -> EmailGrant:
     except ValueError as exc:
         raise InvalidEmailToken("token payload is malformed") from exc
     return EmailGrant(user_id=parsed_id, email_digest=digest, expires_at=int(expires_at))
-
-
-def _signature(secret: bytes, encoded_payload: str) -> str:
-    digest = hmac.new(
-        derive_email_key(secret), encoded_payload.encode("ascii"), hashlib.sha256
-    ).digest()
-    return _b64encode(digest)
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

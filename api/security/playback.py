@@ -18,15 +18,12 @@ Everything here is pure: the caller passes the secret and the clock.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote, unquote, urlsplit
 
+from api.security.signed_tokens import InvalidSignedToken, derive_key, seal, unseal
 from polyvision.artifacts import HLS_STAGE, artifact_key
 from polyvision.storage.objects import InvalidObjectKey, validate_key
 
@@ -44,7 +41,6 @@ _KEY_LABEL = b"polyvision/playback-token/v1"
 # Tokens are short (a prefix of ~100 characters); anything far longer is garbage, refused
 # before any decoding or HMAC work.
 _MAX_TOKEN_CHARS = 2048
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _URI_ATTRIBUTE = re.compile(r'(?<=[:,])URI="([^"]*)"')
 
@@ -83,7 +79,7 @@ def playback_prefix(organization_id: str, match_id: str, revision: int) -> str:
 
 def derive_playback_key(secret: bytes) -> bytes:
     """The HMAC key for playback tokens: the server secret bound to this one purpose."""
-    return hmac.new(secret, _KEY_LABEL, hashlib.sha256).digest()
+    return derive_key(secret, _KEY_LABEL)
 
 
 def create_token(secret: bytes, prefix: str, subject: str, expires_at: int) -> str:
@@ -104,9 +100,7 @@ def create_token(secret: bytes, prefix: str, subject: str, expires_at: int) -> s
     _check_prefix(prefix)
     if not subject or "\n" in subject:
         raise ValueError("subject must be one non-empty line")
-    payload = "\n".join([TOKEN_VERSION, prefix, str(int(expires_at)), subject])
-    encoded = _b64encode(payload.encode("utf-8"))
-    return f"{encoded}.{_signature(secret, encoded)}"
+    return seal(derive_playback_key(secret), [TOKEN_VERSION, prefix, str(int(expires_at)), subject])
 
 
 def verify_token(secret: bytes, token: str, now: float) -> PlaybackGrant:
@@ -127,14 +121,11 @@ def verify_token(secret: bytes, token: str, now: float) -> PlaybackGrant:
         ExpiredPlaybackToken: Authentic, but ``now`` is at or past its expiry.
         InvalidPlaybackToken: Anything else wrong with it.
     """
-    if len(token) > _MAX_TOKEN_CHARS:
-        raise InvalidPlaybackToken("token is too long")
-    encoded, dot, signature = token.partition(".")
-    if not dot or not _BASE64URL.fullmatch(encoded) or not _BASE64URL.fullmatch(signature):
-        raise InvalidPlaybackToken("token is malformed")
-    if not hmac.compare_digest(_signature(secret, encoded), signature):
-        raise InvalidPlaybackToken("token signature is invalid")
-    grant = _parse_payload(encoded)
+    try:
+        fields = unseal(derive_playback_key(secret), token, max_chars=_MAX_TOKEN_CHARS)
+    except InvalidSignedToken as exc:
+        raise InvalidPlaybackToken(str(exc)) from exc
+    grant = _grant(fields)
     if now >= grant.expires_at:
         raise ExpiredPlaybackToken("token has expired")
     return grant
@@ -226,14 +217,9 @@ def _check_prefix(prefix: str) -> None:
         raise ValueError(f"prefix is not a valid key prefix: {prefix!r}") from exc
 
 
-def _parse_payload(encoded: str) -> PlaybackGrant:
+def _grant(fields: list[str]) -> PlaybackGrant:
     # Only reached with a valid signature, so a failure here means a key or format mix-up
     # rather than an attack; it is refused all the same.
-    try:
-        text = _b64decode(encoded).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidPlaybackToken("token payload is malformed") from exc
-    fields = text.split("\n")
     if len(fields) != 4 or fields[0] != TOKEN_VERSION:
         raise InvalidPlaybackToken("token version or layout is unknown")
     _, prefix, expires_at, subject = fields
@@ -244,18 +230,3 @@ def _parse_payload(encoded: str) -> PlaybackGrant:
     except ValueError as exc:
         raise InvalidPlaybackToken("token prefix is malformed") from exc
     return PlaybackGrant(prefix=prefix, expires_at=int(expires_at), subject=subject)
-
-
-def _signature(secret: bytes, encoded_payload: str) -> str:
-    digest = hmac.new(
-        derive_playback_key(secret), encoded_payload.encode("ascii"), hashlib.sha256
-    ).digest()
-    return _b64encode(digest)
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
