@@ -40,10 +40,10 @@ postgres:
 	./scripts/ensure-postgres.sh
 
 demo: $(STAMP)
-	$(PY) -m polyvision.cli demo --keep-data
+	$(PY) -m programs.cli demo --keep-data
 
 up: $(STAMP)
-	$(PY) -m polyvision.cli up
+	$(PY) -m programs.cli up
 
 test: $(STAMP) postgres lint
 	$(PY) -m pytest

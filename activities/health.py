@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from temporalio import activity
 
-from polyvision.worker.capabilities import Capabilities, detect_capabilities
+from polyvision.capabilities import Capabilities, detect_capabilities
 
 
 @dataclass

@@ -3,7 +3,7 @@
 The synthetic match is only useful if a COCO person detector recognises its figures the way it
 recognises real players; the issue's target is 80 % recall of visible players. Frames are read
 back from the encoded MP4s (what the pipeline will see), tiles cover the pitch region only, and
-the scoring is `polyvision.eval`'s (IoU 0.5, greedy by score).
+the scoring is `evaluation`'s (IoU 0.5, greedy by score).
 
 Run: ``python -m bench.synth_detect_recall [--truth DIR] [--every N]``.
 """
@@ -25,10 +25,10 @@ from activities.detect.model_store import resolve_model
 from activities.detect.tiling import detect_tiled, plan_tiles
 from activities.detect.yolox import YoloxDetector
 from bench.results_file import write_results
-from polyvision.eval.detection import evaluate_detections
-from polyvision.eval.formats import Detections, Truth, load_truth
-from polyvision.synth.generate import SynthConfig, generate_match
-from polyvision.synth.rig import CameraModel, Rig, project
+from evaluation.detection import evaluate_detections
+from evaluation.formats import Detections, Truth, load_truth
+from polyvision.geometry import CameraModel, Rig, project
+from synth.generate import SynthConfig, generate_match
 
 REPO = Path(__file__).resolve().parents[1]
 

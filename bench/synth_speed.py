@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bench.results_file import write_results
-from polyvision.synth.generate import SynthConfig, generate_match
+from synth.generate import SynthConfig, generate_match
 
 BUDGET_S = 180.0
 BUDGET_MATCH_S = 60.0

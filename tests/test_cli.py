@@ -19,7 +19,7 @@ from tests.fixtures.temporal import TemporalTestServer
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "polyvision.cli", *args],
+        [sys.executable, "-m", "programs.cli", *args],
         env={**os.environ, "PV_LOG_JSON": "true", **env},
         capture_output=True,
         text=True,
@@ -126,7 +126,7 @@ SOCCERTRACK = (
 
 @pytest.mark.skipif(not SOCCERTRACK.is_dir(), reason=f"{SOCCERTRACK} not present")
 def test_rig_soccertrack_writes_a_loadable_rig(tmp_path: Path) -> None:
-    from polyvision.synth.rig import Rig
+    from polyvision.geometry import Rig
 
     out = tmp_path / "rig.json"
     completed = run_cli(

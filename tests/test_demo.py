@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from polyvision.demo_story import format_processing
+from programs.demo_story import format_processing
 from tests.fixtures.pipeline import requires_model
 
 
@@ -15,7 +15,7 @@ from tests.fixtures.pipeline import requires_model
 def test_demo_passes_and_cleans_up(tmp_path: Path) -> None:
     env = dict(os.environ, PV_DATA_DIR=str(tmp_path / "pv"))
     completed = subprocess.run(
-        [sys.executable, "-m", "polyvision.cli", "demo", "--seconds", "2", "--size", "640x360"],
+        [sys.executable, "-m", "programs.cli", "demo", "--seconds", "2", "--size", "640x360"],
         env=env,
         capture_output=True,
         text=True,

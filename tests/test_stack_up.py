@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from polyvision.stack_process import StackProcess
 from polyvision.temporal.client import connect
-from polyvision.worker.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
+from polyvision.temporal.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
+from programs.stack_process import StackProcess
 from workflows.health import HealthCheckInput, HealthCheckWorkflow
 
 CRASH_MARKERS = ("Traceback", "panic", "Fatal Python error", "Aborted", "SIGABRT")
@@ -103,7 +103,7 @@ def test_busy_port_fails_with_a_clear_message_and_leaves_nothing(
         busy.listen()
         stack = StackProcess(data_dir=tmp_path / "pv", **{port_field: busy.getsockname()[1]})
         completed = subprocess.run(
-            [sys.executable, "-m", "polyvision.cli", "up"],
+            [sys.executable, "-m", "programs.cli", "up"],
             env=stack.environment(),
             capture_output=True,
             text=True,

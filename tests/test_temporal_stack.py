@@ -27,9 +27,9 @@ from polyvision.temporal.config import (
     load_namespace_config,
 )
 from polyvision.temporal.devserver import DevServer, DevServerError
-from polyvision.worker.plan import QueuePlan
-from polyvision.worker.queues import QueueRole
-from polyvision.worker.runtime import build_runtime
+from polyvision.temporal.queues import QueueRole
+from programs.worker.plan import QueuePlan
+from programs.worker.runtime import build_runtime
 from tests.fixtures.ports import free_port
 from tests.fixtures.temporal import TemporalTestServer, running_worker
 from workflows.health import HealthCheckInput, HealthCheckWorkflow

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from polyvision.worker.capabilities import Capabilities, GpuInfo, detect_capabilities
-from polyvision.worker.plan import QueuePlan, plan_queues
-from polyvision.worker.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE, QueueRole, queue_names
+from polyvision.capabilities import Capabilities, GpuInfo, detect_capabilities
+from polyvision.temporal.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE, QueueRole, queue_names
+from programs.worker.plan import QueuePlan, plan_queues
 
 H100 = GpuInfo(index=0, name="NVIDIA H100 80GB HBM3", memory_mb=81559, has_nvenc=False)
 L4_0 = GpuInfo(index=0, name="NVIDIA L4", memory_mb=23034, has_nvenc=True)

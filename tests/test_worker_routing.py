@@ -17,9 +17,9 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from activities.health import GpuProbeOutput
-from polyvision.worker.capabilities import Capabilities
-from polyvision.worker.plan import QueuePlan, plan_queues
-from polyvision.worker.queues import QueueRole
+from polyvision.capabilities import Capabilities
+from polyvision.temporal.queues import QueueRole
+from programs.worker.plan import QueuePlan, plan_queues
 from tests.fixtures.ports import free_port
 from tests.fixtures.temporal import TemporalTestServer, running_worker
 from workflows.health import HealthCheckInput, HealthCheckOutput, HealthCheckWorkflow
@@ -131,7 +131,7 @@ async def test_sigterm_lets_the_running_activity_finish(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "polyvision.worker",
+        "programs.worker",
         "--queues",
         "cpu",
         "--concurrency",

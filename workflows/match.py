@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         VcamRenderOutput,
     )
     from polyvision.artifacts import ChunkSpan
-    from polyvision.worker.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
+    from polyvision.temporal.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
     from workflows.types import (
         STAGES,
         MatchInput,

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from temporalio import activity
 
-from activities.analyze.metrics import CELL_M, PITCH_M, heatmap_grid, speeds
+from activities.analyze.metrics import CELL_M, heatmap_grid, speeds
 from activities.analyze.rows import player_stats_table, track_points_table, write_chunk
 from polyvision.artifacts import (
     ChunkSpan,
@@ -32,6 +32,7 @@ from polyvision.artifacts import (
     read_matching_manifest,
     write_manifest,
 )
+from polyvision.geometry.pitch import PITCH_M
 from polyvision.heartbeat import heartbeat
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore

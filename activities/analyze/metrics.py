@@ -29,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import savgol_filter
 
+from polyvision.geometry.pitch import PITCH_M
+
 #: Faster than any footballer sprints (the fastest recorded are about 10.5 m/s).
 MAX_SPEED_MPS = 12.0
 #: Step length allowed on top of the speed limit for position jitter (metres).
@@ -39,7 +41,6 @@ MAX_GAP_S = 0.5
 SMOOTH_S = 1.0
 
 #: Pitch size (length, width) in metres and heatmap cell size: a 20 x 16 grid.
-PITCH_M = (105.0, 68.0)
 CELL_M = (5.25, 4.25)
 
 FloatArray = npt.NDArray[np.float64]

@@ -35,9 +35,9 @@ from polyvision.artifacts import (
     read_matching_manifest,
     write_manifest,
 )
+from polyvision.geometry import Rig
 from polyvision.heartbeat import heartbeat
 from polyvision.storage.objects import ObjectStore
-from polyvision.synth.rig import Rig
 
 CODE_VERSION = "stitch-1"
 

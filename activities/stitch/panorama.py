@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 import native
-from polyvision.synth.rig import CameraModel, Rig, project
+from polyvision.geometry import CameraModel, Rig, project
 
 Float32Array = npt.NDArray[np.float32]
 Float64Array = npt.NDArray[np.float64]

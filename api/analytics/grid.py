@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from activities.analyze.metrics import CELL_M, PITCH_M
+from activities.analyze.metrics import CELL_M
+from polyvision.geometry.pitch import PITCH_M
 
 #: Square cell sizes (metres) a client may ask for; none means the analyze stage's grid.
 CELL_SIZES_M: tuple[float, ...] = (1.0, 2.5, 5.0, 10.0)

@@ -60,7 +60,6 @@ from api.ingest.session import (
 from api.ingest.verify import measure, verification_problems
 from api.problems import problem
 from api.security.tenancy import not_found
-from polyvision.process import ui_link
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import (
     Asset,
@@ -80,8 +79,9 @@ from polyvision.storage.objects import (
     UploadNotFound,
 )
 from polyvision.storage.objects.base import guess_content_type
+from polyvision.temporal.queues import QueueRole, queue_names
 from polyvision.temporal.search_attributes import DEVICE_ID, MATCH_ID, ORGANIZATION_ID
-from polyvision.worker.queues import QueueRole, queue_names
+from programs.process import ui_link
 from workflows.match import MatchWorkflow, workflow_id_for
 from workflows.types import MatchInput
 

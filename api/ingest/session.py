@@ -20,8 +20,8 @@ from api.ingest.schemas import (
     UploadSession,
     Verified,
 )
+from polyvision.geometry import Rig, RigError
 from polyvision.storage.metadata.models import Match, Upload, UploadStatus
-from polyvision.synth.rig import Rig, RigError
 
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
 # `completing` is the server's lock, not a state of the protocol: deployed edge agents know

@@ -37,9 +37,9 @@ from api.ingest.service import start_match_workflow
 from api.openapi import problem_responses
 from api.security import DbSession
 from api.security.tenancy import CanReprocess, CanView
-from polyvision.process import ui_link
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Match, MatchStatus, Upload, UploadStatus
+from programs.process import ui_link
 from workflows.match import MatchWorkflow, workflow_id_for
 from workflows.types import STAGES, MatchOutput, MatchProgress, ReprocessRequest
 

@@ -28,10 +28,10 @@ from api.ingest.session import build_session
 from api.openapi import problem_responses
 from api.security import DbSession
 from api.security.tenancy import CanUpload
-from polyvision.process import ui_link
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Match, Upload, UploadStatus
 from polyvision.storage.objects import ObjectStore
+from programs.process import ui_link
 
 router = APIRouter(tags=["uploads"])
 

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from polyvision.calibration.errors import CalibrationError
-from polyvision.synth.rig import (
+from polyvision.geometry import (
     UNDISTORT_CRITERIA,
     BoolArray,
     CameraModel,

@@ -24,10 +24,9 @@ import numpy as np
 from polyvision.calibration.cvat import PointAnnotation, load_cvat_points
 from polyvision.calibration.errors import CalibrationError
 from polyvision.calibration.pose import PoseFit, fit_camera_pose
-from polyvision.synth.rig import RIG_VERSION, Float64Array, Rig
+from polyvision.geometry import RIG_VERSION, Float64Array, Rig
+from polyvision.geometry.pitch import PITCH_LENGTH_M, PITCH_WIDTH_M
 
-PITCH_LENGTH_M = 105.0
-PITCH_WIDTH_M = 68.0
 CAMERAS = ("left", "right")
 
 

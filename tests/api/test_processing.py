@@ -35,10 +35,10 @@ from activities.track.activity import TrackInput, TrackOutput
 from api.app import create_app
 from api.routes.processing import ProcessingState, reconciled_status
 from polyvision.ports import free_port
-from polyvision.process import ui_link
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Match, MatchStatus, Role, Upload, UploadStatus
-from polyvision.worker.queues import QueueRole, queue_names
+from polyvision.temporal.queues import QueueRole, queue_names
+from programs.process import ui_link
 from tests.api.factories import Factory, TestOrg
 from tests.workflows.standins import StandinActivities, StandinMatch
 from workflows.match import (

@@ -255,7 +255,7 @@ async def test_keys_rotate_command_prints_the_new_kid(tmp_path: Path) -> None:
 
     def rotate() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "polyvision.cli", "keys", "rotate"],
+            [sys.executable, "-m", "programs.cli", "keys", "rotate"],
             env={**os.environ, "PV_DATA_DIR": str(data_dir), "PV_DATABASE_URL": database_url},
             capture_output=True,
             text=True,

@@ -48,8 +48,8 @@ from polyvision.storage.metadata.models import (
 )
 from polyvision.storage.objects import PartInfo
 from polyvision.storage.upgrade import upgrade_stores
-from polyvision.synth.rig import default_rig
 from polyvision.temporal.search_attributes import DEVICE_ID, MATCH_ID, ORGANIZATION_ID
+from synth.rig import default_rig
 from tests.api.factories import Factory, TestDevice
 from tests.fixtures.temporal import TemporalTestServer
 from workflows.types import MatchInput

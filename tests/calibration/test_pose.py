@@ -7,7 +7,8 @@ import pytest
 
 from polyvision.calibration.errors import CalibrationError
 from polyvision.calibration.pose import PoseFit, fit_camera_pose
-from polyvision.synth.rig import CameraModel, default_rig, project
+from polyvision.geometry import CameraModel, project
+from synth.rig import default_rig
 
 WIDTH, HEIGHT = 1920, 1080
 OUTLIER = 7

@@ -19,7 +19,7 @@ import pytest
 from polyvision.calibration.cvat import load_cvat_points
 from polyvision.calibration.pose import PoseFit
 from polyvision.calibration.soccertrack import build_soccertrack_rig
-from polyvision.synth.rig import CameraModel, Rig, project
+from polyvision.geometry import CameraModel, Rig, project
 
 REPO = Path(__file__).resolve().parents[2]
 SOCCERTRACK = Path(os.environ.get("PV_TEST_DATA", REPO.parent / "shared" / "data")) / (

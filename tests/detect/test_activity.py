@@ -20,7 +20,7 @@ from activities.detect.tiling import plan_tiles
 from activities.detect.yolox import YoloxDetector
 from polyvision.storage.analytics import AnalyticsStore, apply_migrations, open_analytics_store
 from polyvision.storage.objects import ObjectStore, open_object_store
-from polyvision.synth.generate import SynthConfig, generate_match
+from synth.generate import SynthConfig, generate_match
 from tests.fixtures.pipeline import MODELS_DIR, requires_model
 
 pytestmark = requires_model

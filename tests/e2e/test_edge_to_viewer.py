@@ -25,11 +25,11 @@ from temporalio.client import Client
 from api.security.playback import create_token, playback_prefix
 from polyvision.storage.metadata.models import Role
 from polyvision.storage.upgrade import upgrade_stores
-from polyvision.synth.generate import SynthConfig, generate_match
-from polyvision.worker.plan import QueuePlan
-from polyvision.worker.queues import QueueRole, queue_names
-from polyvision.worker.registry import WorkerDeps
-from polyvision.worker.stores import open_pipeline_stores
+from polyvision.temporal.queues import QueueRole, queue_names
+from programs.worker.plan import QueuePlan
+from programs.worker.registry import WorkerDeps
+from programs.worker.stores import open_pipeline_stores
+from synth.generate import SynthConfig, generate_match
 from tests.api.factories import Factory
 from tests.fixtures.live_api import LiveApi, live_settings, provision, run_edge, serving_api
 from tests.fixtures.pipeline import requires_model

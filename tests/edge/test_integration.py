@@ -26,7 +26,7 @@ from edge.protocol import PartUrl, UploadSession
 from edge.spool import Spool, State
 from edge.uploader import COMPLETION_WAIT_S, Uploader, describe_pair
 from polyvision.storage.metadata.models import Role, Upload, UploadStatus
-from polyvision.synth.rig import default_rig
+from synth.rig import default_rig
 from tests.edge.media import write_mp4
 from tests.fixtures.live_api import (
     REPO,

@@ -14,7 +14,7 @@ from edge import watch
 from edge.client import EdgeClient
 from edge.spool import PairInfo, Spool
 from edge.uploader import Uploader, describe_pair
-from polyvision.synth.rig import default_rig
+from synth.rig import default_rig
 from tests.edge.media import write_mp4
 
 

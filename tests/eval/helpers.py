@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from polyvision.eval.formats import Detections, Tracks, Truth, VcamQuads
+from evaluation.formats import Detections, Tracks, Truth, VcamQuads
 
 Box = tuple[float, float, float, float]
 NO_BOX: Box = (0.0, 0.0, 0.0, 0.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polyvision.eval import BALL_CLASS, PERSON_CLASS, Results, box_iou, evaluate
-from polyvision.eval.detection import DetectionScore
+from evaluation import BALL_CLASS, PERSON_CLASS, Results, box_iou, evaluate
+from evaluation.detection import DetectionScore
 from tests.eval.helpers import make_detections, make_truth
 
 A = (100.0, 100.0, 150.0, 250.0)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from polyvision.eval import (
+from evaluation import (
     FormatError,
     Results,
     load_results,
@@ -17,7 +17,7 @@ from polyvision.eval import (
     write_results,
     write_truth,
 )
-from polyvision.eval.formats import TRACKS_SCHEMA
+from evaluation.formats import TRACKS_SCHEMA
 from tests.eval.helpers import make_detections, make_tracks, make_truth, make_vcam
 
 

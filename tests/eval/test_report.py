@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from polyvision.eval import PERSON_CLASS, Results, run_eval, write_results, write_truth
+from evaluation import PERSON_CLASS, Results, run_eval, write_results, write_truth
 from tests.eval.helpers import make_detections, make_tracks, make_vcam, perfect_tracks, two_players
 
 

@@ -12,8 +12,8 @@ import motmetrics as mm
 import numpy as np
 import pytest
 
-from polyvision.eval import EvalReport, Results, evaluate
-from polyvision.eval.tracking import build_sequence, match_pairs, path_length, tracking_scores
+from evaluation import EvalReport, Results, evaluate
+from evaluation.tracking import build_sequence, match_pairs, path_length, tracking_scores
 from tests.eval.helpers import make_tracks, make_truth, perfect_tracks, two_players
 
 

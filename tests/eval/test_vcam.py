@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyvision.eval import Results, evaluate, points_in_quads
+from evaluation import Results, evaluate, points_in_quads
 from tests.eval.helpers import make_truth, make_vcam
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from polyvision.synth.generate import SynthConfig, generate_match
+from synth.generate import SynthConfig, generate_match
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from activities.stitch.panorama import (
     build_stitch_maps,
     panorama_model_from_rig,
 )
-from polyvision.synth.generate import SynthConfig, generate_match
-from polyvision.synth.rig import Rig
+from polyvision.geometry import Rig
+from synth.generate import SynthConfig, generate_match
 
 # Small enough to keep the tests fast, large enough that a penalty spot is a few pixels wide.
 MATCH = SynthConfig(seconds=2.0, fps=25.0, width=640, height=360, seed=1)

@@ -17,7 +17,7 @@ from activities.stitch.activity import (
 )
 from activities.stitch.panorama import PanoramaModel
 from polyvision.storage.objects import ObjectStore, open_object_store
-from polyvision.synth.generate import SynthConfig, generate_match
+from synth.generate import SynthConfig, generate_match
 
 
 @pytest.fixture(scope="module")

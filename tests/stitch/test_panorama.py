@@ -20,11 +20,11 @@ from activities.stitch.panorama import (
     pitch_to_panorama,
     stitch_frame,
 )
-from polyvision.synth.pitch import CENTRE_SPOT, PENALTY_SPOTS
-from polyvision.synth.render import Renderer, RenderStyle
-from polyvision.synth.rig import Rig, project
-from polyvision.synth.simulation import simulate
-from polyvision.synth.types import PITCH_LENGTH_M, PITCH_WIDTH_M
+from polyvision.geometry import Rig, project
+from polyvision.geometry.pitch import PITCH_LENGTH_M, PITCH_WIDTH_M
+from synth.pitch import CENTRE_SPOT, PENALTY_SPOTS
+from synth.render import Renderer, RenderStyle
+from synth.simulation import simulate
 
 LANDMARKS = np.array(
     [

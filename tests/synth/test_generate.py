@@ -13,9 +13,9 @@ import av
 import numpy as np
 import pytest
 
-from polyvision.eval.formats import Results, Tracks, load_truth, write_results
-from polyvision.synth.generate import GENERATOR_VERSION, SynthConfig, generate_match
-from polyvision.synth.rig import Rig, project
+from evaluation.formats import Results, Tracks, load_truth, write_results
+from polyvision.geometry import Rig, project
+from synth.generate import GENERATOR_VERSION, SynthConfig, generate_match
 
 SMALL = SynthConfig(seconds=1.0, fps=25.0, width=320, height=180, seed=3)
 FILES = ("left.mp4", "right.mp4", "rig.json", "truth.parquet", "match.json")
@@ -85,7 +85,7 @@ def test_visibility_matches_the_image_bounds(small_match: Path) -> None:
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "polyvision.cli", *args],
+        [sys.executable, "-m", "programs.cli", *args],
         env={**os.environ, "PV_LOG_JSON": "true"},
         capture_output=True,
         text=True,
@@ -151,9 +151,9 @@ def test_bad_sizes_are_refused() -> None:
 def test_repeated_encodes_of_rendered_frames_are_identical(tmp_path: Path) -> None:
     # Regression: x264's AVX-512 code made about 1 encode in 7 differ on these frames.
     from polyvision.media.writer import VideoWriter
-    from polyvision.synth.render import Renderer
-    from polyvision.synth.rig import default_rig
-    from polyvision.synth.simulation import simulate
+    from synth.render import Renderer
+    from synth.rig import default_rig
+    from synth.simulation import simulate
 
     simulation = simulate(1.0, 25.0, 3)
     renderer = Renderer(default_rig(320, 180), simulation.agents, seed=3)

@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from polyvision.synth.pitch import PENALTY_SPOTS
-from polyvision.synth.render import CameraBoxes, Renderer, RenderStyle
-from polyvision.synth.rig import Rig, default_rig, project
-from polyvision.synth.types import Agent, Kit, Role, Simulation, Team
+from polyvision.geometry import Rig, project
+from synth.pitch import PENALTY_SPOTS
+from synth.render import CameraBoxes, Renderer, RenderStyle
+from synth.rig import default_rig
+from synth.types import Agent, Kit, Role, Simulation, Team
 
 WIDTH, HEIGHT = 640, 360
 RED = Kit(shirt=(200, 30, 40), shorts=(240, 240, 240), socks=(200, 30, 40))

@@ -7,15 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from polyvision.synth.rig import (
-    RIG_VERSION,
-    CameraModel,
-    Rig,
-    RigError,
-    default_rig,
-    image_to_pitch,
-    project,
-)
+from polyvision.geometry import RIG_VERSION, CameraModel, Rig, RigError, image_to_pitch, project
+from synth.rig import default_rig
 
 WIDTH, HEIGHT = 640, 360
 CENTRE_SPOT = (52.5, 34.0)

@@ -8,20 +8,14 @@ import time
 import numpy as np
 import pytest
 
-from polyvision.synth.simulation import (
+from polyvision.geometry.pitch import BALL_RADIUS_M, PITCH_LENGTH_M, PITCH_WIDTH_M
+from synth.simulation import (
     GRAVITY_MPS2,
     MAX_ACCEL_MPS2,
     MAX_PLAYER_SPEED_MPS,
     simulate,
 )
-from polyvision.synth.types import (
-    BALL_RADIUS_M,
-    PITCH_LENGTH_M,
-    PITCH_WIDTH_M,
-    Role,
-    Simulation,
-    Team,
-)
+from synth.types import Role, Simulation, Team
 
 FPS = 25.0
 SECONDS = 60.0

@@ -15,12 +15,12 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.stitch.panorama import PanoramaModel, panorama_model_from_rig, pitch_to_panorama
 from activities.track.activity import TrackActivities, TrackChunk, TrackInput
-from polyvision.eval.formats import Truth, load_truth
-from polyvision.eval.tracking import build_sequence, tracking_scores
+from evaluation.formats import Truth, load_truth
+from evaluation.tracking import build_sequence, tracking_scores
+from polyvision.geometry import Rig
 from polyvision.storage.analytics import AnalyticsStore, apply_migrations, open_analytics_store
 from polyvision.storage.objects import ObjectStore, open_object_store
-from polyvision.synth.generate import SynthConfig, generate_match
-from polyvision.synth.rig import Rig
+from synth.generate import SynthConfig, generate_match
 
 CHUNKS = [TrackChunk(0, 0, 25), TrackChunk(1, 25, 25)]
 

@@ -15,10 +15,10 @@ from activities.detect.activity import DetectActivities, DetectChunkInput
 from activities.stitch.activity import StitchActivities, StitchChunkInput, StitchPrepareInput
 from activities.track.activity import TrackActivities, TrackChunk, TrackInput
 from activities.track.teams import ColourAccumulator, assign_teams, team_column
-from polyvision.eval.formats import Truth, load_truth
+from evaluation.formats import Truth, load_truth
 from polyvision.storage.analytics import apply_migrations, open_analytics_store
 from polyvision.storage.objects import open_object_store
-from polyvision.synth.generate import SynthConfig, generate_match
+from synth.generate import SynthConfig, generate_match
 from tests.fixtures.pipeline import HAS_MODEL, MISSING_MODEL, MODELS_DIR
 
 RED = (45.0, 65.0, 45.0)

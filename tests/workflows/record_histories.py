@@ -33,15 +33,15 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 
-from polyvision.synth.generate import SynthConfig, generate_match
 from polyvision.temporal.apply import apply_namespace
 from polyvision.temporal.client import connect
 from polyvision.temporal.config import load_namespace_config
 from polyvision.temporal.devserver import DevServer
-from polyvision.worker.plan import QueuePlan
-from polyvision.worker.queues import QueueRole, queue_names
-from polyvision.worker.registry import WorkerDeps
-from polyvision.worker.stores import PipelineStores
+from polyvision.temporal.queues import QueueRole, queue_names
+from programs.worker.plan import QueuePlan
+from programs.worker.registry import WorkerDeps
+from programs.worker.stores import PipelineStores
+from synth.generate import SynthConfig, generate_match
 from tests.fixtures.pipeline import MODELS_DIR, local_pipeline_stores
 from tests.fixtures.temporal import running_worker
 from workflows.health import HealthCheckInput, HealthCheckWorkflow

@@ -36,7 +36,7 @@ from activities.vcam.activity import (
     VcamRenderInput,
     VcamRenderOutput,
 )
-from polyvision.worker.queues import QueueRole
+from polyvision.temporal.queues import QueueRole
 
 
 def _sha(text: str) -> str:

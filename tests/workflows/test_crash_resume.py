@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from polyvision.storage.objects import ObjectStore, open_object_store
-from polyvision.synth.generate import SynthConfig, generate_match
+from synth.generate import SynthConfig, generate_match
 from tests.fixtures.pipeline import requires_model
 from tests.fixtures.temporal import TemporalTestServer
 from workflows.match import MatchWorkflow, workflow_id_for
@@ -44,7 +44,7 @@ class WorkerProcess:
                 [
                     sys.executable,
                     "-m",
-                    "polyvision.worker",
+                    "programs.worker",
                     "--queues",
                     "all",
                     f"--task-queue-suffix={suffix}",

@@ -26,7 +26,7 @@ from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
 
-from polyvision.worker.queues import QueueRole, queue_names
+from polyvision.temporal.queues import QueueRole, queue_names
 from tests.workflows.standins import StandinActivities, StandinMatch
 from workflows.match import (
     MatchWorkflow,

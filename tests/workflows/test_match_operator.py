@@ -21,11 +21,11 @@ from temporalio.client import (
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError
 
-from polyvision.synth.generate import SynthConfig, generate_match
-from polyvision.worker.plan import QueuePlan
-from polyvision.worker.queues import QueueRole, queue_names
-from polyvision.worker.registry import WorkerDeps
-from polyvision.worker.stores import PipelineStores
+from polyvision.temporal.queues import QueueRole, queue_names
+from programs.worker.plan import QueuePlan
+from programs.worker.registry import WorkerDeps
+from programs.worker.stores import PipelineStores
+from synth.generate import SynthConfig, generate_match
 from tests.fixtures.pipeline import local_pipeline_stores, requires_model
 from tests.fixtures.temporal import running_worker
 from workflows.match import MatchWorkflow, workflow_id_for

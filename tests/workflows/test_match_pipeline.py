@@ -12,14 +12,14 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 
-from polyvision.eval.export import export_match
-from polyvision.eval.report import run_eval
+from evaluation.export import export_match
+from evaluation.report import run_eval
 from polyvision.settings import Settings
-from polyvision.synth.generate import SynthConfig, generate_match
-from polyvision.worker.plan import QueuePlan
-from polyvision.worker.queues import QueueRole, queue_names
-from polyvision.worker.registry import WorkerDeps
-from polyvision.worker.stores import PipelineStores
+from polyvision.temporal.queues import QueueRole, queue_names
+from programs.worker.plan import QueuePlan
+from programs.worker.registry import WorkerDeps
+from programs.worker.stores import PipelineStores
+from synth.generate import SynthConfig, generate_match
 from tests.fixtures.pipeline import local_pipeline_stores, requires_model
 from tests.fixtures.temporal import running_worker
 from workflows.match import (

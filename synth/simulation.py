@@ -22,19 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from polyvision.synth.sim_roster import (
+from polyvision.geometry.pitch import BALL_RADIUS_M, PITCH_LENGTH_M, PITCH_WIDTH_M
+from synth.sim_roster import (
     AGENT_COUNT,
     FORMATION_433,
     FORMATION_442,
     PLAYERS_PER_TEAM,
     make_agents,
 )
-from polyvision.synth.types import (
-    BALL_RADIUS_M,
-    PITCH_LENGTH_M,
-    PITCH_WIDTH_M,
-    Simulation,
-)
+from synth.types import Simulation
 
 F64 = npt.NDArray[np.float64]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from polyvision.worker.capabilities import Capabilities
-from polyvision.worker.queues import DEFAULT_QUEUE_NAMES, QueueRole
+from polyvision.capabilities import Capabilities
+from polyvision.temporal.queues import DEFAULT_QUEUE_NAMES, QueueRole
 
 # Canonical order: plans are listed (and logged) the same way whatever the spec's order.
 _ORDER = (QueueRole.gpu, QueueRole.nvenc, QueueRole.cpu)

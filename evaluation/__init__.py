@@ -1,13 +1,13 @@
 """Score a processed match against the synthetic ground truth (`polyvision eval`).
 
 `run_eval` reads a ground-truth directory and an exported-results directory (formats in
-`polyvision.eval.formats`) and returns an `EvalReport`: detection precision and recall per class,
+`evaluation.formats`) and returns an `EvalReport`: detection precision and recall per class,
 MOTA, IDF1 and HOTA (TrackEval), mean position error, distance-covered error, team accuracy and the
 virtual camera's ball-in-view share.
 """
 
-from polyvision.eval.detection import DetectionScore, box_iou, detection_pr, evaluate_detections
-from polyvision.eval.formats import (
+from evaluation.detection import DetectionScore, box_iou, detection_pr, evaluate_detections
+from evaluation.formats import (
     BALL_CLASS,
     PERSON_CLASS,
     Detections,
@@ -21,8 +21,8 @@ from polyvision.eval.formats import (
     write_results,
     write_truth,
 )
-from polyvision.eval.report import EvalReport, evaluate, run_eval
-from polyvision.eval.tracking import (
+from evaluation.report import EvalReport, evaluate, run_eval
+from evaluation.tracking import (
     DistanceScores,
     MatchedPairs,
     PlayerDistance,
@@ -34,7 +34,7 @@ from polyvision.eval.tracking import (
     team_accuracy,
     tracking_scores,
 )
-from polyvision.eval.vcam import VcamScores, ball_in_view, points_in_quads
+from evaluation.vcam import VcamScores, ball_in_view, points_in_quads
 
 __all__ = [
     "BALL_CLASS",

@@ -5,7 +5,7 @@ Ground truth, one directory per match (written by the synthetic-match generator)
 * ``truth.parquet``: one row per object per frame. Columns ``frame: int32``, ``id: int16``
   (the ball is id 0), ``team: string`` (home/away/referee/ball), ``role: string``
   (goalkeeper/outfield/referee/ball), ``x_m, y_m, z_m: float32`` in the pitch frame of
-  `polyvision.synth.types` and, per camera ``c`` (``left``, ``right``, later maybe others),
+  `synth.types` and, per camera ``c`` (``left``, ``right``, later maybe others),
   ``{c}_x1, {c}_y1, {c}_x2, {c}_y2: float32`` (image box, pixels, ``x2 > x1``) and
   ``{c}_visible: bool``. Optional ``in_play: bool`` (read from the ball's rows). Extra columns
   are ignored.

@@ -66,7 +66,7 @@ class StackProcess:
         self.log_path = self.data_dir / "up.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "polyvision.cli", "up"],
+                [sys.executable, "-m", "programs.cli", "up"],
                 env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,

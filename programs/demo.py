@@ -3,7 +3,7 @@
 Runs `polyvision up` exactly as an operator would (a child process on free ports with its own
 data directory), waits for /readyz, runs the health workflow through every task queue the
 development worker polls, opens the Temporal UI, films a synthetic match and lets an edge agent
-upload it through the API (`polyvision.demo_story`: the upload starts the match workflow, a
+upload it through the API (`programs.demo_story`: the upload starts the match workflow, a
 viewer gets the signed stream and the team figures), then sends SIGTERM and checks that the
 stack exits with 0 and leaves no process behind.
 """
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from polyvision.demo_story import run_match_story
 from polyvision.settings import Settings
-from polyvision.stack_process import StackProcess
-from polyvision.synth.generate import SynthConfig, generate_match
 from polyvision.temporal.client import connect
-from polyvision.worker.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
+from polyvision.temporal.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
+from programs.demo_story import run_match_story
+from programs.stack_process import StackProcess
+from synth.generate import SynthConfig, generate_match
 from workflows.health import HealthCheckInput, HealthCheckWorkflow
 
 

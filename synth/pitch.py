@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from polyvision.synth.rig import UNDISTORT_CRITERIA, CameraModel, project
-from polyvision.synth.types import PITCH_LENGTH_M, PITCH_WIDTH_M
+from polyvision.geometry import UNDISTORT_CRITERIA, CameraModel, project
+from polyvision.geometry.pitch import PITCH_LENGTH_M, PITCH_WIDTH_M
 
 UInt8Array = npt.NDArray[np.uint8]
 Float32Array = npt.NDArray[np.float32]

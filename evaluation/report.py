@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from polyvision.eval.detection import DetectionScore, evaluate_detections
-from polyvision.eval.formats import (
+from evaluation.detection import DetectionScore, evaluate_detections
+from evaluation.formats import (
     DETECTIONS_FILE,
     TRACKS_FILE,
     VCAM_FILE,
@@ -19,7 +19,7 @@ from polyvision.eval.formats import (
     load_results,
     load_truth,
 )
-from polyvision.eval.tracking import (
+from evaluation.tracking import (
     DistanceScores,
     TrackingScores,
     build_sequence,
@@ -29,7 +29,7 @@ from polyvision.eval.tracking import (
     team_accuracy,
     tracking_scores,
 )
-from polyvision.eval.vcam import VcamScores, ball_in_view
+from evaluation.vcam import VcamScores, ball_in_view
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from polyvision.eval.formats import BALL_CLASS, PERSON_CLASS, Detections, Truth
+from evaluation.formats import BALL_CLASS, PERSON_CLASS, Detections, Truth
 
 CLASS_NAMES = {PERSON_CLASS: "person", BALL_CLASS: "ball"}
 

@@ -13,15 +13,15 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from polyvision.capabilities import detect_capabilities
 from polyvision.settings import Settings
 from polyvision.telemetry import LoggingInterceptor
 from polyvision.temporal.client import connect
-from polyvision.worker.capabilities import detect_capabilities
-from polyvision.worker.plan import QueuePlan, plan_queues
-from polyvision.worker.queues import QueueRole, queue_names
-from polyvision.worker.registry import WorkerDeps, activities_for, workflows_for
-from polyvision.worker.runtime import build_runtime
-from polyvision.worker.stores import open_pipeline_stores
+from polyvision.temporal.queues import QueueRole, queue_names
+from programs.worker.plan import QueuePlan, plan_queues
+from programs.worker.registry import WorkerDeps, activities_for, workflows_for
+from programs.worker.runtime import build_runtime
+from programs.worker.stores import open_pipeline_stores
 
 log = structlog.get_logger(__name__)
 

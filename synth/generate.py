@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from polyvision.eval.formats import Truth, write_truth
+from evaluation.formats import Truth, write_truth
+from polyvision.geometry import Rig
 from polyvision.media.writer import VideoWriter
-from polyvision.synth.render import Renderer
-from polyvision.synth.rig import Rig, default_rig
-from polyvision.synth.simulation import simulate
-from polyvision.synth.types import Simulation
+from synth.render import Renderer
+from synth.rig import default_rig
+from synth.simulation import simulate
+from synth.types import Simulation
 
 GENERATOR_VERSION = 1
 """Bumped whenever the same seed would give different files."""

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 
 from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
 from activities.vcam.plan import VcamPath, ground_quads
+from evaluation.formats import Results, Tracks, VcamQuads, write_results
 from polyvision.artifacts import artifact_key
-from polyvision.eval.formats import Results, Tracks, VcamQuads, write_results
 from polyvision.settings import Settings
 from polyvision.storage.analytics import AnalyticsStore, open_analytics_store
 from polyvision.storage.objects import ObjectNotFound, ObjectStore, open_object_store

@@ -22,17 +22,17 @@ import structlog
 import uvicorn
 
 from api.app import create_app
+from polyvision.capabilities import detect_capabilities
 from polyvision.settings import Settings
 from polyvision.storage.upgrade import upgrade_stores
 from polyvision.temporal.apply import apply_namespace
 from polyvision.temporal.client import connect
 from polyvision.temporal.config import load_namespace_config
 from polyvision.temporal.devserver import DevServer, DevServerError
-from polyvision.worker.capabilities import detect_capabilities
-from polyvision.worker.plan import plan_queues
-from polyvision.worker.registry import WorkerDeps
-from polyvision.worker.run import run_worker
-from polyvision.worker.stores import open_pipeline_stores
+from programs.worker.plan import plan_queues
+from programs.worker.registry import WorkerDeps
+from programs.worker.run import run_worker
+from programs.worker.stores import open_pipeline_stores
 
 log = structlog.get_logger(__name__)
 

@@ -20,14 +20,14 @@ if TYPE_CHECKING:
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
-    from polyvision.stack import run_stack_until_signalled
+    from programs.stack import run_stack_until_signalled
 
     return asyncio.run(run_stack_until_signalled(settings))
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from polyvision.demo import run_demo
-    from polyvision.synth.generate import SynthConfig
+    from programs.demo import run_demo
+    from synth.generate import SynthConfig
 
     width, _, height = args.size.partition("x")
     match = (
@@ -39,7 +39,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from polyvision.worker.run import serve
+    from programs.worker.run import serve
 
     asyncio.run(
         serve(
@@ -141,15 +141,15 @@ def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _eval(settings: Settings, args: argparse.Namespace) -> int:
-    from polyvision.eval.formats import FormatError
-    from polyvision.eval.report import run_eval
+    from evaluation.formats import FormatError
+    from evaluation.report import run_eval
 
     if (args.results is None) == (args.match is None):
         print("polyvision eval: give either --results DIR or --match MATCH_ID", file=sys.stderr)
         return 2
     results_dir = Path(args.results) if args.results else settings.data_dir / "eval" / args.match
     if args.match:
-        from polyvision.eval.export import export_match
+        from evaluation.export import export_match
 
         asyncio.run(export_match(settings, args.org, args.match, args.revision, results_dir))
     try:
@@ -170,7 +170,7 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _synth(settings: Settings, args: argparse.Namespace) -> int:
-    from polyvision.synth.generate import SynthConfig, generate_match
+    from synth.generate import SynthConfig, generate_match
 
     width, _, height = args.size.partition("x")
     config = SynthConfig(
@@ -198,7 +198,7 @@ def _rig_soccertrack(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _process(settings: Settings, args: argparse.Namespace) -> int:
-    from polyvision.process import ProcessRequest, run_process
+    from programs.process import ProcessRequest, run_process
 
     for name in ("left", "right", "rig"):
         if not Path(getattr(args, name)).is_file():

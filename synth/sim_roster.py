@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyvision.synth.types import BALL_RADIUS_M, RGB, Agent, Kit, Role, Team
+from polyvision.geometry.pitch import BALL_RADIUS_M
+from synth.types import RGB, Agent, Kit, Role, Team
 
 PLAYERS_PER_TEAM = 11
 AGENT_COUNT = 2 + 2 * PLAYERS_PER_TEAM

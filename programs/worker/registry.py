@@ -20,9 +20,9 @@ from activities.ingest.activity import IngestActivities
 from activities.stitch.activity import StitchActivities
 from activities.track.activity import TrackActivities
 from activities.vcam.activity import VcamActivities
-from polyvision.worker.capabilities import Capabilities, detect_capabilities
-from polyvision.worker.queues import QueueRole
-from polyvision.worker.stores import PipelineStores
+from polyvision.capabilities import Capabilities, detect_capabilities
+from polyvision.temporal.queues import QueueRole
+from programs.worker.stores import PipelineStores
 from workflows.health import HealthCheckWorkflow
 from workflows.match import MatchWorkflow, RenderBatchWorkflow, StitchDetectBatchWorkflow
 

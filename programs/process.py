@@ -13,7 +13,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from polyvision.settings import Settings
 from polyvision.storage.objects import open_object_store
-from polyvision.worker.queues import CPU_QUEUE
+from polyvision.temporal.queues import CPU_QUEUE
 from workflows.match import MatchWorkflow, workflow_id_for
 from workflows.types import STAGES, MatchInput, MatchOutput, MatchProgress
 

@@ -1,7 +1,7 @@
 """Renders the synthetic match as the two cameras of a `Rig` would film it.
 
 Construction precomputes, per camera, everything that does not move: the background (pitch,
-markings, goals, stand, sky; see `polyvision.synth.pitch`) already passed through the camera's
+markings, goals, stand, sky; see `synth.pitch`) already passed through the camera's
 exposure curve, each agent's colours through the same curve, and a buffer of sensor noise. A frame
 then costs one background copy, a few hundred small antialiased cv2 primitives (figures, shadows,
 ball) and two saturating adds of a noise window; no full-frame float work. Everything is
@@ -22,8 +22,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from polyvision.synth.pitch import SceneryStyle, render_background
-from polyvision.synth.render_figure import (
+from polyvision.geometry import CameraModel, Rig, project
+from polyvision.geometry.pitch import BALL_RADIUS_M
+from synth.pitch import SceneryStyle, render_background
+from synth.render_figure import (
     AA_MARGIN_PX,
     KEYPOINT_COUNT,
     KEYPOINT_RADIUS_M,
@@ -31,8 +33,7 @@ from polyvision.synth.render_figure import (
     body_keypoints,
     draw_figure,
 )
-from polyvision.synth.rig import CameraModel, Rig, project
-from polyvision.synth.types import BALL_RADIUS_M, Agent, Role, Simulation
+from synth.types import Agent, Role, Simulation
 
 UInt8Array = npt.NDArray[np.uint8]
 Float32Array = npt.NDArray[np.float32]

@@ -13,10 +13,6 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-PITCH_LENGTH_M = 105.0
-PITCH_WIDTH_M = 68.0
-BALL_RADIUS_M = 0.11
-
 RGB = tuple[int, int, int]
 
 
