@@ -1,4 +1,7 @@
-"""Heartbeats for activities whose pure code also runs outside Temporal (tests, scripts)."""
+"""The one heartbeat helper: beat progress, beat while a long call runs, resume from the last beat.
+
+Every function also works outside Temporal (tests, scripts), where it does nothing.
+"""
 
 from __future__ import annotations
 
@@ -40,3 +43,17 @@ async def heartbeating(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def resume_details() -> dict[str, Any] | None:
+    """What the previous attempt's last heartbeat recorded (a dict), or None.
+
+    None outside an activity, on a first attempt, or when the details are not one dict (an
+    older layout): the activity then starts from the beginning.
+    """
+    if not activity.in_activity():
+        return None
+    details = activity.info().heartbeat_details
+    if details and isinstance(details[0], dict):
+        return dict(details[0])
+    return None
