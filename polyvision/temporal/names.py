@@ -1,0 +1,68 @@
+"""Every name Temporal records in a history: workflow, activity, query, signal and update types.
+
+Recorded histories (``tests/workflows/histories``) and the runs in flight on a cluster refer to
+these strings, so they are fixed: a rename breaks replay. Change one only together with a
+``workflow.patched`` branch or re-recorded histories, and say so in the commit. Activities
+register under these names (``@activity.defn(name=...)``) and workflows call them by name with
+the stage's light contract types, so workflow code never imports an activity module.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- workflows -------------------------------------------------------------------------------
+MATCH_WORKFLOW: Final = "MatchWorkflow"
+STITCH_DETECT_BATCH_WORKFLOW: Final = "StitchDetectBatchWorkflow"
+RENDER_BATCH_WORKFLOW: Final = "RenderBatchWorkflow"
+HEALTH_CHECK_WORKFLOW: Final = "HealthCheckWorkflow"
+
+# -- the match workflow's operator surface -----------------------------------------------------
+PROGRESS_QUERY: Final = "progress"
+CHUNK_DONE_SIGNAL: Final = "chunk_done"
+REPROCESS_UPDATE: Final = "reprocess"
+
+# -- activities, by stage ----------------------------------------------------------------------
+INGEST: Final = "ingest"
+STITCH_PREPARE: Final = "stitch_prepare"
+STITCH_CHUNK: Final = "stitch_chunk"
+DETECT_CHUNK: Final = "detect_chunk"
+TRACK_MATCH: Final = "track_match"
+VCAM_PLAN: Final = "vcam_plan"
+VCAM_RENDER: Final = "vcam_render"
+ANALYZE_MATCH: Final = "analyze_match"
+PACKAGE_HLS: Final = "package_hls"
+INDEX_MATCH: Final = "index_match"
+CLEANUP_MATCH: Final = "cleanup_match"
+PING: Final = "ping"
+GPU_PROBE: Final = "gpu_probe"
+
+ACTIVITIES: Final = (
+    INGEST,
+    STITCH_PREPARE,
+    STITCH_CHUNK,
+    DETECT_CHUNK,
+    TRACK_MATCH,
+    VCAM_PLAN,
+    VCAM_RENDER,
+    ANALYZE_MATCH,
+    PACKAGE_HLS,
+    INDEX_MATCH,
+    CLEANUP_MATCH,
+    PING,
+    GPU_PROBE,
+)
+"""Every activity type; a test checks the workers register exactly these."""
+
+WORKFLOWS: Final = (
+    MATCH_WORKFLOW,
+    STITCH_DETECT_BATCH_WORKFLOW,
+    RENDER_BATCH_WORKFLOW,
+    HEALTH_CHECK_WORKFLOW,
+)
+"""Every workflow type; a test checks the workers register exactly these."""
+
+
+def match_workflow_id(match_id: str) -> str:
+    """The id of a match's workflow: starting the same match twice finds the same workflow."""
+    return f"match-{match_id}"
