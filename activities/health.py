@@ -9,63 +9,13 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from temporalio import activity
 
+from activities.health_contracts import GpuProbeInput, GpuProbeOutput, PingInput, PingOutput
 from polyvision.capabilities import Capabilities, detect_capabilities
-
-
-@dataclass
-class PingInput:
-    """Input of `ping`.
-
-    Attributes:
-        hold_seconds: Keep the activity slot busy this long, heartbeating, before answering;
-            used to check that a worker drains running activities on shutdown.
-    """
-
-    hold_seconds: float = 0.0
-
-
-@dataclass
-class PingOutput:
-    """Who answered a ping.
-
-    Attributes:
-        queue: Task queue the activity was dispatched on.
-        identity: Identity of the worker that ran it.
-        hostname: Host of that worker.
-    """
-
-    queue: str
-    identity: str
-    hostname: str
-
-
-@dataclass
-class GpuProbeInput:
-    """Input of `gpu_probe` (empty; a dataclass so fields can be added)."""
-
-
-@dataclass
-class GpuProbeOutput:
-    """What the GPU worker that answered sees.
-
-    Attributes:
-        queue: Task queue the activity was dispatched on.
-        identity: Identity of the worker that ran it.
-        hostname: Host of that worker.
-        gpus: Names of the GPUs it sees (empty on a development worker).
-        nvenc_gpus: Names of those with a hardware encoder.
-    """
-
-    queue: str
-    identity: str
-    hostname: str
-    gpus: list[str] = field(default_factory=list)
-    nvenc_gpus: list[str] = field(default_factory=list)
-
+from polyvision.heartbeat import heartbeat
+from polyvision.temporal import names
 
 # Heartbeat often enough that a 1-second heartbeat timeout would notice a dead worker.
 _HOLD_STEP_S = 0.2
@@ -89,7 +39,7 @@ class HealthActivities:
         self._probe = probe
         self._hostname = socket.gethostname()
 
-    @activity.defn(name="ping")
+    @activity.defn(name=names.PING)
     def ping(self, input: PingInput) -> PingOutput:
         """Answer with the queue and worker that ran this activity.
 
@@ -105,7 +55,7 @@ class HealthActivities:
         info = activity.info()
         deadline = time.monotonic() + input.hold_seconds
         while (left := deadline - time.monotonic()) > 0:
-            activity.heartbeat(round(left, 3))
+            heartbeat(round(left, 3))
             # A cancellation (e.g. worker shutdown past its grace period) is raised into this
             # thread by the SDK; waiting on the event just makes the sleep interruptible.
             activity.wait_for_cancelled_sync(min(_HOLD_STEP_S, left))
@@ -114,7 +64,7 @@ class HealthActivities:
         ).add(1, {"task_queue": info.task_queue})
         return PingOutput(queue=info.task_queue, identity=self._identity, hostname=self._hostname)
 
-    @activity.defn(name="gpu_probe")
+    @activity.defn(name=names.GPU_PROBE)
     def gpu_probe(self, input: GpuProbeInput) -> GpuProbeOutput:
         """Report the GPUs seen by the worker that polls the GPU queue.
 

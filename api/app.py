@@ -10,8 +10,8 @@ from fastapi import FastAPI
 
 from api.app_state import connect_temporal
 from api.gateway import install_gateway
-from api.metrics import ApiMetrics, MetricsMiddleware
 from api.problems import install_problem_handlers
+from api.request_metrics import ApiMetrics, MetricsMiddleware
 from api.routes import (
     analytics,
     auth,
@@ -19,10 +19,10 @@ from api.routes import (
     devices,
     health,
     matches,
-    metrics,
     objects,
     organizations,
     processing,
+    prometheus,
     teams,
     uploads,
 )
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = api_metrics
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
     app.include_router(health.router)
-    app.include_router(metrics.router)
+    app.include_router(prometheus.router)
     app.include_router(objects.router)
     app.include_router(auth.router)
     app.include_router(auth.jwks_router)

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from api.app_state import temporal_client
@@ -37,6 +38,7 @@ def get_engine(request: Request) -> AsyncEngine:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A metadata-database session for one request, closed when the request is done."""
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     async with sessions() as session:
         yield session
@@ -56,7 +58,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ObjectsDep = Annotated[ObjectStore, Depends(get_objects)]
 AnalyticsDep = Annotated[AnalyticsStore, Depends(get_analytics)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# The one request-scoped database session every route and dependency shares.
+DbSession = Annotated[AsyncSession, Depends(get_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 
 

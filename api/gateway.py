@@ -26,9 +26,9 @@ from starlette.routing import BaseRoute
 
 from api.middleware.body_limit import BodyLimitMiddleware
 from api.middleware.cors import CorsMiddleware
-from api.middleware.errors import UnhandledErrorMiddleware
 from api.middleware.rate_limit import RateLimitMiddleware, RateLimitRule, gateway_rules
 from api.middleware.security_headers import SecurityHeadersMiddleware
+from api.middleware.unhandled_errors import UnhandledErrorMiddleware
 from api.openapi import problem_responses
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.security import get_current_user

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import contextvars
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from temporalio import activity
@@ -57,3 +58,19 @@ def resume_details() -> dict[str, Any] | None:
     if details and isinstance(details[0], dict):
         return dict(details[0])
     return None
+
+
+def frames_done_reporter() -> Callable[[int], None]:
+    """A progress callback a worker thread may call to heartbeat ``{"frames_done": n}``.
+
+    Call it on the activity's event loop. The SDK's heartbeat of an async activity schedules a
+    task on that loop, inside the activity's context, so the callback hands each beat over to
+    it instead of beating from the thread.
+    """
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+
+    def report(frames_done: int) -> None:
+        loop.call_soon_threadsafe(heartbeat, {"frames_done": frames_done}, context=context)
+
+    return report

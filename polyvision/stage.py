@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from temporalio.converter import AdvancedJSONEncoder, value_to_type
 
@@ -33,6 +33,26 @@ OutputT = TypeVar("OutputT")
 
 MANIFEST_NAME = "manifest.json"
 """The file name of a stage's manifest inside its folder (or a chunk's sub-folder)."""
+
+
+class MatchScoped(Protocol):
+    """What every stage input carries: whose match, and which processing revision."""
+
+    @property
+    def organization_id(self) -> str: ...
+
+    @property
+    def match_id(self) -> str: ...
+
+    @property
+    def revision(self) -> int: ...
+
+
+async def object_digest(objects: ObjectStore, key: str) -> str:
+    """An input object's identity for a manifest: its stored sha256, or its size and time where
+    the store recorded no digest."""
+    info = await objects.stat(key)
+    return info.sha256 or f"{info.size}:{info.modified.isoformat()}"
 
 
 def output_to_json(output: Any) -> Any:
@@ -77,18 +97,19 @@ class StageStep(Generic[OutputT]):
     def for_match(
         cls,
         objects: ObjectStore,
+        scope: MatchScoped,
         *,
-        organization_id: str,
-        match_id: str,
-        revision: int,
         stage: str,
         inputs: dict[str, Any],
         code_version: str,
         output_type: type[OutputT],
         folder: tuple[str, ...] = (),
     ) -> StageStep[OutputT]:
-        """The step whose manifest is ``{revision}/{stage}/{*folder}/manifest.json``."""
-        key = artifact_key(organization_id, match_id, revision, stage, *folder, MANIFEST_NAME)
+        """The step of ``scope``'s match whose manifest is
+        ``{revision}/{stage}/{*folder}/manifest.json``."""
+        key = artifact_key(
+            scope.organization_id, scope.match_id, scope.revision, stage, *folder, MANIFEST_NAME
+        )
         return cls(objects, stage, key, inputs, code_version, output_type)
 
     async def recorded(self) -> OutputT | None:

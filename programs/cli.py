@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -121,7 +122,7 @@ def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from api.security import rotate_signing_key
-    from api.security.keys import KeyRingError
+    from api.security.signing_keys import KeyRingError
 
     try:
         kid = asyncio.run(rotate_signing_key(settings))
@@ -210,8 +211,9 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
             left=Path(args.left),
             right=Path(args.right),
             rig=Path(args.rig),
-            organization_id=args.org,
+            organization=args.org,
             match_id=args.match_id,
+            title=args.title,
             chunk_seconds=args.chunk_seconds,
             panorama_scale=args.panorama_scale,
         ),
@@ -314,8 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("--left", required=True, help="the left camera's recording")
     process.add_argument("--right", required=True, help="the right camera's recording")
     process.add_argument("--rig", required=True, help="rig.json of the pair")
-    process.add_argument("--org", default="local", help="organization id")
-    process.add_argument("--match-id", default=None, help="match id (default: a new one)")
+    process.add_argument(
+        "--org",
+        default="local",
+        help="organization id, or the slug of one to find or create (default: local)",
+    )
+    process.add_argument(
+        "--match-id", type=uuid.UUID, default=None, help="match id, a UUID (default: a new one)"
+    )
+    process.add_argument("--title", default=None, help="match title (default: the file names)")
     process.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk length")
     process.add_argument(
         "--panorama-scale", type=float, default=1.0, help="panorama size relative to default"

@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.postgres",
     "tests.fixtures.temporal",
+    "tests.fixtures.processed_match",
 ]
 
 # Subprocesses the tests start (polyvision up, demo, worker) find the detector where the

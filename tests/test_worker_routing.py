@@ -16,7 +16,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from activities.health import GpuProbeOutput
+from activities.health_contracts import GpuProbeOutput
 from polyvision.capabilities import Capabilities
 from polyvision.temporal.queues import QueueRole
 from programs.worker.plan import QueuePlan, plan_queues

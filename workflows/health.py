@@ -1,6 +1,7 @@
 """Health-check workflow: ping each listed task queue and report who answered.
 
-Deterministic orchestration only; activities are imported as definitions.
+Deterministic orchestration only; activities are called by their names in
+`polyvision.temporal.names` with their light contract types.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.health import (
+    from activities.health_contracts import (
         GpuProbeInput,
         GpuProbeOutput,
-        HealthActivities,
         PingInput,
         PingOutput,
     )
+    from polyvision.temporal import names
 
 
 @dataclass
@@ -53,7 +54,7 @@ class HealthCheckOutput:
     gpu_probe: GpuProbeOutput | None = None
 
 
-@workflow.defn
+@workflow.defn(name=names.HEALTH_CHECK_WORKFLOW)
 class HealthCheckWorkflow:
     """Ping task queues through real workers; waits while a queue has no worker."""
 
@@ -72,24 +73,26 @@ class HealthCheckWorkflow:
         retry = RetryPolicy(maximum_interval=timedelta(seconds=5))
         # Start everything first so one unanswered queue does not delay the others' pings.
         pings = [
-            workflow.start_activity_method(
-                HealthActivities.ping,
+            workflow.start_activity(
+                names.PING,
                 PingInput(hold_seconds=input.hold_seconds),
                 task_queue=queue,
                 schedule_to_close_timeout=input.timeout,
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=retry,
+                result_type=PingOutput,
             )
             for queue in input.queues
         ]
         probe_handle = None
         if input.gpu_probe_queue is not None:
-            probe_handle = workflow.start_activity_method(
-                HealthActivities.gpu_probe,
+            probe_handle = workflow.start_activity(
+                names.GPU_PROBE,
                 GpuProbeInput(),
                 task_queue=input.gpu_probe_queue,
                 schedule_to_close_timeout=input.timeout,
                 retry_policy=retry,
+                result_type=GpuProbeOutput,
             )
         answers = list(await asyncio.gather(*pings))
         probe = await probe_handle if probe_handle is not None else None

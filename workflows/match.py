@@ -1,9 +1,10 @@
 """MatchWorkflow: one long-running workflow per match, from the uploaded pair to HLS.
 
-Orchestration only: no I/O, nothing heavy imported (activity definitions and their dataclasses
-come in through `imports_passed_through`). The per-chunk stages run in child workflows, one per
-batch of chunks, so that no history comes near Temporal's limits on a long match; the children
-signal the parent as each chunk finishes a stage, which feeds the `progress` query.
+Orchestration only: no I/O, nothing heavy imported (activities are called by their names in
+`polyvision.temporal.names` with the stages' light contract types). The per-chunk stages run in
+child workflows, one per batch of chunks, so that no history comes near Temporal's limits on a
+long match; the children signal the parent as each chunk finishes a stage, which feeds the
+`progress` query.
 """
 
 from __future__ import annotations
@@ -13,38 +14,37 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.analyze.activity import (
-        AnalyzeActivities,
-        AnalyzeInput,
-        AnalyzeOutput,
-    )
-    from activities.detect.activity import DetectActivities, DetectChunkInput, DetectChunkOutput
-    from activities.encode.activity import EncodeActivities, PackageInput, PackageOutput
-    from activities.index.activity import IndexActivities, IndexInput, IndexOutput
-    from activities.index.cleanup import CleanupActivities, CleanupInput
-    from activities.ingest.activity import IngestActivities, IngestInput, IngestOutput
-    from activities.ingest.chunks import ChunkPlan
-    from activities.stitch.activity import (
-        StitchActivities,
+    from activities.analyze.contracts import AnalyzeInput, AnalyzeOutput
+    from activities.detect.contracts import DetectChunkInput, DetectChunkOutput
+    from activities.encode.contracts import PackageInput, PackageOutput
+    from activities.index.contracts import CleanupInput, IndexInput, IndexOutput
+    from activities.ingest.contracts import ChunkPlan, IngestInput, IngestOutput
+    from activities.stitch.contracts import (
         StitchChunkInput,
         StitchChunkOutput,
         StitchPrepareInput,
         StitchPrepareOutput,
     )
-    from activities.track.activity import TrackActivities, TrackInput, TrackOutput
-    from activities.vcam.activity import (
-        VcamActivities,
+    from activities.track.contracts import TrackInput, TrackOutput
+    from activities.vcam.contracts import (
         VcamPlanInput,
         VcamPlanOutput,
         VcamRenderInput,
         VcamRenderOutput,
     )
     from polyvision.artifacts import ChunkSpan
+    from polyvision.temporal import names
     from polyvision.temporal.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
+    from polyvision.temporal.search_attributes import (
+        DEVICE_ID,
+        MATCH_ID,
+        ORGANIZATION_ID,
+        PIPELINE_STAGE,
+    )
     from workflows.types import (
         STAGES,
         MatchInput,
@@ -53,11 +53,6 @@ with workflow.unsafe.imports_passed_through():
         ReprocessRequest,
         StageProgress,
     )
-
-MATCH_ID = SearchAttributeKey.for_keyword("MatchId")
-ORGANIZATION_ID = SearchAttributeKey.for_keyword("OrganizationId")
-DEVICE_ID = SearchAttributeKey.for_keyword("DeviceId")
-PIPELINE_STAGE = SearchAttributeKey.for_keyword("PipelineStage")
 
 # Bad input fails at once; everything else (a worker crash, a store hiccup) is retried.
 NON_RETRYABLE = ["RecordingMismatch", "InvalidRecording", "ModelNotFound", "PanoramaError"]
@@ -84,7 +79,7 @@ STEP_OF_STAGE = {
 
 def workflow_id_for(match_id: str) -> str:
     """The id of a match's workflow: starting the same match twice finds the same workflow."""
-    return f"match-{match_id}"
+    return names.match_workflow_id(match_id)
 
 
 @dataclass
@@ -164,7 +159,7 @@ def _batches(chunks: list[ChunkPlan], size: int) -> list[list[ChunkPlan]]:
     return [chunks[i : i + size] for i in range(0, len(chunks), size)]
 
 
-@workflow.defn
+@workflow.defn(name=names.STITCH_DETECT_BATCH_WORKFLOW)
 class StitchDetectBatchWorkflow:
     """Stitch then detect each chunk of a batch; detect of chunk i starts when its stitch ends."""
 
@@ -173,8 +168,8 @@ class StitchDetectBatchWorkflow:
         parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
 
         async def one(chunk: ChunkPlan) -> tuple[StitchChunkOutput, DetectChunkOutput]:
-            stitched = await workflow.execute_activity_method(
-                StitchActivities.stitch_chunk,
+            stitched: StitchChunkOutput = await workflow.execute_activity(
+                names.STITCH_CHUNK,
                 StitchChunkInput(
                     organization_id=input.organization_id,
                     match_id=input.match_id,
@@ -196,10 +191,11 @@ class StitchDetectBatchWorkflow:
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
                 retry_policy=RETRY,
+                result_type=StitchChunkOutput,
             )
             await parent.signal(MatchWorkflow.chunk_done, ChunkDone("stitch", chunk.index))
-            detected = await workflow.execute_activity_method(
-                DetectActivities.detect_chunk,
+            detected: DetectChunkOutput = await workflow.execute_activity(
+                names.DETECT_CHUNK,
                 DetectChunkInput(
                     organization_id=input.organization_id,
                     match_id=input.match_id,
@@ -214,6 +210,7 @@ class StitchDetectBatchWorkflow:
                 start_to_close_timeout=timedelta(hours=1),
                 heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
                 retry_policy=RETRY,
+                result_type=DetectChunkOutput,
             )
             await parent.signal(MatchWorkflow.chunk_done, ChunkDone("detect", chunk.index))
             return stitched, detected
@@ -222,7 +219,7 @@ class StitchDetectBatchWorkflow:
         return StitchBatchOutput([s for s, _ in results], [d for _, d in results])
 
 
-@workflow.defn
+@workflow.defn(name=names.RENDER_BATCH_WORKFLOW)
 class RenderBatchWorkflow:
     """Render (and encode) the virtual camera's view of each chunk of a batch."""
 
@@ -231,8 +228,8 @@ class RenderBatchWorkflow:
         parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
 
         async def one(chunk: ChunkPlan, panorama_key: str) -> VcamRenderOutput:
-            rendered = await workflow.execute_activity_method(
-                VcamActivities.render_chunk,
+            rendered: VcamRenderOutput = await workflow.execute_activity(
+                names.VCAM_RENDER,
                 VcamRenderInput(
                     organization_id=input.organization_id,
                     match_id=input.match_id,
@@ -250,6 +247,7 @@ class RenderBatchWorkflow:
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
                 retry_policy=RETRY,
+                result_type=VcamRenderOutput,
             )
             await parent.signal(MatchWorkflow.chunk_done, ChunkDone("encode", chunk.index))
             return rendered
@@ -260,7 +258,7 @@ class RenderBatchWorkflow:
         return RenderBatchOutput(list(rendered))
 
 
-@workflow.defn
+@workflow.defn(name=names.MATCH_WORKFLOW)
 class MatchWorkflow:
     """The whole processing of one match; operators watch and steer it in the Temporal UI."""
 
@@ -270,18 +268,18 @@ class MatchWorkflow:
 
     # -- operator surface ------------------------------------------------------------------
 
-    @workflow.query
+    @workflow.query(name=names.PROGRESS_QUERY)
     def progress(self) -> MatchProgress:
         """Current stage, chunks done and total per stage, and stage timings."""
         return self._progress
 
-    @workflow.signal
+    @workflow.signal(name=names.CHUNK_DONE_SIGNAL)
     def chunk_done(self, done: ChunkDone) -> None:
         """A batch child finished one chunk of a stage."""
         stage = self._progress.stages.setdefault(done.stage, StageProgress())
         stage.done += 1
 
-    @workflow.update
+    @workflow.update(name=names.REPROCESS_UPDATE)
     async def reprocess(self, request: ReprocessRequest) -> str:
         """Run the pipeline again from ``from_stage`` (its outputs and later ones are redone)."""
         self._restart_from = request.from_stage
@@ -339,8 +337,8 @@ class MatchWorkflow:
             # Temporal's cancel: remove what this revision wrote, then let the cancel stand.
             self._progress.failed = "cancelled"
             workflow.upsert_search_attributes([PIPELINE_STAGE.value_set("cancelled")])
-            await workflow.execute_activity_method(
-                CleanupActivities.cleanup,
+            await workflow.execute_activity(
+                names.CLEANUP_MATCH,
                 CleanupInput(input.organization_id, input.match_id, input.revision, None),
                 task_queue=queues.cpu,
                 start_to_close_timeout=timedelta(minutes=10),
@@ -397,8 +395,8 @@ class MatchWorkflow:
         assert stage is not None
         self._restart_from = None
         redo = [s for s in STAGES if STAGES.index(s) >= STAGES.index(stage)]
-        await workflow.execute_activity_method(
-            CleanupActivities.cleanup,
+        await workflow.execute_activity(
+            names.CLEANUP_MATCH,
             CleanupInput(input.organization_id, input.match_id, input.revision, redo),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(minutes=10),
@@ -410,8 +408,8 @@ class MatchWorkflow:
 
     async def _ingest(self, input: MatchInput, queues: Queues) -> IngestOutput:
         self._enter("ingest")
-        output = await workflow.execute_activity_method(
-            IngestActivities.ingest,
+        output: IngestOutput = await workflow.execute_activity(
+            names.INGEST,
             IngestInput(
                 organization_id=input.organization_id,
                 match_id=input.match_id,
@@ -427,6 +425,7 @@ class MatchWorkflow:
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
+            result_type=IngestOutput,
         )
         self._finish("ingest")
         return output
@@ -437,8 +436,8 @@ class MatchWorkflow:
         chunks = len(ingest.chunks)
         self._enter("stitch", chunks)
         self._progress.stages["detect"] = StageProgress(total=chunks, started_at=workflow.time())
-        prepare = await workflow.execute_activity_method(
-            StitchActivities.prepare,
+        prepare: StitchPrepareOutput = await workflow.execute_activity(
+            names.STITCH_PREPARE,
             StitchPrepareInput(
                 input.organization_id,
                 input.match_id,
@@ -449,6 +448,7 @@ class MatchWorkflow:
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(minutes=10),
             retry_policy=RETRY,
+            result_type=StitchPrepareOutput,
         )
         info = workflow.info()
         batches = _batches(ingest.chunks, input.chunks_per_batch)
@@ -494,8 +494,8 @@ class MatchWorkflow:
         batch: StitchBatchOutput,
     ) -> TrackOutput:
         self._enter("track")
-        output = await workflow.execute_activity_method(
-            TrackActivities.track_match,
+        output: TrackOutput = await workflow.execute_activity(
+            names.TRACK_MATCH,
             TrackInput(
                 organization_id=input.organization_id,
                 match_id=input.match_id,
@@ -509,6 +509,7 @@ class MatchWorkflow:
             start_to_close_timeout=timedelta(hours=4),
             heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
+            result_type=TrackOutput,
         )
         self._finish("track")
         return output
@@ -522,8 +523,8 @@ class MatchWorkflow:
         batch: StitchBatchOutput,
     ) -> tuple[VcamPlanOutput, list[VcamRenderOutput], AnalyzeOutput]:
         self._enter("vcam")
-        plan = await workflow.execute_activity_method(
-            VcamActivities.plan,
+        plan: VcamPlanOutput = await workflow.execute_activity(
+            names.VCAM_PLAN,
             VcamPlanInput(
                 organization_id=input.organization_id,
                 match_id=input.match_id,
@@ -536,6 +537,7 @@ class MatchWorkflow:
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
+            result_type=VcamPlanOutput,
         )
         self._finish("vcam")
         # Analyze rewrites the track points' slices (with speeds); the plan must have read
@@ -575,8 +577,8 @@ class MatchWorkflow:
         self, input: MatchInput, queues: Queues, ingest: IngestOutput
     ) -> AnalyzeOutput:
         self._progress.stages["analyze"] = StageProgress(total=1, started_at=workflow.time())
-        output = await workflow.execute_activity_method(
-            AnalyzeActivities.analyze,
+        output: AnalyzeOutput = await workflow.execute_activity(
+            names.ANALYZE_MATCH,
             AnalyzeInput(
                 organization_id=input.organization_id,
                 match_id=input.match_id,
@@ -588,6 +590,7 @@ class MatchWorkflow:
             start_to_close_timeout=timedelta(hours=1),
             heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
+            result_type=AnalyzeOutput,
         )
         self._finish("analyze")
         return output
@@ -597,8 +600,8 @@ class MatchWorkflow:
     ) -> PackageOutput:
         self._progress.stage = "encode"
         workflow.upsert_search_attributes([PIPELINE_STAGE.value_set("encode")])
-        output = await workflow.execute_activity_method(
-            EncodeActivities.package,
+        output: PackageOutput = await workflow.execute_activity(
+            names.PACKAGE_HLS,
             PackageInput(
                 organization_id=input.organization_id,
                 match_id=input.match_id,
@@ -608,6 +611,7 @@ class MatchWorkflow:
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=1),
             retry_policy=RETRY,
+            result_type=PackageOutput,
         )
         self._finish("encode", len(rendered))
         return output
@@ -623,8 +627,8 @@ class MatchWorkflow:
         package: PackageOutput,
     ) -> IndexOutput:
         self._enter("index")
-        output = await workflow.execute_activity_method(
-            IndexActivities.index,
+        output: IndexOutput = await workflow.execute_activity(
+            names.INDEX_MATCH,
             IndexInput(
                 organization_id=input.organization_id,
                 match_id=input.match_id,
@@ -642,6 +646,7 @@ class MatchWorkflow:
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=RETRY,
+            result_type=IndexOutput,
         )
         self._finish("index")
         return output

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from activities.ingest.validate import ExpectedRecording
+from activities.ingest.contracts import ExpectedRecording
 
 STAGES = ("ingest", "stitch", "detect", "track", "vcam", "analyze", "encode", "index")
 """Every stage in pipeline order; `reprocess(from_stage)` names one of these."""

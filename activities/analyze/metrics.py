@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import savgol_filter
 
+from activities.analyze.contracts import CELL_M
 from polyvision.geometry.pitch import PITCH_M
 
 #: Faster than any footballer sprints (the fastest recorded are about 10.5 m/s).
@@ -39,9 +40,6 @@ JUMP_TOLERANCE_M = 1.0
 MAX_GAP_S = 0.5
 #: Savitzky-Golay window (seconds).
 SMOOTH_S = 1.0
-
-#: Pitch size (length, width) in metres and heatmap cell size: a 20 x 16 grid.
-CELL_M = (5.25, 4.25)
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -12,71 +12,28 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio import activity
 
-from activities.encode.hls import MASTER_PLAYLIST, MEDIA_PLAYLIST, package_hls
-from polyvision.artifacts import (
-    HLS_STAGE,
-    Manifest,
-    artifact_key,
-    inputs_digest,
-    read_matching_manifest,
-    write_manifest,
+from activities.encode.contracts import PackageInput, PackageOutput
+from activities.encode.hls import (
+    CONTENT_TYPES,
+    MASTER_PLAYLIST,
+    MEDIA_PLAYLIST,
+    package_hls,
+    publish_order,
 )
+from polyvision.artifacts import HLS_STAGE, artifact_key
 from polyvision.heartbeat import heartbeat, heartbeating
+from polyvision.stage import StageStep, object_digest
 from polyvision.storage.objects import ObjectStore
+from polyvision.temporal import names
 
-CODE_VERSION = "package-1"
-"""Bump when the same chunk videos would give other playlists or segments."""
+CODE_VERSION = "package-2"
+"""package-2: the manifest records the typed output (StageStep), at ``encode/manifest.json``."""
 
-
-# Set explicitly: Python's mimetypes does not know the HLS and CMAF extensions everywhere.
-CONTENT_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-}
-
-
-@dataclass
-class PackageInput:
-    """Package a match's rendered chunks.
-
-    Attributes:
-        organization_id: Tenant of the match.
-        match_id: The match.
-        revision: Processing revision.
-        chunk_video_keys: Object keys of the chunks' H.264 MP4s, in playback order.
-    """
-
-    organization_id: str
-    match_id: str
-    revision: int
-    chunk_video_keys: list[str]
-
-
-@dataclass
-class PackageOutput:
-    """The published rendition.
-
-    Attributes:
-        master_key: Object key of ``master.m3u8``, the entry point for viewers.
-        media_key: Object key of ``media.m3u8``.
-        segments: Number of media segments.
-        duration_s: Total duration in seconds.
-        manifest_key: Where the manifest is.
-        from_manifest: True when an earlier attempt's manifest answered.
-    """
-
-    master_key: str
-    media_key: str
-    segments: int
-    duration_s: float
-    manifest_key: str
-    from_manifest: bool = False
+STAGE = "encode"
 
 
 class EncodeActivities:
@@ -89,12 +46,65 @@ class EncodeActivities:
     def __init__(self, objects: ObjectStore) -> None:
         self._objects = objects
 
-    async def _digest(self, input: PackageInput) -> str:
-        chunks = []
-        for key in input.chunk_video_keys:
-            info = await self._objects.stat(key)
-            chunks.append((key, info.sha256 or f"{info.size}:{info.modified.isoformat()}"))
-        return inputs_digest({"chunks": chunks})
+    @activity.defn(name=names.PACKAGE_HLS)
+    async def package(self, input: PackageInput) -> PackageOutput:
+        """Remux the chunk videos into HLS (CMAF segments, one per chunk) and publish it."""
+        step = await self._step(input)
+        if (done := await step.recorded()) is not None:
+            return done
+        scratch = Path(tempfile.mkdtemp(prefix="pv-package-"))
+        try:
+            chunk_paths = await self._download_chunks(input, scratch / "chunks")
+            out_dir = scratch / "hls"
+            async with heartbeating({"step": "package"}):
+                result = await asyncio.to_thread(package_hls, chunk_paths, out_dir)
+            # Segments first and playlists last: a viewer that finds a playlist finds
+            # everything it names (the manifest, written after all of them, is the real mark).
+            files = publish_order(path.name for path in out_dir.iterdir())
+            for uploaded, name in enumerate(files):
+                file = out_dir / name
+                await self._objects.upload_file(
+                    self._hls_key(input, name), file, content_type=CONTENT_TYPES.get(file.suffix)
+                )
+                heartbeat({"step": "upload", "files_done": uploaded + 1})
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        await self._remove_stale(self._hls_key(input, ""), set(files))
+        output = PackageOutput(
+            master_key=self._hls_key(input, MASTER_PLAYLIST),
+            media_key=self._hls_key(input, MEDIA_PLAYLIST),
+            segments=len(result.segments),
+            duration_s=result.duration_s,
+            manifest_key=step.manifest_key,
+        )
+        return await step.record(output, {"files": files})
+
+    async def _step(self, input: PackageInput) -> StageStep[PackageOutput]:
+        chunks = [(key, await object_digest(self._objects, key)) for key in input.chunk_video_keys]
+        return StageStep.for_match(
+            self._objects,
+            input,
+            stage=STAGE,
+            inputs={"chunks": chunks},
+            code_version=CODE_VERSION,
+            output_type=PackageOutput,
+        )
+
+    @staticmethod
+    def _hls_key(input: PackageInput, name: str) -> str:
+        """The published key of one file of the package (its folder's prefix for ``""``)."""
+        return artifact_key(input.organization_id, input.match_id, input.revision, HLS_STAGE, name)
+
+    async def _download_chunks(self, input: PackageInput, folder: Path) -> list[Path]:
+        """The chunk videos, downloaded in playback order."""
+        await asyncio.to_thread(folder.mkdir, exist_ok=True)
+        paths = []
+        for index, chunk_key in enumerate(input.chunk_video_keys):
+            path = folder / f"chunk-{index:05d}.mp4"
+            await self._objects.download_file(chunk_key, path)
+            paths.append(path)
+            heartbeat({"step": "download", "chunks_done": index + 1})
+        return paths
 
     async def _remove_stale(self, prefix: str, keep: set[str]) -> None:
         # An earlier attempt with other chunks may have left more segments; no playlist names
@@ -106,74 +116,3 @@ class EncodeActivities:
         ]
         for stale_key in stale:
             await self._objects.delete(stale_key)
-
-    @activity.defn(name="package_hls")
-    async def package(self, input: PackageInput) -> PackageOutput:
-        """Remux the chunk videos into HLS (CMAF segments, one per chunk) and publish it."""
-
-        def key(name: str) -> str:
-            return artifact_key(
-                input.organization_id, input.match_id, input.revision, HLS_STAGE, name
-            )
-
-        manifest_key = artifact_key(
-            input.organization_id, input.match_id, input.revision, "encode", "package.manifest.json"
-        )
-        digest = await self._digest(input)
-        done = await read_matching_manifest(self._objects, manifest_key, digest, CODE_VERSION)
-        if done is not None:
-            return PackageOutput(
-                master_key=str(done.outputs["master_key"]),
-                media_key=str(done.outputs["media_key"]),
-                segments=int(done.outputs["segments"]),
-                duration_s=float(done.outputs["duration_s"]),
-                manifest_key=manifest_key,
-                from_manifest=True,
-            )
-        scratch = Path(tempfile.mkdtemp(prefix="pv-package-"))
-        try:
-            chunk_paths = []
-            for index, chunk_key in enumerate(input.chunk_video_keys):
-                path = scratch / "chunks" / f"chunk-{index:05d}.mp4"
-                path.parent.mkdir(exist_ok=True)
-                await self._objects.download_file(chunk_key, path)
-                chunk_paths.append(path)
-                heartbeat({"step": "download", "chunks_done": index + 1})
-            out_dir = scratch / "hls"
-            async with heartbeating({"step": "package"}):
-                result = await asyncio.to_thread(package_hls, chunk_paths, out_dir)
-            # Segments first and playlists last: a viewer that finds a playlist finds
-            # everything it names (the manifest, written after all of them, is the real mark).
-            names = sorted(
-                p.name for p in out_dir.iterdir() if p.name not in (MASTER_PLAYLIST, MEDIA_PLAYLIST)
-            )
-            for uploaded, name in enumerate([*names, MEDIA_PLAYLIST, MASTER_PLAYLIST]):
-                file = out_dir / name
-                await self._objects.upload_file(
-                    key(name), file, content_type=CONTENT_TYPES.get(file.suffix)
-                )
-                heartbeat({"step": "upload", "files_done": uploaded + 1})
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        await self._remove_stale(key(""), {*names, MEDIA_PLAYLIST, MASTER_PLAYLIST})
-        outputs = {
-            "master_key": key(MASTER_PLAYLIST),
-            "media_key": key(MEDIA_PLAYLIST),
-            "segments": len(result.segments),
-            "duration_s": result.duration_s,
-            "files": [*names, MEDIA_PLAYLIST, MASTER_PLAYLIST],
-        }
-        await write_manifest(
-            self._objects,
-            manifest_key,
-            Manifest(
-                stage="package", inputs_digest=digest, code_version=CODE_VERSION, outputs=outputs
-            ),
-        )
-        return PackageOutput(
-            master_key=key(MASTER_PLAYLIST),
-            media_key=key(MEDIA_PLAYLIST),
-            segments=len(result.segments),
-            duration_s=result.duration_s,
-            manifest_key=manifest_key,
-        )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -43,6 +44,14 @@ MASTER_PLAYLIST = HLS_MASTER_PLAYLIST
 MEDIA_PLAYLIST = "media.m3u8"
 INIT_SEGMENT = "init.mp4"
 SEGMENT_PATTERN = "seg_%05d.m4s"
+
+#: Content type of each file written, by suffix. Set explicitly: Python's mimetypes does not
+#: know the HLS and CMAF extensions everywhere.
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+}
 
 # A muxer cut target far below one frame: the muxer then cuts at every packet flagged as a
 # keyframe, and the flags (set by us) alone decide the segment boundaries.
@@ -214,6 +223,15 @@ def package_hls(
         init_segment=out_dir / INIT_SEGMENT,
         segment_durations_s=tuple(durations),
     )
+
+
+def publish_order(names: Iterable[str]) -> list[str]:
+    """The package's file names in the order to publish them: segments first, playlists last.
+
+    A viewer that finds a playlist then finds everything it names.
+    """
+    files = sorted(name for name in names if name not in (MASTER_PLAYLIST, MEDIA_PLAYLIST))
+    return [*files, MEDIA_PLAYLIST, MASTER_PLAYLIST]
 
 
 def _remove_previous_output(out_dir: Path) -> None:

@@ -25,37 +25,9 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 
-
-@dataclass(frozen=True)
-class ChunkPlan:
-    """One chunk of the match, the unit of work of the per-chunk stages.
-
-    Attributes:
-        index: Position of the chunk, from 0.
-        start_frame: First frame of the chunk.
-        end_frame: One past the last frame (exclusive).
-        start_s: Time of `start_frame`, in seconds from the first frame.
-        end_s: Time of `end_frame` (the end of the chunk's last frame).
-        decode_from_left: Keyframe of the left file to start decoding from (at or before
-            `start_frame`); frames before `start_frame` are decoded and dropped.
-        decode_from_right: Same for the right file.
-    """
-
-    index: int
-    start_frame: int
-    end_frame: int
-    start_s: float
-    end_s: float
-    decode_from_left: int
-    decode_from_right: int
-
-    @property
-    def frame_count(self) -> int:
-        """Number of frames in the chunk."""
-        return self.end_frame - self.start_frame
+from activities.ingest.contracts import ChunkPlan
 
 
 def plan_chunks(

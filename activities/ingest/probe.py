@@ -19,7 +19,7 @@ How a truncated recording is recognised (each check catches a case the others mi
 
 What no probe can see: a stream format without an index or declared length (MPEG-TS, an unfinished
 Matroska file) cut exactly between two frames is a valid, shorter recording. The upload session's
-declared frame count (`validate.ExpectedRecording`) catches that case.
+declared frame count (`contracts.ExpectedRecording`) catches that case.
 """
 
 from __future__ import annotations

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from activities.ingest.contracts import ExpectedRecording
+
 if TYPE_CHECKING:
-    # Only for annotations: keeps this module (and `ExpectedRecording`, which workflow inputs
-    # carry) free of PyAV, so workflow code can import it without loading FFmpeg.
+    # Only for annotations: keeps this module free of PyAV (like the contracts it checks
+    # against), so light code can import it without loading FFmpeg.
     from activities.ingest.probe import VideoProbe
 
 # What the pipeline's decoders (PyAV/FFmpeg on CPU, NVDEC on GPU workers) and the edge boxes'
@@ -25,23 +26,6 @@ class RecordingMismatchError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
-
-
-@dataclass(frozen=True)
-class ExpectedRecording:
-    """What the uploader (an edge box) declared for one recording in its upload session.
-
-    Every field is optional: only what was declared is checked.
-
-    Attributes:
-        size_bytes: File size in bytes.
-        sha256: Hex sha256 of the whole file.
-        frame_count: Number of video frames.
-    """
-
-    size_bytes: int | None = None
-    sha256: str | None = None
-    frame_count: int | None = None
 
 
 def validate_pair(

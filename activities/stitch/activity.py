@@ -4,7 +4,9 @@
 camera read it). `stitch_chunk` remaps and blends one chunk of both recordings into a panorama
 video. Workers keep the recordings, the rig and the remap tables of the matches they work on in
 a local cache keyed by content digest, so a worker stitching many chunks of one match downloads
-each recording once and builds the tables once.
+each recording once and builds the tables once. Both record their output with the stage
+skeleton (`polyvision.stage.StageStep`): a retried or replayed attempt with the same inputs
+returns at once.
 """
 
 from __future__ import annotations
@@ -13,120 +15,40 @@ import asyncio
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-import cv2
-import numpy as np
 from temporalio import activity
 
 from activities.stitch.chunk import stitch_chunk
+from activities.stitch.contracts import (
+    StitchChunkInput,
+    StitchChunkOutput,
+    StitchPrepareInput,
+    StitchPrepareOutput,
+)
 from activities.stitch.panorama import (
     PanoramaModel,
     StitchMaps,
     build_stitch_maps,
     panorama_model_from_rig,
-    pitch_to_panorama,
+    pitch_polygon,
 )
-from polyvision.artifacts import (
-    Manifest,
-    artifact_key,
-    inputs_digest,
-    read_matching_manifest,
-    write_manifest,
-)
+from polyvision.artifacts import artifact_key, inputs_digest
 from polyvision.geometry import Rig
-from polyvision.heartbeat import heartbeat
+from polyvision.heartbeat import frames_done_reporter
+from polyvision.stage import StageStep
 from polyvision.storage.objects import ObjectStore
+from polyvision.temporal import names
 
-CODE_VERSION = "stitch-1"
+CODE_VERSION = "stitch-2"
+"""Bump when the same inputs would give other outputs.
 
+stitch-2: manifests have the stage skeleton's layout (`polyvision.stage`); `prepare` has one."""
 
-@dataclass
-class StitchPrepareInput:
-    """The match whose panorama geometry to fix."""
+STAGE = "stitch"
 
-    organization_id: str
-    match_id: str
-    revision: int
-    rig_key: str
-    scale: float = 1.0
-
-
-@dataclass
-class StitchPrepareOutput:
-    """The panorama of the match.
-
-    Attributes:
-        panorama_model_key: Object key of the `PanoramaModel` JSON.
-        width: Panorama width in pixels.
-        height: Panorama height in pixels.
-        pitch_polygon: The pitch outline (with a margin) in panorama pixels: where detection
-            is worth running.
-    """
-
-    panorama_model_key: str
-    width: int
-    height: int
-    pitch_polygon: list[tuple[float, float]]
-
-
-@dataclass
-class StitchChunkInput:
-    """One chunk of both recordings to stitch."""
-
-    organization_id: str
-    match_id: str
-    revision: int
-    chunk: int
-    left_key: str
-    right_key: str
-    left_sha256: str
-    right_sha256: str
-    rig_key: str
-    panorama_model_key: str
-    start_frame: int
-    end_frame: int
-    fps: float
-    decode_from_left: int | None = None
-    decode_from_right: int | None = None
-
-
-@dataclass
-class StitchChunkOutput:
-    """The chunk's panorama video."""
-
-    chunk: int
-    video_key: str
-    sha256: str
-    frames: int
-    manifest_key: str
-    from_manifest: bool = False
-
-
-def pitch_polygon(model: PanoramaModel, margin_m: float = 3.0) -> list[tuple[float, float]]:
-    """The pitch outline plus ``margin_m``, at ground and head height, in panorama pixels."""
-    length, width = model.pitch_length_m, model.pitch_width_m
-    xs = np.linspace(-margin_m, length + margin_m, 40)
-    ys = np.linspace(-margin_m, width + margin_m, 20)
-    outline = np.concatenate(
-        [
-            np.column_stack([xs, np.full_like(xs, -margin_m)]),
-            np.column_stack([np.full_like(ys, length + margin_m), ys]),
-            np.column_stack([xs[::-1], np.full_like(xs, width + margin_m)]),
-            np.column_stack([np.full_like(ys, -margin_m), ys[::-1]]),
-        ]
-    )
-    rings = [
-        pitch_to_panorama(model, np.column_stack([outline, np.full(len(outline), z)]))
-        for z in (0.0, 2.2)
-    ]
-    points = np.concatenate(rings)
-    points = points[np.isfinite(points).all(axis=1)]
-    points[:, 0] = np.clip(points[:, 0], 0, model.width - 1)
-    points[:, 1] = np.clip(points[:, 1], 0, model.height - 1)
-    hull = cv2.convexHull(points.astype(np.float32)).reshape(-1, 2)
-    return [(float(x), float(y)) for x, y in hull]
+OutputT = TypeVar("OutputT")
 
 
 class StitchActivities:
@@ -160,53 +82,73 @@ class StitchActivities:
                 self._maps = {cache_key: maps}  # one match at a time per worker is the norm
             return maps
 
-    @activity.defn(name="stitch_prepare")
+    def _step(
+        self,
+        input: StitchPrepareInput | StitchChunkInput,
+        inputs: dict[str, Any],
+        output_type: type[OutputT],
+        folder: str,
+    ) -> StageStep[OutputT]:
+        """The stage step of one unit of the stage: ``prepare``, or one chunk's folder."""
+        return StageStep.for_match(
+            self._objects,
+            input,
+            stage=STAGE,
+            inputs=inputs,
+            code_version=CODE_VERSION,
+            output_type=output_type,
+            folder=(folder,),
+        )
+
+    @activity.defn(name=names.STITCH_PREPARE)
     async def prepare(self, input: StitchPrepareInput) -> StitchPrepareOutput:
         """Fix the panorama geometry of the match from its rig."""
-        rig = Rig.from_json((await self._objects.get(input.rig_key)).decode())
-        model = panorama_model_from_rig(rig, scale=input.scale)
+        rig_json = (await self._objects.get(input.rig_key)).decode()
+        inputs = {"rig": rig_json, "scale": input.scale}
+        step = self._step(input, inputs, StitchPrepareOutput, "prepare")
+        if (done := await step.recorded()) is not None:
+            return done
+        model = panorama_model_from_rig(Rig.from_json(rig_json), scale=input.scale)
         key = artifact_key(
-            input.organization_id, input.match_id, input.revision, "stitch", "panorama.json"
+            input.organization_id, input.match_id, input.revision, STAGE, "panorama.json"
         )
         await self._objects.put(key, model.to_json().encode(), content_type="application/json")
-        return StitchPrepareOutput(key, model.width, model.height, pitch_polygon(model))
+        return await step.record(
+            StitchPrepareOutput(key, model.width, model.height, pitch_polygon(model))
+        )
 
-    @activity.defn(name="stitch_chunk")
+    @activity.defn(name=names.STITCH_CHUNK)
     async def stitch_chunk(self, input: StitchChunkInput) -> StitchChunkOutput:
         """Stitch one chunk of both recordings into a panorama video."""
-        stage = artifact_key(input.organization_id, input.match_id, input.revision, "stitch")
-        manifest_key = f"{stage}/chunk-{input.chunk:05d}.manifest.json"
-        video_key = f"{stage}/chunk-{input.chunk:05d}.mp4"
+        name = f"chunk-{input.chunk:05d}"
         rig_json = await self._objects.get(input.rig_key)
         model_json = await self._objects.get(input.panorama_model_key)
-        digest = inputs_digest(
-            {
-                "left": input.left_sha256,
-                "right": input.right_sha256,
-                "rig": rig_json.decode(),
-                "model": model_json.decode(),
-                "frames": (input.start_frame, input.end_frame),
-            }
+        inputs = {
+            "left": input.left_sha256,
+            "right": input.right_sha256,
+            "rig": rig_json.decode(),
+            "model": model_json.decode(),
+            "frames": (input.start_frame, input.end_frame),
+        }
+        step = self._step(input, inputs, StitchChunkOutput, name)
+        if (done := await step.recorded()) is not None:
+            return done
+        video_key = artifact_key(
+            input.organization_id, input.match_id, input.revision, STAGE, f"{name}.mp4"
         )
-        done = await read_matching_manifest(self._objects, manifest_key, digest, CODE_VERSION)
-        if done is not None:
-            return StitchChunkOutput(
-                input.chunk,
-                video_key,
-                str(done.outputs["sha256"]),
-                int(done.outputs["frames"]),
-                manifest_key,
-                from_manifest=True,
-            )
         left = await self._cached(input.left_key, input.left_sha256, ".video")
         right = await self._cached(input.right_key, input.right_sha256, ".video")
         maps = await asyncio.to_thread(self._stitch_maps, rig_json, model_json)
-        scratch = Path(tempfile.mkdtemp(prefix="pv-stitch-"))
-        loop = asyncio.get_running_loop()
+        sha256, frames = await self._stitch_and_upload(input, left, right, maps, video_key)
+        output = StitchChunkOutput(input.chunk, video_key, sha256, frames, step.manifest_key)
+        return await step.record(output)
 
-        def progress(frames_done: int) -> None:
-            # Called from the stitching thread; heartbeats belong to the activity's loop.
-            loop.call_soon_threadsafe(heartbeat, {"frames_done": frames_done})
+    async def _stitch_and_upload(
+        self, input: StitchChunkInput, left: Path, right: Path, maps: StitchMaps, video_key: str
+    ) -> tuple[str, int]:
+        """Stitch the chunk into a scratch file and upload it; its sha256 and frame count."""
+        scratch = Path(tempfile.mkdtemp(prefix="pv-stitch-"))
+        progress = frames_done_reporter()
 
         try:
             out = scratch / "panorama.mp4"
@@ -229,15 +171,4 @@ class StitchActivities:
             info = await self._objects.upload_file(video_key, out, sha256=result.sha256)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        sha256 = info.sha256 or result.sha256
-        await write_manifest(
-            self._objects,
-            manifest_key,
-            Manifest(
-                stage="stitch",
-                inputs_digest=digest,
-                code_version=CODE_VERSION,
-                outputs={"video_key": video_key, "sha256": sha256, "frames": result.frames},
-            ),
-        )
-        return StitchChunkOutput(input.chunk, video_key, sha256, result.frames, manifest_key)
+        return info.sha256 or result.sha256, result.frames

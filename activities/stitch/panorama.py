@@ -351,6 +351,34 @@ def pitch_to_panorama(model: PanoramaModel, points: npt.ArrayLike) -> Float64Arr
     return np.stack([np.where(np.isnan(tan_e), np.nan, u), v], axis=1)
 
 
+def pitch_polygon(model: PanoramaModel, margin_m: float = 3.0) -> list[tuple[float, float]]:
+    """The pitch outline plus ``margin_m``, at ground and head height, in panorama pixels.
+
+    The convex hull of both rings, clipped to the image: where detection is worth running.
+    """
+    length, width = model.pitch_length_m, model.pitch_width_m
+    xs = np.linspace(-margin_m, length + margin_m, 40)
+    ys = np.linspace(-margin_m, width + margin_m, 20)
+    outline = np.concatenate(
+        [
+            np.column_stack([xs, np.full_like(xs, -margin_m)]),
+            np.column_stack([np.full_like(ys, length + margin_m), ys]),
+            np.column_stack([xs[::-1], np.full_like(xs, width + margin_m)]),
+            np.column_stack([np.full_like(ys, -margin_m), ys[::-1]]),
+        ]
+    )
+    rings = [
+        pitch_to_panorama(model, np.column_stack([outline, np.full(len(outline), z)]))
+        for z in (0.0, 2.2)
+    ]
+    points = np.concatenate(rings)
+    points = points[np.isfinite(points).all(axis=1)]
+    points[:, 0] = np.clip(points[:, 0], 0, model.width - 1)
+    points[:, 1] = np.clip(points[:, 1], 0, model.height - 1)
+    hull = cv2.convexHull(points.astype(np.float32)).reshape(-1, 2)
+    return [(float(x), float(y)) for x, y in hull]
+
+
 @dataclass(frozen=True, eq=False)
 class CameraMaps:
     """One source camera's fixed-point remap maps for a column range of the panorama.

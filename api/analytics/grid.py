@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from activities.analyze.metrics import CELL_M
+from activities.analyze.contracts import CELL_M
 from polyvision.geometry.pitch import PITCH_M
 
 #: Square cell sizes (metres) a client may ask for; none means the analyze stage's grid.

@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlmodel import col, select
 
-from api.security import DbSession, get_auth, get_current_user, unauthorized
+from api.deps import DbSession
+from api.security import get_auth, get_current_user, unauthorized
 from api.security.device_auth import (
     InvalidDeviceToken,
     authenticate_device,

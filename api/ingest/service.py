@@ -29,14 +29,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
-from activities.ingest.validate import ExpectedRecording
+from activities.ingest.contracts import ExpectedRecording
 from api.ingest.parts import (
     PartSizeError,
     choose_part_size,
@@ -79,10 +74,8 @@ from polyvision.storage.objects import (
     UploadNotFound,
 )
 from polyvision.storage.objects.base import guess_content_type
-from polyvision.temporal.queues import QueueRole, queue_names
-from polyvision.temporal.search_attributes import DEVICE_ID, MATCH_ID, ORGANIZATION_ID
-from programs.process import ui_link
-from workflows.match import MatchWorkflow, workflow_id_for
+from processing import MatchProcessing
+from processing.catalog import match_workflow_id
 from workflows.types import MatchInput
 
 PART_URL_LIFETIME = timedelta(hours=1)
@@ -217,23 +210,6 @@ async def parts_done(objects: ObjectStore, upload: Upload) -> dict[Side, list[in
                 continue
             done[side] = [part.number for part in listed if part.number <= len(every)]
     return done
-
-
-async def current_run_id(client: Client, workflow_id: str) -> str | None:
-    """The run id of the match workflow (None when Temporal no longer knows it).
-
-    Raises:
-        RPCError: Temporal could not answer.
-    """
-    try:
-        description = await client.get_workflow_handle(workflow_id).describe(
-            rpc_timeout=timedelta(seconds=5)
-        )
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    return description.run_id
 
 
 # ---- opening -------------------------------------------------------------------------------
@@ -524,20 +500,13 @@ async def _assemble(db: AsyncSession, objects: ObjectStore, upload: Upload, matc
         await db.commit()
 
 
-async def start_match_workflow(
-    client: Client, settings: Settings, upload: Upload, match: Match, revision: int
-) -> str:
-    """Start (or find, by id) the match workflow for ``revision`` of ``upload``; its run id.
+def match_input(upload: Upload, match: Match, revision: int) -> MatchInput:
+    """The match workflow's input for ``revision`` of a completed ``upload``.
 
     Used by a completed upload (revision 1) and by the reprocess of a finished match (the
-    next revision, a new run under the same workflow id).
+    next revision, a new run under the same workflow id); `processing.MatchProcessing.start`
+    starts it.
     """
-    attributes = [
-        SearchAttributePair(MATCH_ID, str(match.id)),
-        SearchAttributePair(ORGANIZATION_ID, str(match.organization_id)),
-    ]
-    if upload.device_id is not None:
-        attributes.append(SearchAttributePair(DEVICE_ID, str(upload.device_id)))
 
     def expected(side: Side) -> ExpectedRecording:
         stored = declared(upload, side)
@@ -545,42 +514,45 @@ async def start_match_workflow(
             size_bytes=stored.size, sha256=stored.sha256, frame_count=stored.frames
         )
 
-    handle = await client.start_workflow(
-        MatchWorkflow.run,
-        MatchInput(
-            organization_id=str(match.organization_id),
-            match_id=str(match.id),
-            left_key=_key(upload, "left"),
-            right_key=_key(upload, "right"),
-            rig_key=upload.rig_key or rig_key(upload.organization_id, upload.id),
-            device_id=str(upload.device_id) if upload.device_id is not None else None,
-            revision=revision,
-            expected_left=expected("left"),
-            expected_right=expected("right"),
-            task_queue_suffix=settings.task_queue_suffix,
-        ),
-        id=workflow_id_for(str(match.id)),
-        task_queue=queue_names(settings.task_queue_suffix)[QueueRole.cpu],
-        # A retried completion finds the workflow the first one started.
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        # Set at start (the workflow upserts them too) so operators find the match in the UI
-        # even before a worker picks it up.
-        search_attributes=TypedSearchAttributes(attributes),
+    return MatchInput(
+        organization_id=str(match.organization_id),
+        match_id=str(match.id),
+        left_key=_key(upload, "left"),
+        right_key=_key(upload, "right"),
+        rig_key=upload.rig_key or rig_key(upload.organization_id, upload.id),
+        device_id=str(upload.device_id) if upload.device_id is not None else None,
+        revision=revision,
+        expected_left=expected("left"),
+        expected_right=expected("right"),
     )
-    return handle.first_execution_run_id or handle.result_run_id or ""
+
+
+async def latest_completed_upload(db: AsyncSession, match: Match) -> Upload | None:
+    """The match's most recently completed upload session: the recording it is processed from."""
+    return (
+        await db.exec(
+            select(Upload)
+            .where(
+                col(Upload.match_id) == match.id,
+                col(Upload.organization_id) == match.organization_id,
+                col(Upload.status) == UploadStatus.completed,
+            )
+            .order_by(col(Upload.completed_at).desc())
+        )
+    ).first()
 
 
 async def _completed_run(
     settings: Settings, connect: ConnectTemporal, match: Match
 ) -> tuple[str | None, str | None]:
     """Run id and UI link of the workflow a completed session started."""
-    workflow_id = match.workflow_id or workflow_id_for(str(match.id))
-    client = await connect()
+    workflow_id = match_workflow_id(match)
+    processing = MatchProcessing(await connect(), settings)
     try:
-        run_id = await current_run_id(client, workflow_id)
+        run_id = await processing.current_run_id(workflow_id)
     except RPCError as exc:
         raise HTTPException(503, TEMPORAL_UNAVAILABLE) from exc
-    return run_id, ui_link(settings, workflow_id, run_id) if run_id else None
+    return run_id, processing.ui_link(workflow_id, run_id) if run_id else None
 
 
 async def _claim(db: AsyncSession, upload: Upload) -> tuple[bool, UploadStatus]:
@@ -691,12 +663,13 @@ async def _complete_claimed(
     match: Match,
 ) -> tuple[str | None, str | None]:
     """`complete` once this request holds the claim."""
-    workflow_id = workflow_id_for(str(match.id))
+    workflow_id = MatchProcessing.workflow_id(str(match.id))
     await _assemble(db, objects, upload, match)
 
-    client = await connect()
+    processing = MatchProcessing(await connect(), settings)
     try:
-        run_id = await start_match_workflow(client, settings, upload, match, max(match.revision, 1))
+        # A retried completion finds the workflow the first one started.
+        run_id = await processing.start(match_input(upload, match, max(match.revision, 1)))
     except RPCError as exc:
         raise HTTPException(503, TEMPORAL_UNAVAILABLE) from exc
 
@@ -730,7 +703,7 @@ async def _complete_claimed(
         if upload.status is not UploadStatus.completed:
             raise
         return await _completed_run(settings, connect, match)
-    return run_id, ui_link(settings, workflow_id, run_id)
+    return run_id, processing.ui_link(workflow_id, run_id)
 
 
 # ---- abort ---------------------------------------------------------------------------------

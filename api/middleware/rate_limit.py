@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.middleware.security_headers import is_under
 from api.problems import problem
-from api.security.ratelimit import SlidingWindowLimiter
+from api.security.sliding_window import SlidingWindowLimiter
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,8 @@ from api.analytics.shaping import (
     track_totals,
 )
 from api.catalog import load_match
-from api.deps import AnalyticsDep, ObjectsDep
+from api.deps import AnalyticsDep, DbSession, ObjectsDep
 from api.openapi import problem_responses
-from api.security import DbSession
 from api.security.tenancy import CanReadAnalytics
 from polyvision.artifacts import artifact_key
 from polyvision.storage.analytics import AnalyticsStore

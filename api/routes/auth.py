@@ -23,10 +23,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from api.deps import MailerDep, SettingsDep
+from api.deps import DbSession, MailerDep, SettingsDep
 from api.openapi import problem_responses
 from api.problems import problem
-from api.security import AuthDep, CurrentUser, DbSession, unauthorized
+from api.security import AuthDep, CurrentUser, unauthorized
 from api.security.email_tokens import (
     EMAIL_TOKEN_LIFETIME,
     ExpiredEmailToken,

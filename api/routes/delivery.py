@@ -28,10 +28,9 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from starlette.background import BackgroundTask
 
 from api.catalog import load_match
-from api.deps import ObjectsDep, SettingsDep
+from api.deps import DbSession, ObjectsDep, SettingsDep
 from api.openapi import problem_responses
 from api.problems import problem
-from api.security import DbSession
 from api.security.playback import (
     PLAYBACK_TOKEN_LIFETIME,
     ExpiredPlaybackToken,

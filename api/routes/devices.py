@@ -21,8 +21,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 
+from api.deps import DbSession
 from api.openapi import problem_responses
-from api.security import DbSession
 from api.security.device_auth import CurrentDevice
 from api.security.tenancy import CanManageDevices, not_found
 from polyvision.device_tokens import b64url, b64url_decode

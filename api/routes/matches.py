@@ -35,9 +35,8 @@ from api.catalog import (
 from api.catalog.lookup import MATCH_NOT_FOUND
 from api.catalog.matches import sort_value
 from api.catalog.purge import gather_stored_data, purge_stored_data, workflow_running
-from api.deps import AnalyticsDep, EngineDep, ObjectsDep, TemporalDep
+from api.deps import AnalyticsDep, DbSession, EngineDep, ObjectsDep, TemporalDep
 from api.openapi import problem_responses
-from api.security import DbSession
 from api.security.tenancy import CanEditCatalog, CanView, not_found
 from polyvision.artifacts import match_prefix
 from polyvision.storage.metadata.models import (

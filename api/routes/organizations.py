@@ -22,10 +22,10 @@ from sqlmodel import col, select
 from temporalio.service import RPCError
 
 from api.catalog.purge import gather_stored_data, purge_stored_data, workflow_running
-from api.deps import AnalyticsDep, ObjectsDep, TemporalDep
+from api.deps import AnalyticsDep, DbSession, ObjectsDep, TemporalDep
 from api.openapi import problem_responses
 from api.routes.auth import Email
-from api.security import CurrentUser, DbSession
+from api.security import CurrentUser
 from api.security.permissions import ROLE_PERMISSIONS, Permission
 from api.security.tenancy import CanManageMembers, CanManageOrganization, CanView, OrgMember
 from polyvision.storage.metadata.models import (

@@ -15,8 +15,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.catalog import load_team
+from api.deps import DbSession
 from api.openapi import problem_responses
-from api.security import DbSession
 from api.security.tenancy import CanEditCatalog, CanView
 from polyvision.storage.metadata.models import Team, TeamPublic
 

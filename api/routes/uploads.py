@@ -20,18 +20,17 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
-from api.deps import ObjectsDep, SettingsDep, get_temporal
+from api.deps import DbSession, ObjectsDep, SettingsDep, get_temporal
 from api.ingest import service
 from api.ingest.principal import CurrentUploader, Uploader
 from api.ingest.schemas import PartsRequest, PartUrls, UploadOpen, UploadSession
 from api.ingest.session import build_session
 from api.openapi import problem_responses
-from api.security import DbSession
 from api.security.tenancy import CanUpload
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Match, Upload, UploadStatus
 from polyvision.storage.objects import ObjectStore
-from programs.process import ui_link
+from processing import MatchProcessing
 
 router = APIRouter(tags=["uploads"])
 
@@ -50,12 +49,13 @@ async def _session_body(
     ui_url: str | None = None
     client: Client | None = request.app.state.temporal
     if upload.status is UploadStatus.completed and client is not None and match.workflow_id:
+        processing = MatchProcessing(client, request.app.state.settings)
         try:
-            run_id = await service.current_run_id(client, match.workflow_id)
+            run_id = await processing.current_run_id(match.workflow_id)
         except Exception:  # Temporal down: the session is still worth answering
             run_id = None
         if run_id is not None:
-            ui_url = ui_link(request.app.state.settings, match.workflow_id, run_id)
+            ui_url = processing.ui_link(match.workflow_id, run_id)
     return build_session(
         upload, match, await service.parts_done(objects, upload), run_id=run_id, ui_url=ui_url
     )

@@ -15,11 +15,11 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.deps import get_session
-from api.security.keys import KeyRing
+from api.deps import DbSession
 from api.security.passwords import Passwords
-from api.security.ratelimit import LoginLimiter
 from api.security.refresh import RefreshTokens
+from api.security.signing_keys import KeyRing
+from api.security.sliding_window import LoginLimiter
 from api.security.tokens import AccessTokens, InvalidAccessToken, UnknownSigningKey
 from polyvision.settings import Settings
 from polyvision.storage.metadata.engine import create_engine, session_maker
@@ -73,9 +73,6 @@ async def rotate_signing_key(settings: Settings) -> str:
         return (await keys.rotate()).kid
     finally:
         await engine.dispose()
-
-
-DbSession = Annotated[AsyncSession, Depends(get_session)]
 
 
 def get_auth(request: Request) -> AuthState:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.security import DbSession
+from api.deps import DbSession
 from polyvision.device_tokens import (
     ALGORITHM,
     AUDIENCE,

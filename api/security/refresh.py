@@ -16,7 +16,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.security.models import RefreshToken
+from polyvision.storage.metadata.models import RefreshToken
 
 TOKEN_PREFIX = "pvr_"
 DEFAULT_LIFETIME = timedelta(days=30)

@@ -15,7 +15,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException
 from sqlmodel import col, select
 
-from api.security import CurrentUser, DbSession
+from api.deps import DbSession
+from api.security import CurrentUser
 from api.security.permissions import Permission, allows
 from polyvision.storage.metadata.models import Membership, Organization, Role, User
 

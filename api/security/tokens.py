@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 
-from api.security.keys import ALGORITHM, KeyRing
+from api.security.signing_keys import ALGORITHM, KeyRing
 
 TOKEN_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti"]

@@ -13,7 +13,8 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
-from activities.analyze.activity import AnalyzeActivities, AnalyzeChunk, AnalyzeInput
+from activities.analyze.activity import AnalyzeActivities
+from activities.analyze.contracts import AnalyzeChunk, AnalyzeInput
 from activities.analyze.rows import track_points_table
 from polyvision.storage.analytics import AnalyticsStore, apply_migrations, open_analytics_store
 from polyvision.storage.objects import ObjectStore, open_object_store

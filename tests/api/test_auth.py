@@ -24,12 +24,11 @@ from sqlmodel import select
 from api.app import create_app
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.security import AUDIENCE, AuthState, create_auth_state
-from api.security.keys import KeyRing, generate_key
-from api.security.models import RefreshToken
 from api.security.passwords import Passwords
-from api.security.ratelimit import LoginLimiter, SlidingWindowLimiter
+from api.security.signing_keys import KeyRing, generate_key
+from api.security.sliding_window import LoginLimiter, SlidingWindowLimiter
 from polyvision.settings import Settings
-from polyvision.storage.metadata.models import SigningKey
+from polyvision.storage.metadata.models import RefreshToken, SigningKey
 
 PASSWORD = "correct horse battery"
 GOOD = {"email": "ada@example.com", "password": PASSWORD}

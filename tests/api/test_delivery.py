@@ -23,7 +23,8 @@ import pytest
 from fastapi import FastAPI
 from temporalio.testing import ActivityEnvironment
 
-from activities.encode.activity import EncodeActivities, PackageInput
+from activities.encode.activity import EncodeActivities
+from activities.encode.contracts import PackageInput
 from api.routes.delivery import (
     ByteRange,
     RangeNotSatisfiable,

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from activities.analyze.metrics import CELL_M, heatmap_grid
+from activities.analyze.contracts import CELL_M
+from activities.analyze.metrics import heatmap_grid
 from api.analytics.grid import GridSpec, grid_from_cells, grid_spec
 from api.analytics.heatmap_png import heatmap_png, image_size, render_heatmap
 from polyvision.geometry.pitch import PITCH_M

@@ -30,15 +30,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from activities.ingest.activity import IngestInput, IngestOutput
-from activities.track.activity import TrackInput, TrackOutput
+from activities.ingest.contracts import IngestInput, IngestOutput
+from activities.track.contracts import TrackInput, TrackOutput
 from api.app import create_app
-from api.routes.processing import ProcessingState, reconciled_status
 from polyvision.ports import free_port
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Match, MatchStatus, Role, Upload, UploadStatus
 from polyvision.temporal.queues import QueueRole, queue_names
-from programs.process import ui_link
+from processing import ProcessingState, ui_link
+from processing.catalog import reconciled_status
 from tests.api.factories import Factory, TestOrg
 from tests.workflows.standins import StandinActivities, StandinMatch
 from workflows.match import (

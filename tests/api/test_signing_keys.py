@@ -23,7 +23,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.app import create_app
 from api.security import MAX_TOKEN_LIFETIME, AuthState
-from api.security.keys import KeyRing, KeyRingSecretError, KeyStore, encryption_key, generate_key
+from api.security.signing_keys import (
+    KeyRing,
+    KeyRingSecretError,
+    KeyStore,
+    encryption_key,
+    generate_key,
+)
 from polyvision.settings import Settings
 from polyvision.storage.metadata import create_engine, session_maker, upgrade
 from polyvision.storage.metadata.models import SigningKey

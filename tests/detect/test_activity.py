@@ -13,7 +13,8 @@ import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
 import activities.detect.activity as detect_activity
-from activities.detect.activity import DetectActivities, DetectChunkInput
+from activities.detect.activity import DetectActivities
+from activities.detect.contracts import DetectChunkInput
 from activities.detect.detections import Detections
 from activities.detect.model_store import resolve_model
 from activities.detect.tiling import plan_tiles

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from activities.detect.activity import detections_table, person_colours
 from activities.detect.colour import torso_lab
 from activities.detect.detections import Detections
+from activities.detect.rows import detections_table, person_colours
 
 GRASS_BGR = (40, 140, 60)
 RED_BGR = (35, 25, 200)

@@ -11,7 +11,8 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
-from activities.encode.activity import EncodeActivities, PackageInput
+from activities.encode.activity import EncodeActivities
+from activities.encode.contracts import PackageInput
 from polyvision.media.writer import VideoWriter
 from polyvision.storage.objects import ObjectStore, open_object_store
 

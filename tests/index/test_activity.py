@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.testing import ActivityEnvironment
 
-from activities.index.activity import IndexActivities, IndexInput
+from activities.index.activity import IndexActivities
+from activities.index.contracts import IndexInput
 from polyvision.storage.metadata import create_engine, session_maker, upgrade
 from polyvision.storage.metadata.models import Match, MatchStatus, Organization
 from polyvision.storage.objects import ObjectStore, open_object_store

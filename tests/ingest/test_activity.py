@@ -14,15 +14,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.ingest import activity as ingest_activity
-from activities.ingest.activity import (
-    IngestActivities,
+from activities.ingest import pair as ingest_pair
+from activities.ingest.activity import IngestActivities
+from activities.ingest.chunks import plan_chunks
+from activities.ingest.contracts import (
+    ExpectedRecording,
     IngestInput,
     IngestOutput,
-    manifest_key,
+    RecordingSummary,
 )
-from activities.ingest.chunks import plan_chunks
 from activities.ingest.probe import VideoProbe, probe_video, sha256_file
-from activities.ingest.validate import ExpectedRecording
+from polyvision.stage import output_from_json
 from polyvision.storage.objects import (
     DEFAULT_CHUNK_SIZE,
     FileObjectStore,
@@ -36,6 +38,7 @@ ORG, MATCH, REVISION = "org-1", "match-7", 1
 LEFT_KEY = "orgs/org-1/uploads/u1/left.mp4"
 RIGHT_KEY = "orgs/org-1/uploads/u1/right.mp4"
 RIG_KEY = "orgs/org-1/uploads/u1/rig.json"
+MANIFEST_KEY = "orgs/org-1/matches/match-7/1/ingest/manifest.json"
 
 
 class UnhashedFileStore(FileObjectStore):
@@ -61,14 +64,14 @@ async def objects(tmp_path: Path) -> AsyncIterator[ObjectStore]:
 
 @pytest.fixture
 def probe_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Count the probes the activity runs (it looks `probe_video` up at call time)."""
+    """Count the probes the activity runs (`pair` looks `probe_video` up at call time)."""
     calls: list[Path] = []
 
     def counting(path: Path, **kwargs: Any) -> VideoProbe:
         calls.append(Path(path))
         return probe_video(path, **kwargs)
 
-    monkeypatch.setattr(ingest_activity, "probe_video", counting)
+    monkeypatch.setattr(ingest_pair, "probe_video", counting)
     return calls
 
 
@@ -136,19 +139,19 @@ async def test_ingest_probes_plans_and_writes_the_manifest(
     )
     assert [(c.start_frame, c.end_frame) for c in output.chunks] == [(0, 25), (25, 50)]
     assert [(c.decode_from_left, c.decode_from_right) for c in output.chunks] == [(0, 0), (25, 25)]
-    assert output.manifest_key == manifest_key(ORG, MATCH, REVISION)
-    assert output.manifest_key == "orgs/org-1/matches/match-7/1/ingest/manifest.json"
+    assert output.manifest_key == MANIFEST_KEY
     assert len(probe_calls) == 2
-    assert ("probe",) in heartbeats and ("manifest",) in heartbeats
+    assert ({"phase": "probe"},) in heartbeats and ({"phase": "manifest"},) in heartbeats
     assert list(scratch.iterdir()) == []  # downloads cleaned up
 
     manifest = json.loads(await objects.get(output.manifest_key))
     assert manifest["stage"] == "ingest"
     assert manifest["code_version"] == ingest_activity.INGEST_CODE_VERSION
-    assert manifest["inputs"]["left"] == {"key": LEFT_KEY, "sha256": output.left_sha256}
-    assert manifest["inputs"]["expected_left"]["frame_count"] == 50
-    assert manifest["keyframes"] == {"left": [0, 25], "right": [0, 25]}
-    assert IngestOutput.from_dict(manifest["output"]) == output
+    details = manifest["outputs"]["details"]
+    assert details["inputs"]["left"] == {"key": LEFT_KEY, "sha256": output.left_sha256}
+    assert details["inputs"]["expected_left"]["frame_count"] == 50
+    assert details["keyframes"] == {"left": [0, 25], "right": [0, 25]}
+    assert output_from_json(IngestOutput, manifest["outputs"]["output"]) == output
 
 
 async def test_a_retry_returns_the_stored_output_without_probing(
@@ -196,7 +199,7 @@ async def test_pair_of_different_lengths_is_a_non_retryable_mismatch(
     assert error.type == "RecordingMismatch"
     assert error.message == "frame counts differ: left 50, right 25"
     assert list(scratch.iterdir()) == []
-    assert not await objects.exists(manifest_key(ORG, MATCH, REVISION))
+    assert not await objects.exists(MANIFEST_KEY)
 
 
 async def test_checksum_mismatch_with_the_upload(
@@ -249,7 +252,7 @@ def test_input_and_output_survive_temporal_payload_conversion_within_limits() ->
 
     # A 120-minute match at 25 fps in 10 s chunks: the biggest output the workflow will carry.
     frames = 120 * 60 * 25
-    summary = ingest_activity.RecordingSummary(
+    summary = RecordingSummary(
         LEFT_KEY, "hevc", 3840, 2160, "25/1", frames, 7200.0, 7200, True, "yuv420p", 8, 1, "0" * 64
     )
     output = IngestOutput(
@@ -261,7 +264,7 @@ def test_input_and_output_survive_temporal_payload_conversion_within_limits() ->
         width=3840,
         height=2160,
         chunks=plan_chunks(frames, 25, [0], [0], 10.0),
-        manifest_key=manifest_key(ORG, MATCH, REVISION),
+        manifest_key=MANIFEST_KEY,
         left_sha256="0" * 64,
         right_sha256="0" * 64,
         rig_sha256="0" * 64,

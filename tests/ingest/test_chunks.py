@@ -8,7 +8,8 @@ from fractions import Fraction
 
 import pytest
 
-from activities.ingest.chunks import ChunkPlan, plan_chunks
+from activities.ingest.chunks import plan_chunks
+from activities.ingest.contracts import ChunkPlan
 
 
 def _spans(chunks: list[ChunkPlan]) -> list[tuple[int, int]]:

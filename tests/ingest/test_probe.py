@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import pytest
 
+from activities.ingest.contracts import ExpectedRecording
 from activities.ingest.probe import (
     InvalidRecordingError,
     VideoProbe,
@@ -18,7 +19,7 @@ from activities.ingest.probe import (
     probe_video,
     sha256_file,
 )
-from activities.ingest.validate import ExpectedRecording, RecordingMismatchError, validate_pair
+from activities.ingest.validate import RecordingMismatchError, validate_pair
 from tests.ingest.conftest import readme_sha256, remux, shared_data_dir, truncate
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from activities.ingest.contracts import ExpectedRecording
 from activities.ingest.probe import VideoProbe, probe_video
-from activities.ingest.validate import ExpectedRecording, RecordingMismatchError, validate_pair
+from activities.ingest.validate import RecordingMismatchError, validate_pair
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +105,12 @@ def test_a_declared_checksum_needs_a_hashed_probe(synth_2s: Path) -> None:
 
 
 def test_workflow_facing_modules_do_not_load_ffmpeg() -> None:
-    # Workflow inputs carry ExpectedRecording and the chunk plan; workflow code must not import
-    # heavy libraries, so these modules stay free of PyAV.
+    # Workflow inputs carry ExpectedRecording and the chunk plan (in the light contracts);
+    # workflow code must not import heavy libraries, so these modules stay free of them.
     code = (
-        "import sys, activities.ingest.validate, activities.ingest.chunks; "
-        "sys.exit('av' in sys.modules)"
+        "import sys, activities.ingest.contracts, activities.ingest.validate, "
+        "activities.ingest.chunks, activities.ingest.summary; "
+        "heavy = ('av', 'cv2', 'onnxruntime', 'native'); "
+        "sys.exit(' '.join(m for m in heavy if m in sys.modules) or None)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

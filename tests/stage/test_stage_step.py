@@ -24,12 +24,17 @@ class Output:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class Scope:
+    organization_id: str = "org"
+    match_id: str = "m1"
+    revision: int = 1
+
+
 def _step(objects, inputs, code_version="v1"):
     return StageStep.for_match(
         objects,
-        organization_id="org",
-        match_id="m1",
-        revision=1,
+        Scope(),
         stage="stitch",
         inputs=inputs,
         code_version=code_version,

@@ -10,11 +10,8 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
-from activities.stitch.activity import (
-    StitchActivities,
-    StitchChunkInput,
-    StitchPrepareInput,
-)
+from activities.stitch.activity import StitchActivities
+from activities.stitch.contracts import StitchChunkInput, StitchPrepareInput
 from activities.stitch.panorama import PanoramaModel
 from polyvision.storage.objects import ObjectStore, open_object_store
 from synth.generate import SynthConfig, generate_match
@@ -52,6 +49,13 @@ async def test_prepare_then_stitch_a_chunk_twice(
     assert len(prepared.pitch_polygon) >= 4
     xs = [x for x, _ in prepared.pitch_polygon]
     assert min(xs) >= 0 and max(xs) <= model.width - 1
+    # A retry answers from the manifest, with the same (typed) output.
+    assert (
+        await env.run(
+            acts.prepare, StitchPrepareInput("o1", "m1", 1, keys["rig.json"].key, scale=0.5)
+        )
+        == prepared
+    )
 
     chunk = StitchChunkInput(
         organization_id="o1",
@@ -81,3 +85,8 @@ async def test_prepare_then_stitch_a_chunk_twice(
 
     again = await env.run(acts.stitch_chunk, chunk)
     assert again.from_manifest and again.sha256 == output.sha256
+    assert (again.video_key, again.frames, again.manifest_key) == (
+        output.video_key,
+        output.frames,
+        "orgs/o1/matches/m1/1/stitch/chunk-00000/manifest.json",
+    )

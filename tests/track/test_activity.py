@@ -14,7 +14,8 @@ import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
 from activities.stitch.panorama import PanoramaModel, panorama_model_from_rig, pitch_to_panorama
-from activities.track.activity import TrackActivities, TrackChunk, TrackInput
+from activities.track.activity import TrackActivities
+from activities.track.contracts import TrackChunk, TrackInput
 from evaluation.formats import Truth, load_truth
 from evaluation.tracking import build_sequence, tracking_scores
 from polyvision.geometry import Rig

@@ -11,9 +11,12 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
-from activities.detect.activity import DetectActivities, DetectChunkInput
-from activities.stitch.activity import StitchActivities, StitchChunkInput, StitchPrepareInput
-from activities.track.activity import TrackActivities, TrackChunk, TrackInput
+from activities.detect.activity import DetectActivities
+from activities.detect.contracts import DetectChunkInput
+from activities.stitch.activity import StitchActivities
+from activities.stitch.contracts import StitchChunkInput, StitchPrepareInput
+from activities.track.activity import TrackActivities
+from activities.track.contracts import TrackChunk, TrackInput
 from activities.track.teams import ColourAccumulator, assign_teams, team_column
 from evaluation.formats import Truth, load_truth
 from polyvision.storage.analytics import apply_migrations, open_analytics_store

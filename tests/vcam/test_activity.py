@@ -18,12 +18,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.analyze.rows import track_points_table
 from activities.stitch.panorama import PanoramaModel, pitch_to_panorama
-from activities.vcam.activity import (
-    VcamActivities,
-    VcamChunk,
-    VcamPlanInput,
-    VcamRenderInput,
-)
+from activities.vcam.activity import VcamActivities
+from activities.vcam.contracts import VcamChunk, VcamPlanInput, VcamRenderInput
 from activities.vcam.plan import VcamPath
 from activities.vcam.render import render_view
 from polyvision.media.writer import VideoWriter
@@ -226,4 +222,4 @@ async def test_render_refuses_a_chunk_whose_length_is_not_the_planned_one(
     with pytest.raises(ApplicationError) as raised:
         await ActivityEnvironment().run(acts.render_chunk, render_input)
     assert raised.value.non_retryable
-    assert not await objects.exists("orgs/o1/matches/m1/1/vcam/chunk-00000.manifest.json")
+    assert not await objects.exists("orgs/o1/matches/m1/1/vcam/chunk-00000/manifest.json")

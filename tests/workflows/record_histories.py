@@ -33,6 +33,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 
+from polyvision.temporal import names
 from polyvision.temporal.apply import apply_namespace
 from polyvision.temporal.client import connect
 from polyvision.temporal.config import load_namespace_config
@@ -134,7 +135,9 @@ async def _reprocess_mid_run(handle: WorkflowHandle[MatchWorkflow, object]) -> s
         progress = await handle.query(MatchWorkflow.progress)
         stage = progress.stage
         if stage in _TRACK_OR_LATER:
-            return await handle.execute_update(MatchWorkflow.reprocess, ReprocessRequest("track"))
+            return await handle.execute_update(
+                names.REPROCESS_UPDATE, ReprocessRequest("track"), result_type=str
+            )
         if stage == "done" or progress.failed:
             break
         # Polling fast: track to done takes a few seconds on this match.

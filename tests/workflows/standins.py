@@ -16,21 +16,20 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.analyze.activity import AnalyzeInput, AnalyzeOutput
-from activities.detect.activity import DetectChunkInput, DetectChunkOutput
-from activities.encode.activity import PackageInput, PackageOutput
-from activities.index.activity import IndexInput, IndexOutput
-from activities.index.cleanup import CleanupInput, CleanupOutput
-from activities.ingest.activity import IngestInput, IngestOutput, RecordingSummary
+from activities.analyze.contracts import AnalyzeInput, AnalyzeOutput
+from activities.detect.contracts import DetectChunkInput, DetectChunkOutput
+from activities.encode.contracts import PackageInput, PackageOutput
+from activities.index.contracts import CleanupInput, CleanupOutput, IndexInput, IndexOutput
 from activities.ingest.chunks import plan_chunks
-from activities.stitch.activity import (
+from activities.ingest.contracts import IngestInput, IngestOutput, RecordingSummary
+from activities.stitch.contracts import (
     StitchChunkInput,
     StitchChunkOutput,
     StitchPrepareInput,
     StitchPrepareOutput,
 )
-from activities.track.activity import TrackInput, TrackOutput
-from activities.vcam.activity import (
+from activities.track.contracts import TrackInput, TrackOutput
+from activities.vcam.contracts import (
     VcamPlanInput,
     VcamPlanOutput,
     VcamRenderInput,

@@ -71,8 +71,8 @@ async def _outputs(objects: ObjectStore, match_id: str) -> dict[str, object]:
     prefix = f"orgs/o1/matches/{match_id}/1/"
     stitched = {}
     for chunk in (0, 1):
-        manifest = json.loads(await objects.get(f"{prefix}stitch/chunk-{chunk:05d}.manifest.json"))
-        stitched[chunk] = manifest["outputs"]["sha256"]
+        manifest = json.loads(await objects.get(f"{prefix}stitch/chunk-{chunk:05d}/manifest.json"))
+        stitched[chunk] = manifest["outputs"]["output"]["sha256"]
     hls = {}
     async for info in objects.list_prefix(f"{prefix}hls/"):
         hls[info.key.rsplit("/", 1)[1]] = info.sha256 or (await objects.stat(info.key)).sha256

@@ -21,6 +21,7 @@ from temporalio.client import (
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError
 
+from polyvision.temporal import names
 from polyvision.temporal.queues import QueueRole, queue_names
 from programs.worker.plan import QueuePlan
 from programs.worker.registry import WorkerDeps
@@ -135,14 +136,20 @@ async def test_reprocess_is_validated_and_reruns_from_the_stage(
     ):
         handle = await _start(temporal_client, stores, recordings, task_queue)
         with pytest.raises(WorkflowUpdateFailedError) as unknown:
-            await handle.execute_update(MatchWorkflow.reprocess, ReprocessRequest("colour"))
+            await handle.execute_update(
+                names.REPROCESS_UPDATE, ReprocessRequest("colour"), result_type=str
+            )
         assert "unknown stage 'colour'" in str(unknown.value.cause)
         with pytest.raises(WorkflowUpdateFailedError) as early:
-            await handle.execute_update(MatchWorkflow.reprocess, ReprocessRequest("index"))
+            await handle.execute_update(
+                names.REPROCESS_UPDATE, ReprocessRequest("index"), result_type=str
+            )
         assert "has not started yet" in str(early.value.cause)
 
         await _wait_for_stage(handle, {"vcam"}, timeout_s=120)
-        answer = await handle.execute_update(MatchWorkflow.reprocess, ReprocessRequest("track"))
+        answer = await handle.execute_update(
+            names.REPROCESS_UPDATE, ReprocessRequest("track"), result_type=str
+        )
         assert answer == "reprocessing from track"
         result = await handle.result()
     assert result.chunks == 2

@@ -26,11 +26,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
+from polyvision.temporal.search_attributes import MATCH_ID, ORGANIZATION_ID, PIPELINE_STAGE
 from workflows.health import HealthCheckWorkflow
 from workflows.match import (
-    MATCH_ID,
-    ORGANIZATION_ID,
-    PIPELINE_STAGE,
     MatchWorkflow,
     RenderBatchWorkflow,
     StitchDetectBatchWorkflow,
@@ -38,7 +36,8 @@ from workflows.match import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.stitch.activity import StitchActivities, StitchPrepareInput
+    from activities.stitch.activity import StitchActivities
+    from activities.stitch.contracts import StitchPrepareInput
     from workflows.types import MatchInput, MatchOutput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"

@@ -1,8 +1,10 @@
 """Metadata tables: organizations, users, devices, matches and what hangs off them.
 
-Each resource follows the Base / Create / Update / table / Public split: `…Base` holds the
-fields a client may set, `…Create` and `…Update` are request bodies, the table class adds
-server-owned columns, and `…Public` is what the API returns (never a secret or a hash).
+The table classes are the schema (the target of the migrations). Where the API returns a row
+as it is, a `…Public` model beside its table is that response body (never a secret or a hash),
+and a `…Base` holds the fields the two share. Request bodies, and responses shaped differently
+from a row, live with their routes (`api.routes.*`, `api.ingest.schemas`), which add examples
+and validation the tables do not need.
 
 Every tenant-owned table carries an indexed `organization_id`; queries are always scoped by it.
 Datetimes are timezone-aware and come back in UTC on SQLite and PostgreSQL alike
@@ -120,14 +122,6 @@ class OrganizationBase(MetadataModel):
     )
 
 
-class OrganizationCreate(OrganizationBase):
-    pass
-
-
-class OrganizationUpdate(MetadataModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-
-
 class Organization(OrganizationBase, table=True):
     __tablename__ = "organizations"
 
@@ -147,15 +141,6 @@ class UserBase(MetadataModel):
     # Callers store e-mail addresses lower-cased; uniqueness is then case-insensitive.
     email: str = Field(min_length=3, max_length=320, unique=True)
     full_name: str | None = Field(default=None, max_length=200)
-
-
-class UserCreate(UserBase):
-    password: str = Field(min_length=8, max_length=128)
-
-
-class UserUpdate(MetadataModel):
-    full_name: str | None = Field(default=None, max_length=200)
-    password: str | None = Field(default=None, min_length=8, max_length=128)
 
 
 class User(UserBase, table=True):
@@ -181,23 +166,12 @@ class UserPublic(UserBase):
         return self.email_verified_at is not None
 
 
-class MembershipBase(MetadataModel):
-    role: Role = Field(default=Role.viewer, sa_type=_enum(Role))
-
-
-class MembershipCreate(MembershipBase):
-    user_id: uuid.UUID
-
-
-class MembershipUpdate(MetadataModel):
-    role: Role
-
-
-class Membership(MembershipBase, table=True):
+class Membership(MetadataModel, table=True):
     __tablename__ = "memberships"
     # The unique constraint's index (user_id first) also serves "my organizations".
     __table_args__ = (sa.UniqueConstraint("user_id", "organization_id"),)
 
+    role: Role = Field(default=Role.viewer, sa_type=_enum(Role))
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
     organization_id: uuid.UUID = Field(
@@ -206,27 +180,11 @@ class Membership(MembershipBase, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class MembershipPublic(MembershipBase):
-    id: uuid.UUID
-    user_id: uuid.UUID
-    organization_id: uuid.UUID
-    created_at: datetime
-
-
 # --- devices -----------------------------------------------------------------------------
 
 
 class DeviceBase(MetadataModel):
     name: str = Field(min_length=1, max_length=200)
-
-
-class DeviceCreate(DeviceBase):
-    # Raw 32-byte Ed25519 public key, base64url without padding (43 characters).
-    public_key: str = Field(min_length=43, max_length=43)
-
-
-class DeviceUpdate(MetadataModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class Device(DeviceBase, table=True):
@@ -285,14 +243,6 @@ class TeamBase(MetadataModel):
     name: str = Field(min_length=1, max_length=200)
 
 
-class TeamCreate(TeamBase):
-    pass
-
-
-class TeamUpdate(MetadataModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-
-
 class Team(TeamBase, table=True):
     __tablename__ = "teams"
     __table_args__ = (sa.UniqueConstraint("organization_id", "name"),)
@@ -310,7 +260,9 @@ class TeamPublic(TeamBase):
     created_at: datetime
 
 
-class MatchBase(MetadataModel):
+class Match(MetadataModel, table=True):
+    __tablename__ = "matches"
+
     title: str = Field(min_length=1, max_length=300)
     home_team_id: uuid.UUID | None = Field(
         default=None, foreign_key="teams.id", ondelete="SET NULL"
@@ -320,23 +272,6 @@ class MatchBase(MetadataModel):
     )
     venue: str | None = Field(default=None, max_length=300)
     kickoff_at: AwareDatetime | None = None
-
-
-class MatchCreate(MatchBase):
-    pass
-
-
-class MatchUpdate(MetadataModel):
-    title: str | None = Field(default=None, min_length=1, max_length=300)
-    home_team_id: uuid.UUID | None = None
-    away_team_id: uuid.UUID | None = None
-    venue: str | None = Field(default=None, max_length=300)
-    kickoff_at: AwareDatetime | None = None
-
-
-class Match(MatchBase, table=True):
-    __tablename__ = "matches"
-
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     organization_id: uuid.UUID = Field(
         foreign_key="organizations.id", ondelete="CASCADE", index=True
@@ -354,18 +289,6 @@ class Match(MatchBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
 
 
-class MatchPublic(MatchBase):
-    id: uuid.UUID
-    organization_id: uuid.UUID
-    device_id: uuid.UUID | None
-    status: MatchStatus
-    duration_s: float | None
-    revision: int
-    published_revision: int | None
-    created_at: datetime
-    updated_at: datetime
-
-
 # --- assets and uploads ------------------------------------------------------------------
 
 
@@ -376,10 +299,6 @@ class AssetBase(MetadataModel):
     size_bytes: int = Field(ge=0, sa_type=sa.BigInteger)
     sha256: str | None = Field(default=None, max_length=64, schema_extra={"pattern": SHA256_HEX})
     content_type: str | None = Field(default=None, max_length=200)
-
-
-class AssetCreate(AssetBase):
-    pass
 
 
 class Asset(AssetBase, table=True):
@@ -400,8 +319,13 @@ class AssetPublic(AssetBase):
     created_at: datetime
 
 
-class UploadBase(MetadataModel):
-    """What a device declares before uploading a recording pair (left and right camera)."""
+class Upload(MetadataModel, table=True):
+    """An upload session of a recording pair (left and right camera), opened by a device or
+    a user; the sizes, checksums and frame counts are what the uploader declared up front."""
+
+    __tablename__ = "uploads"
+    # A retried "open session" from the same uploader finds its session by client_ref.
+    __table_args__ = (sa.UniqueConstraint("organization_id", "client_ref"),)
 
     left_size: int = Field(ge=0, sa_type=sa.BigInteger)
     right_size: int = Field(ge=0, sa_type=sa.BigInteger)
@@ -409,17 +333,6 @@ class UploadBase(MetadataModel):
     right_sha256: str = Field(max_length=64, schema_extra={"pattern": SHA256_HEX})
     left_frames: int = Field(ge=0)
     right_frames: int = Field(ge=0)
-
-
-class UploadCreate(UploadBase):
-    match_id: uuid.UUID
-
-
-class Upload(UploadBase, table=True):
-    __tablename__ = "uploads"
-    # A retried "open session" from the same uploader finds its session by client_ref.
-    __table_args__ = (sa.UniqueConstraint("organization_id", "client_ref"),)
-
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     organization_id: uuid.UUID = Field(
         foreign_key="organizations.id", ondelete="CASCADE", index=True
@@ -444,16 +357,6 @@ class Upload(UploadBase, table=True):
     right_upload_id: str | None = Field(default=None, max_length=1024)
     # Why the session failed (sizes, checksums, missing parts), shown to the uploader.
     error: str | None = Field(default=None, max_length=2000)
-
-
-class UploadPublic(UploadBase):
-    id: uuid.UUID
-    organization_id: uuid.UUID
-    match_id: uuid.UUID
-    device_id: uuid.UUID | None
-    status: UploadStatus
-    started_at: datetime
-    completed_at: datetime | None
 
 
 # Refresh tokens of the API's auth: only the SHA-256 of a token is stored; tokens that replace

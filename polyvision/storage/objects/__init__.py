@@ -29,7 +29,7 @@ from polyvision.storage.objects.base import (
     UploadNotFound,
 )
 from polyvision.storage.objects.file import FileObjectStore
-from polyvision.storage.objects.keys import validate_key, validate_prefix
+from polyvision.storage.objects.object_keys import validate_key, validate_prefix
 from polyvision.storage.objects.s3 import S3ObjectStore
 from polyvision.storage.objects.signing import (
     InvalidSignature,

@@ -45,7 +45,7 @@ from polyvision.storage.objects.base import (
     check_sha256_hex,
     guess_content_type,
 )
-from polyvision.storage.objects.keys import validate_key, validate_prefix
+from polyvision.storage.objects.object_keys import validate_key, validate_prefix
 from polyvision.storage.objects.signing import sign_object_url, sign_part_url
 
 _STAGING: Final = ".staging"

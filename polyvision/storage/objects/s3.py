@@ -40,7 +40,7 @@ from polyvision.storage.objects.base import (
     check_sha256_hex,
     guess_content_type,
 )
-from polyvision.storage.objects.keys import validate_key, validate_prefix
+from polyvision.storage.objects.object_keys import validate_key, validate_prefix
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client

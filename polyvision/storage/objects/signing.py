@@ -10,7 +10,7 @@ import hashlib
 import hmac
 from urllib.parse import quote, urlencode
 
-from polyvision.storage.objects.keys import validate_key
+from polyvision.storage.objects.object_keys import validate_key
 
 SIGNED_METHODS = frozenset({"GET", "PUT"})
 

@@ -1,4 +1,8 @@
-"""In-memory sliding-window limits on login attempts, per account and per client address.
+"""In-memory sliding-window rate limits: the algorithm, and the login limits built on it.
+
+`SlidingWindowLimiter` counts hits per key; `LoginLimiter` uses two of them for failed logins,
+per account and per client address, and the request-limit middleware
+(`api.middleware.rate_limit`) one per rule, per client address.
 
 Per process: each API replica counts on its own. With several replicas the limits at the
 edge (APISIX ``limit-req`` / ``limit-count`` in ``deploy/apisix/routes.yaml``) are the

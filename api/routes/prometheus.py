@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.metrics import ApiMetrics
+from api.request_metrics import ApiMetrics
 
 router = APIRouter(tags=["operations"])
 

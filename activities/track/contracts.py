@@ -1,0 +1,48 @@
+"""The track stage's light contracts: what crosses the Temporal boundary, and nothing heavy.
+
+Workflows and tests import these without the tracker, numpy algorithms or the analytics store.
+The fields are recorded in workflow histories: never change them without a replay plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from polyvision.artifacts import ChunkSpan
+
+TrackChunk = ChunkSpan
+"""The shared chunk span, under the name this stage's inputs use."""
+
+
+@dataclass
+class TrackInput:
+    """The whole match's detections, chunk by chunk.
+
+    Attributes:
+        organization_id: Tenant.
+        match_id: The match.
+        revision: Processing revision.
+        chunks: Chunks in match order.
+        panorama_model_key: Object key of the panorama model JSON (stitch stage).
+        fps: Frame rate of the match.
+        detections_digest: Digest of the detect stage's outputs (manifest input).
+    """
+
+    organization_id: str
+    match_id: str
+    revision: int
+    chunks: list[TrackChunk]
+    panorama_model_key: str
+    fps: float
+    detections_digest: str = ""
+
+
+@dataclass
+class TrackOutput:
+    """Identities and points written."""
+
+    tracks: int
+    points: int
+    manifest_key: str
+    from_manifest: bool = False
+    points_per_chunk: list[int] = field(default_factory=list)

@@ -1,0 +1,104 @@
+"""The vcam stage's light contracts: what crosses the Temporal boundary, and nothing heavy.
+
+Workflows and tests import these without the planner, the renderer or any video library.
+The fields are recorded in workflow histories: never change them without a replay plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from polyvision.artifacts import ChunkSpan
+
+VcamChunk = ChunkSpan
+"""The shared chunk span, under the name this stage's inputs use."""
+
+
+@dataclass
+class VcamPlanInput:
+    """Plan the virtual camera of a whole match revision.
+
+    Attributes:
+        organization_id: Tenant of the match.
+        match_id: The match.
+        revision: Processing revision.
+        chunks: Every chunk of the match; the path covers frames ``0 .. max(first + frames)``.
+        panorama_model_key: Object key of the panorama model JSON (stitch stage).
+        fps: Frame rate of the match.
+    """
+
+    organization_id: str
+    match_id: str
+    revision: int
+    chunks: list[VcamChunk]
+    panorama_model_key: str
+    fps: float
+
+
+@dataclass
+class VcamPlanOutput:
+    """The stored path.
+
+    Attributes:
+        path_key: Object key of the path (Parquet, :data:`activities.vcam.plan.PATH_SCHEMA`).
+        frames: Frames the path covers.
+        manifest_key: Where the manifest is.
+        from_manifest: True when an earlier attempt's manifest answered.
+    """
+
+    path_key: str
+    frames: int
+    manifest_key: str
+    from_manifest: bool = False
+
+
+@dataclass
+class VcamRenderInput:
+    """Render the virtual camera's views of one panorama chunk.
+
+    Attributes:
+        organization_id: Tenant of the match.
+        match_id: The match.
+        revision: Processing revision.
+        chunk: Chunk index.
+        panorama_video_key: Object key of the chunk's panorama video (stitch stage).
+        path_key: Object key of the planned path (``VcamPlanOutput.path_key``).
+        first_frame: Match frame number of the chunk's first frame.
+        frames: Frames in the chunk (the rendered video must have as many).
+        fps: Frame rate of the match.
+        width: Width of the rendered view in pixels (even).
+        height: Height of the rendered view in pixels (even).
+    """
+
+    organization_id: str
+    match_id: str
+    revision: int
+    chunk: int
+    panorama_video_key: str
+    path_key: str
+    first_frame: int
+    frames: int
+    fps: float
+    width: int = 1280
+    height: int = 720
+
+
+@dataclass
+class VcamRenderOutput:
+    """The rendered chunk.
+
+    Attributes:
+        chunk: Chunk index.
+        video_key: Object key of the H.264 MP4.
+        sha256: Its digest.
+        frames: Frames rendered.
+        manifest_key: Where the manifest is.
+        from_manifest: True when an earlier attempt's manifest answered.
+    """
+
+    chunk: int
+    video_key: str
+    sha256: str
+    frames: int
+    manifest_key: str
+    from_manifest: bool = False

@@ -1,0 +1,35 @@
+"""Processing of matches: the one client that starts, follows, reprocesses and cancels them.
+
+Sits between the API (and the CLI) and the workflows: `processing.client.MatchProcessing` talks
+to Temporal by the recorded names of `polyvision.temporal.names` with the contract types of
+`workflows.types`; `processing.catalog` keeps the metadata store's match rows in step. Nothing
+here imports a workflow or activity implementation, a video decoder or native code.
+"""
+
+from processing.client import (
+    MatchProcessing,
+    MatchRun,
+    NotStarted,
+    NoWorkerAnswered,
+    ProcessingEnded,
+    ProcessingError,
+    ProcessingState,
+    Reprocessed,
+    ReprocessRefused,
+    UnknownStage,
+    ui_link,
+)
+
+__all__ = [
+    "MatchProcessing",
+    "MatchRun",
+    "NoWorkerAnswered",
+    "NotStarted",
+    "ProcessingEnded",
+    "ProcessingError",
+    "ProcessingState",
+    "ReprocessRefused",
+    "Reprocessed",
+    "UnknownStage",
+    "ui_link",
+]
