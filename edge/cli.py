@@ -76,18 +76,18 @@ def parse_size(text: str) -> int:
     return int(number * scale)
 
 
-def _show_progress(step: Progress) -> None:
+def progress_line(step: Progress) -> str:
+    """One upload step, labelled by its file: ``left.mp4: 3/8 parts (… bytes), part 3 sent``."""
+    counts = (
+        f"{step.parts_done}/{step.parts_total} parts ({step.bytes_done}/{step.bytes_total} bytes)"
+    )
     if step.event == "resume":
-        _err(
-            f"{step.name} {step.side}: {step.parts_done}/{step.parts_total} parts "
-            f"({step.bytes_done}/{step.bytes_total} bytes) already on the server"
-        )
-    else:
-        _err(
-            f"{step.name} {step.side}: part {step.number} sent "
-            f"({step.parts_done}/{step.parts_total} parts, "
-            f"{step.bytes_done}/{step.bytes_total} bytes)"
-        )
+        return f"{step.label}: {counts} already on the server"
+    return f"{step.label}: {counts}, part {step.number} sent"
+
+
+def _show_progress(step: Progress) -> None:
+    _err(progress_line(step))
 
 
 def build_parser() -> argparse.ArgumentParser:

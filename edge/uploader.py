@@ -82,6 +82,7 @@ class Progress:
         parts_total: Parts of this file.
         bytes_done: Bytes of this file on the server.
         bytes_total: Bytes of this file.
+        file: The file's name (``left.mp4``), what a progress line is labelled by.
     """
 
     name: str
@@ -92,6 +93,12 @@ class Progress:
     parts_total: int
     bytes_done: int
     bytes_total: int
+    file: str = ""
+
+    @property
+    def label(self) -> str:
+        """What a progress line names: the file, else the pair and side."""
+        return self.file or f"{self.name} {self.side}"
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -409,7 +416,7 @@ class Uploader:
         self._progress(
             Progress(
                 recording.info.name, side, "resume", 0, len(done), remote.parts_total,
-                done_bytes, size,
+                done_bytes, size, recording.path(side).name,
             )
         )  # fmt: skip
         for batch in batches(missing_parts(remote.parts_total, done), self._url_batch):
@@ -437,7 +444,7 @@ class Uploader:
                 self._progress(
                     Progress(
                         recording.info.name, side, "part", number, len(done),
-                        remote.parts_total, done_bytes, size,
+                        remote.parts_total, done_bytes, size, recording.path(side).name,
                     )
                 )  # fmt: skip
 

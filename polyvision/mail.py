@@ -74,8 +74,9 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         raise MailConfigError("PV_SMTP_URL must start with smtp:// or smtps://")
     try:
         port = parts.port
-    except ValueError as exc:
-        raise MailConfigError("PV_SMTP_URL has a malformed port") from exc
+    except ValueError:
+        # from None: the parser's own message may quote part of the password.
+        raise MailConfigError("PV_SMTP_URL has a malformed port") from None
     if not parts.hostname:
         raise MailConfigError("PV_SMTP_URL names no host")
     query = {name: values[-1] for name, values in parse_qs(parts.query).items()}

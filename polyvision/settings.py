@@ -6,12 +6,15 @@ workflow code imports never read the environment.
 
 from __future__ import annotations
 
+import re
+import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceParsingError
 
 # Known only to make a development checkout work without setup; refused elsewhere.
 DEVELOPMENT_SECRET = "polyvision-development-secret-do-not-use"
@@ -23,15 +26,41 @@ class Environment(StrEnum):
     production = "production"
 
 
-class InsecureSettingsError(ValueError):
+class StartupError(ValueError):
+    """A setting keeps the process from starting.
+
+    The message names the `PV_` variable to change and never contains a setting's value (no
+    secret, no credentials of a store URL); `polyvision` prints it as one line and exits 2.
+
+    Attributes:
+        setting: The environment variable to change, e.g. ``PV_DATABASE_URL``.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        if setting not in message:
+            message = f"{setting}: {message}"
+        super().__init__(message)
+        self.setting = setting
+
+
+class InsecureSettingsError(StartupError):
     """Raised when a secret is missing or left at its development value outside development."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("PV_SECRET_KEY", message)
 
 
 class Settings(BaseSettings):
     """All configuration of a Polyvision process."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PV_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="PV_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # Validation errors never echo a value: several settings are secrets or URLs with
+        # credentials (`load_settings` renders the errors as one line without them).
+        hide_input_in_errors=True,
     )
 
     env: Environment = Environment.development
@@ -76,6 +105,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a TTY
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr) -> SecretStr:
+        # A malformed mail URL is a start-up error, not a failure of the first registration.
+        if url := value.get_secret_value():
+            from polyvision.mail import parse_smtp_url
+
+            parse_smtp_url(url)  # its errors name PV_SMTP_URL and never quote the URL
+        return value
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Self:
         data_dir = self.data_dir.expanduser().resolve()
@@ -105,8 +144,81 @@ class Settings(BaseSettings):
             )
         return self
 
+    def prepare_data_dir(self) -> Path:
+        """Create `data_dir` when missing and make sure that this process can write in it.
+
+        Raises:
+            StartupError: naming PV_DATA_DIR, when the directory cannot be created or written.
+        """
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.data_dir):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or exc.__class__.__name__
+            raise StartupError(
+                "PV_DATA_DIR",
+                f"PV_DATA_DIR {self.data_dir} is not a writable directory ({reason});"
+                " create it or point PV_DATA_DIR at one this user can write",
+            ) from exc
+        return self.data_dir
+
     @property
     def secret(self) -> bytes:
         """The secret key as bytes (always set after validation)."""
         assert self.secret_key is not None
         return self.secret_key.get_secret_value().encode()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, with every problem as a `StartupError` whose message holds no value.
+
+    Args:
+        **overrides: field values that take precedence over the environment (as for `Settings`).
+
+    Raises:
+        StartupError: an invalid or insecure setting; the message names its `PV_` variable.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _startup_error(exc) from None
+    except SourceParsingError as exc:
+        # Raised before validation when a list or other structured value is not JSON.
+        field = re.search(r'field "([^"]+)"', str(exc))
+        setting = _variable(field.group(1)) if field else "PV_ settings"
+        raise StartupError(
+            setting, f'{setting} cannot be parsed: structured values are JSON, e.g. ["a", "b"]'
+        ) from None
+
+
+def _variable(field: str) -> str:
+    """The environment variable of a settings field."""
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _startup_error(exc: ValidationError) -> StartupError:
+    """One error for all of `exc`'s problems, naming each variable and no value."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=True)
+    if len(errors) == 1 and isinstance(
+        cause := (errors[0].get("ctx") or {}).get("error"), StartupError
+    ):
+        return cause  # e.g. InsecureSettingsError from the model's checks, as raised
+    settings: list[str] = []
+    problems: list[str] = []
+    for error in errors:
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, StartupError):
+            settings.append(cause.setting)
+            problems.append(str(cause))
+            continue
+        field = str(error["loc"][0]) if error["loc"] else ""
+        setting = _variable(field) if field else "PV_ settings"
+        # A validator's own message (ValueError) names what is wrong; pydantic's do not quote
+        # the input either.
+        problem = str(cause) if isinstance(cause, ValueError) else error["msg"]
+        if setting not in problem:
+            problem = f"invalid setting {setting} ({field}): {problem}"
+        settings.append(setting)
+        problems.append(problem)
+    return StartupError(settings[0] if settings else "PV_ settings", "; ".join(problems))

@@ -13,6 +13,7 @@ answer raises `temporalio.service.RPCError`; the API maps both to its problem an
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,6 +55,13 @@ DESCRIBE_TIMEOUT = timedelta(seconds=10)
 RUN_ID_TIMEOUT = timedelta(seconds=5)
 QUERY_TIMEOUT = timedelta(seconds=5)
 UPDATE_TIMEOUT = timedelta(seconds=15)
+
+FRAME_STAGE_OF_ACTIVITY = {
+    names.STITCH_CHUNK: "stitch",
+    names.DETECT_CHUNK: "detect",
+    names.VCAM_RENDER: "encode",
+}
+"""The chunk activities that heartbeat ``{"frames_done": n}``, and the stage they count for."""
 
 
 class ProcessingState(StrEnum):
@@ -177,6 +185,18 @@ def ui_link(settings: Settings, workflow_id: str, run_id: str) -> str:
     )
 
 
+def _frames_done(details: list[Any]) -> int:
+    """Frames a chunk activity has done, from its heartbeat details (0 when they do not say).
+
+    Stitch and render beat ``{"frames_done": n}``; detect beats its last checkpoint as
+    ``frames_done`` and the frame it is at as ``frame``.
+    """
+    if not details or not isinstance(details[0], dict):
+        return 0
+    counts = [details[0].get("frames_done"), details[0].get("frame")]
+    return max((int(n) for n in counts if isinstance(n, int | float)), default=0)
+
+
 def failure_text(failure: Failure) -> str:
     """A failure and its causes as one line, outermost first, without repeats."""
     messages: list[str] = []
@@ -290,14 +310,63 @@ class MatchProcessing:
         return None if run is None else run.run_id
 
     async def progress(self, workflow_id: str, run_id: str) -> MatchProgress | None:
-        """The run's ``progress`` query; None when no worker answered (none running, or busy)."""
+        """The run's ``progress`` query; None when no worker answered (none running, or busy).
+
+        While stitch, detect or encode runs, each stage's ``frames_done`` also counts the frames
+        its chunks in flight have done (`frames_in_flight`), so a long chunk shows movement.
+        """
         try:
             progress: MatchProgress = await self._handle(workflow_id, run_id).query(
                 names.PROGRESS_QUERY, result_type=MatchProgress, rpc_timeout=QUERY_TIMEOUT
             )
         except (WorkflowQueryFailedError, WorkflowQueryRejectedError, RPCError):
             return None
+        if any(stage in FRAME_STAGE_OF_ACTIVITY.values() for stage in progress.running):
+            for stage, frames in (await self.frames_in_flight(workflow_id, run_id)).items():
+                entry = progress.stages.get(stage)
+                if entry is None or entry.finished_at is not None:
+                    continue
+                entry.frames_done += frames
+                if entry.frames_total:
+                    entry.frames_done = min(entry.frames_done, entry.frames_total)
         return progress
+
+    async def frames_in_flight(self, workflow_id: str, run_id: str) -> dict[str, int]:
+        """Frames done by the chunk activities running now, per stage; best effort.
+
+        Read from the last heartbeat (``{"frames_done": n}``) of every pending stitch, detect
+        and render activity of the run's batch child workflows (found as the run's pending
+        children). Temporal keeps the latest heartbeat the worker sent, so this moves in the
+        steps of the worker's heartbeat throttling. Empty when Temporal cannot say.
+        """
+        try:
+            parent = await self._handle(workflow_id, run_id).describe(rpc_timeout=QUERY_TIMEOUT)
+            children = [
+                self.client.get_workflow_handle(child.workflow_id, run_id=child.run_id or None)
+                for child in parent.raw_description.pending_children
+            ]
+            described = await asyncio.gather(
+                *(child.describe(rpc_timeout=QUERY_TIMEOUT) for child in children),
+                return_exceptions=True,
+            )
+        except RPCError:
+            return {}
+        frames: dict[str, int] = {}
+        for description in (parent, *described):
+            if isinstance(description, BaseException):
+                continue
+            for pending in description.raw_description.pending_activities:
+                stage = FRAME_STAGE_OF_ACTIVITY.get(pending.activity_type.name)
+                if stage is None or not pending.heartbeat_details.payloads:
+                    continue
+                try:
+                    details = await self.client.data_converter.decode(
+                        pending.heartbeat_details.payloads
+                    )
+                except Exception:  # details of another layout: count nothing for it
+                    continue
+                frames[stage] = frames.get(stage, 0) + _frames_done(details)
+        return frames
 
     async def failure(self, workflow_id: str, run_id: str) -> str | None:
         """Why the run failed, from its closing event; None when Temporal cannot say."""

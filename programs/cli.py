@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polyvision.settings import Settings
+from polyvision.settings import Settings, StartupError, load_settings
 from polyvision.telemetry import configure_logging
 
 if TYPE_CHECKING:
@@ -21,14 +21,41 @@ if TYPE_CHECKING:
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
-    from programs.stack import run_stack_until_signalled
+    from programs.stack import run_stack_until_signalled, with_ports
 
+    settings = with_ports(
+        settings,
+        api=args.api_port,
+        temporal=args.temporal_port,
+        ui=args.ui_port,
+        metrics=args.metrics_port,
+    )
     return asyncio.run(run_stack_until_signalled(settings))
 
 
+def _port(text: str, lowest: int = 1) -> int:
+    """An argparse type: a TCP port."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not lowest <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port ({lowest}-65535)")
+    return port
+
+
+def _port_or_zero(text: str) -> int:
+    """An argparse type: a TCP port, or 0 for "none"."""
+    return _port(text, lowest=0)
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from programs.demo import run_demo
-    from synth.generate import SynthConfig
+    try:
+        from programs.demo import run_demo
+        from synth.generate import SynthConfig
+    except KeyboardInterrupt:  # Ctrl-C before the demo started anything
+        print("interrupted: nothing was running")
+        return 130
 
     width, _, height = args.size.partition("x")
     match = (
@@ -36,21 +63,27 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         if args.no_match
         else SynthConfig(seconds=args.seconds, width=int(width), height=int(height), seed=7)
     )
-    return run_demo(settings, keep_data=args.keep_data, match=match)
+    return run_demo(
+        settings, keep_data=args.keep_data, match=match, stall_timeout_s=args.stall_minutes * 60
+    )
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from programs.worker.run import serve
+    from programs.worker.run import WorkerStartError, serve
 
-    asyncio.run(
-        serve(
-            settings,
-            args.queues,
-            args.concurrency,
-            shutdown_timeout=timedelta(seconds=args.shutdown_timeout),
-            task_queue_suffix=args.task_queue_suffix,
+    try:
+        asyncio.run(
+            serve(
+                settings,
+                args.queues,
+                args.concurrency,
+                shutdown_timeout=timedelta(seconds=args.shutdown_timeout),
+                task_queue_suffix=args.task_queue_suffix,
+            )
         )
-    )
+    except WorkerStartError as exc:
+        print(f"polyvision worker: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -217,6 +250,7 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
             chunk_seconds=args.chunk_seconds,
             panorama_scale=args.panorama_scale,
         ),
+        stack_dir=Path(args.stack) if args.stack else None,
     )
 
 
@@ -227,6 +261,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser(
         "up", help="run the embedded stack (Temporal dev server + UI, worker, API) until stopped"
+    )
+    up.add_argument(
+        "--api-port",
+        type=_port,
+        default=None,
+        help="port of the API (default: PV_API_PORT, 8000)",
+    )
+    up.add_argument(
+        "--temporal-port",
+        type=_port,
+        default=None,
+        help="gRPC port of the Temporal dev server (default: the port of PV_TEMPORAL_ADDRESS,"
+        " 7233)",
+    )
+    up.add_argument(
+        "--ui-port",
+        type=_port,
+        default=None,
+        help="port of the Temporal Web UI (default: the port of PV_TEMPORAL_UI_URL, 8233)",
+    )
+    up.add_argument(
+        "--metrics-port",
+        type=_port_or_zero,
+        default=None,
+        help="port of the worker's Prometheus /metrics, 0 for none (default:"
+        " PV_WORKER_METRICS_PORT, 9464)",
     )
     up.set_defaults(handler=_up)
 
@@ -240,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of each synthetic camera")
     demo.add_argument(
         "--no-match", action="store_true", help="only check the stack, process nothing"
+    )
+    demo.add_argument(
+        "--stall-minutes",
+        type=float,
+        default=10.0,
+        help="give up when processing shows no progress (no chunk or frame done) this long",
     )
     demo.set_defaults(handler=_demo)
 
@@ -263,8 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--task-queue-suffix",
-        default="",
-        help="appended to every queue name, to isolate a developer's workers (write --x=-dev)",
+        default=None,
+        help="appended to every queue name, to isolate a developer's workers (write --x=-dev;"
+        " default: PV_TASK_QUEUE_SUFFIX, the suffix the API starts matches with)",
     )
     worker.set_defaults(handler=_worker)
 
@@ -329,6 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument(
         "--panorama-scale", type=float, default=1.0, help="panorama size relative to default"
     )
+    process.add_argument(
+        "--stack",
+        default=None,
+        metavar="DIR",
+        help="data directory of the running `polyvision up` to process on (default: "
+        "PV_DATA_DIR; without a stack running there, this environment's PV_ settings)",
+    )
     process.set_defaults(handler=_process)
 
     rig = commands.add_parser("rig", help="camera rigs (rig.json)")
@@ -370,21 +444,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that touch neither the stores nor the data directory.
+_STORELESS_COMMANDS = frozenset({"synth", "rig", "temporal"})
+
+
+def _check_stores(settings: Settings, args: argparse.Namespace) -> None:
+    """Refuse, before any work, store URLs no backend takes and a data directory not writable.
+
+    Raises:
+        StartupError: naming PV_DATABASE_URL, PV_ANALYTICS_URL, PV_OBJECTS_URL or PV_DATA_DIR.
+    """
+    if (
+        args.command in _STORELESS_COMMANDS
+        or (args.command == "eval" and args.results)  # reads result files only
+        or (args.command == "process" and getattr(args, "stack", None))  # the stack's stores
+    ):
+        return
+    from polyvision.storage.analytics import parse_analytics_url
+    from polyvision.storage.metadata.engine import normalize_url
+    from polyvision.storage.objects import parse_object_store_url
+
+    normalize_url(settings.database_url)
+    parse_analytics_url(settings.analytics_url)
+    parse_object_store_url(settings.objects_url)
+    settings.prepare_data_dir()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `polyvision` command."""
+    """Entry point of the `polyvision` command.
+
+    Raises:
+        StartupError: a setting keeps the command from starting (`run` prints it as one line).
+    """
     args = build_parser().parse_args(argv)
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        print(f"polyvision: invalid settings: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings()
+    _check_stores(settings, args)
     configure_logging(settings.log_level, settings.log_json)
     code: int = args.handler(settings, args)
     return code
 
 
+def _first_startup_error(group: BaseExceptionGroup[StartupError]) -> StartupError:
+    for exc in group.exceptions:
+        if isinstance(exc, StartupError):
+            return exc
+        return _first_startup_error(exc)
+    raise AssertionError("an exception group is never empty")
+
+
+def _refuse_start(exc: StartupError) -> int:
+    # One line, the setting's name and the problem; never a traceback or a setting's value.
+    message = " ".join(str(exc).splitlines())
+    print(f"polyvision: {message}", file=sys.stderr)
+    return 2
+
+
 def run() -> None:
     """Console entry point: `main`, then an exit that the Temporal SDK cannot crash.
+
+    A `StartupError` (an invalid setting, an unusable data directory, a store URL no backend
+    takes), raised before or during a command, ends it with one line on stderr and exit
+    status 2.
 
     The SDK's Rust runtime keeps background threads that may still touch the interpreter while
     it finalizes, which now and then ends a finished command with SIGSEGV or SIGABRT (seen here
@@ -392,7 +512,15 @@ def run() -> None:
     stores by the time `main` returns, so once the output is flushed the process exits
     without running the interpreter's teardown.
     """
-    code = main()
+    try:
+        code = main()
+    except StartupError as exc:
+        code = _refuse_start(exc)
+    except BaseExceptionGroup as group:  # from a task group, e.g. the stack's or a worker's
+        startup_errors, _ = group.split(StartupError)
+        if startup_errors is None:
+            raise
+        code = _refuse_start(_first_startup_error(startup_errors))
     if "temporalio.client" in sys.modules:
         logging.shutdown()
         sys.stdout.flush()

@@ -6,13 +6,18 @@ development worker polls, opens the Temporal UI, films a synthetic match and let
 upload it through the API (`programs.demo_story`: the upload starts the match workflow, a
 viewer gets the signed stream and the team figures), then sends SIGTERM and checks that the
 stack exits with 0 and leaves no process behind.
+
+Ctrl-C at any moment (starting, filming, uploading, processing) stops everything the demo
+started the same way, says so in one line and exits with 130.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -23,7 +28,7 @@ import httpx
 from polyvision.settings import Settings
 from polyvision.temporal.client import connect
 from polyvision.temporal.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
-from programs.demo_story import run_match_story
+from programs.demo_story import STALL_TIMEOUT_S, run_match_story
 from programs.stack_process import StackProcess
 from synth.generate import SynthConfig, generate_match
 from workflows.health import HealthCheckInput, HealthCheckWorkflow
@@ -63,7 +68,16 @@ async def run_health_workflow(address: str, namespace: str) -> HealthReport:
     return HealthReport(workflow_id, handle.result_run_id or "", answers)
 
 
-def process_synthetic_match(stack: StackProcess, match: SynthConfig, keep_data: bool) -> None:
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as a shell reports it."""
+
+
+def process_synthetic_match(
+    stack: StackProcess,
+    match: SynthConfig,
+    keep_data: bool,
+    stall_timeout_s: float = STALL_TIMEOUT_S,
+) -> None:
     """Film a synthetic match; an edge agent uploads it through the API; a viewer plays it."""
     synth_dir = stack.data_dir / "synthetic"
     _say(
@@ -73,7 +87,9 @@ def process_synthetic_match(stack: StackProcess, match: SynthConfig, keep_data: 
     generated = generate_match(match, synth_dir)
     _say(f"  filmed in {generated.seconds_taken:.1f} s")
     _say("An edge box uploads it; the completed upload starts the match workflow ...")
-    story = run_match_story(stack.api_url, stack.data_dir, synth_dir, _say)
+    story = run_match_story(
+        stack.api_url, stack.data_dir, synth_dir, _say, stall_timeout_s=stall_timeout_s
+    )
     _say(f"Uploaded and processed in {story.seconds:.1f} s")
     _say(f"  Temporal UI   {story.ui_url}")
     _say(f"  stream        {story.master_url}")
@@ -91,18 +107,50 @@ def process_synthetic_match(stack: StackProcess, match: SynthConfig, keep_data: 
 
 
 def run_demo(
-    settings: Settings, *, keep_data: bool = False, match: SynthConfig | None = None
+    settings: Settings,
+    *,
+    keep_data: bool = False,
+    match: SynthConfig | None = None,
+    stall_timeout_s: float = STALL_TIMEOUT_S,
 ) -> int:
-    """The whole demo; 0 when every step passed.
+    """The whole demo; 0 when every step passed, 1 when one failed, 130 after Ctrl-C.
 
     Args:
         settings: Where the demo's data directory goes (under ``settings.data_dir``).
         keep_data: Keep the data directory (videos, HLS, stores) afterwards.
         match: The synthetic match to film and process; None only checks the stack.
+        stall_timeout_s: Give up on processing that shows no progress this long.
     """
-    data_dir = settings.data_dir / "demo"
+    stack = StackProcess(data_dir=settings.data_dir / "demo")
+    try:
+        return _run_demo(settings, stack, keep_data, match, stall_timeout_s)
+    except KeyboardInterrupt:
+        return _interrupted(stack)
+
+
+def _interrupted(stack: StackProcess) -> int:
+    """After Ctrl-C: stop the stack (and anything of it left), say so in one line; 130."""
+    # A second Ctrl-C must not cut the stop short and leave the stack running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if stack.process is None:
+        _say("interrupted: nothing was running")
+        return INTERRUPTED
+    with contextlib.suppress(subprocess.TimeoutExpired):  # stop() killed the tree then
+        stack.stop(signal.SIGTERM)
+    stack.kill_leftovers()
+    _say("interrupted: stack stopped")
+    return INTERRUPTED
+
+
+def _run_demo(
+    settings: Settings,
+    stack: StackProcess,
+    keep_data: bool,
+    match: SynthConfig | None,
+    stall_timeout_s: float,
+) -> int:
+    data_dir = stack.data_dir
     shutil.rmtree(data_dir, ignore_errors=True)
-    stack = StackProcess(data_dir=data_dir)
     started = time.monotonic()
     _say(f"Starting the embedded stack (data in {data_dir}) ...")
     stack.start()
@@ -124,7 +172,7 @@ def run_demo(
         if ui.status_code != 200:
             raise DemoFailedError(f"Temporal UI answered {ui.status_code}")
         if match is not None:
-            process_synthetic_match(stack, match, keep_data)
+            process_synthetic_match(stack, match, keep_data, stall_timeout_s)
     except Exception as exc:  # every failure ends the same way: report it and stop the stack
         _say(f"Demo failed: {exc}")
         stack.stop(signal.SIGTERM)

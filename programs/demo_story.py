@@ -5,6 +5,10 @@ provisioning code; ``polyvision-edge`` (run as its own process, as on a Jetson) 
 and uploads the synthetic recording pair; the completed upload starts the match workflow, whose
 progress comes from the API's processing endpoint; then the viewer's signed master playlist is
 fetched and the per-team figures are read from the analytics endpoint.
+
+Processing has no fixed deadline (a busy two-core machine takes long): the story waits while
+the match makes progress and gives up only when no stage's chunk or frame count has moved for
+``stall_timeout_s``, naming the stage it stalled in.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from typing import Any
 
 import httpx
 
+from programs.progress_text import StageLine, format_stages
+from workflows.types import STAGES
+
 DEMO_EMAIL = "coach@demo.polyvision.local"
 DEMO_PASSWORD = "demo passphrase, development only"
 DEMO_ORG_SLUG = "demo-fc"
-PROCESSING_TIMEOUT_S = 1800.0
+STALL_TIMEOUT_S = 600.0
+"""Give up when processing shows no progress (no chunk or frame done) this long."""
 POLL_S = 1.0
-BAR_WIDTH = 24
 FINISHED = {"completed", "failed", "cancelled", "terminated", "timed_out"}
 
 
@@ -44,17 +51,51 @@ class StoryResult:
     seconds: float
 
 
+def _stage_lines(progress: dict[str, Any]) -> list[StageLine]:
+    return [
+        StageLine(
+            name=name,
+            done=int(entry["done"]),
+            total=int(entry["total"]),
+            frames_done=int(entry.get("frames_done") or 0),
+            frames_total=int(entry.get("frames_total") or 0),
+            seconds=entry.get("seconds"),
+            running=bool(entry.get("running")),
+        )
+        for name, entry in (progress.get("stages") or {}).items()
+    ]
+
+
 def format_processing(status: dict[str, Any]) -> str:
-    """The processing endpoint's answer as a few lines: the stage and a bar per stage."""
+    """The processing endpoint's answer as a few lines: the stage running and a bar per stage."""
+    progress = status.get("progress")
+    if not progress:
+        return f"stage: {status.get('status')}"
+    return format_stages(
+        str(progress.get("stage")),
+        list(progress.get("running") or []),
+        _stage_lines(progress),
+        STAGES,
+    )
+
+
+def progress_mark(status: dict[str, Any]) -> tuple[Any, ...]:
+    """What changes while processing moves: the state and every stage's chunks and frames."""
     progress = status.get("progress") or {}
-    lines = [f"stage: {progress.get('stage', status.get('status'))}"]
-    for name, entry in (progress.get("stages") or {}).items():
-        total = max(int(entry["total"]), 1)
-        filled = round(BAR_WIDTH * min(int(entry["done"]), total) / total)
-        took = f" {entry['seconds']:6.1f} s" if entry.get("seconds") is not None else ""
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        lines.append(f"  {name:<8} {bar} {entry['done']}/{entry['total']}{took}")
-    return "\n".join(lines)
+    return (
+        status.get("status"),
+        progress.get("stage"),
+        tuple((line.name, line.moved) for line in _stage_lines(progress)),
+    )
+
+
+def stalled_stage(status: dict[str, Any]) -> str:
+    """The stage a stalled run is in, for a person (all of them when several run)."""
+    progress = status.get("progress") or {}
+    running = list(progress.get("running") or [])
+    if len(running) > 1:
+        return " and ".join(running)
+    return str(progress.get("stage") or status.get("status"))
 
 
 def _check(response: httpx.Response, *expected: int) -> Any:
@@ -67,9 +108,13 @@ def _check(response: httpx.Response, *expected: int) -> Any:
 
 
 def _edge(state_dir: Path, *args: str) -> None:
-    """Run ``polyvision-edge`` as its own process; its progress goes to this terminal."""
+    """Run ``polyvision-edge`` as its own process; its progress goes to this terminal.
+
+    In a session of its own, so that Ctrl-C in the terminal reaches only the demo, which stops
+    it (`subprocess.run` kills the child when interrupted) along with everything else.
+    """
     command = [sys.executable, "-m", "edge.cli", "--state-dir", str(state_dir), *args]
-    completed = subprocess.run(command, check=False, timeout=600)
+    completed = subprocess.run(command, check=False, timeout=600, start_new_session=True)
     if completed.returncode != 0:
         raise StoryFailedError(f"polyvision-edge {args[0]} exited with {completed.returncode}")
 
@@ -95,14 +140,75 @@ class _Api:
             response = self.http.request(method, path, headers=self._headers, **kwargs)
         return _check(response, *expected)
 
+    def poll(self, path: str) -> dict[str, Any] | None:
+        """GET ``path``; None when the API cannot answer now (503, a timeout, a reset)."""
+        try:
+            response = self.http.get(path, headers=self._headers)
+            if response.status_code == 401:
+                self.login()
+                response = self.http.get(path, headers=self._headers)
+        except httpx.TransportError:
+            return None
+        if response.status_code == 503:
+            return None
+        answer: dict[str, Any] = _check(response, 200)
+        return answer
+
+
+def watch_processing(
+    api: _Api,
+    path: str,
+    status: dict[str, Any],
+    say: Callable[[str], None],
+    stall_timeout_s: float,
+) -> dict[str, Any]:
+    """Show the processing progress until the run ends; its last status.
+
+    Raises:
+        StoryFailedError: no stage's chunk or frame count moved for ``stall_timeout_s``.
+    """
+    mark = progress_mark(status)
+    moved_at = time.monotonic()
+    shown = ""
+    while status["status"] not in FINISHED:
+        text = format_processing(status)
+        if text != shown:
+            say(text + "\n")
+            shown = text
+        if time.monotonic() - moved_at > stall_timeout_s:
+            quiet = (
+                f"{stall_timeout_s:.0f} s"
+                if stall_timeout_s < 120
+                else f"{stall_timeout_s / 60:.0f} min"
+            )
+            raise StoryFailedError(
+                f"processing stalled in {stalled_stage(status)}: no chunk or frame done for "
+                f"{quiet} (--stall-minutes)"
+            )
+        time.sleep(POLL_S)
+        answer = api.poll(path)
+        if answer is None:  # the API or Temporal is busy: ask again
+            continue
+        status = answer
+        if (new_mark := progress_mark(status)) != mark:
+            mark, moved_at = new_mark, time.monotonic()
+    say(format_processing(status))
+    return status
+
 
 def run_match_story(
-    api_url: str, data_dir: Path, recording: Path, say: Callable[[str], None]
+    api_url: str,
+    data_dir: Path,
+    recording: Path,
+    say: Callable[[str], None],
+    *,
+    stall_timeout_s: float = STALL_TIMEOUT_S,
 ) -> StoryResult:
     """Upload ``recording`` (left.mp4, right.mp4, rig.json) as an edge box; watch it processed.
 
     Raises:
-        StoryFailedError: a step answered something other than what it should.
+        StoryFailedError: a step answered something other than what it should, or processing
+            showed no progress for ``stall_timeout_s``.
     """
     started = time.monotonic()
     api = _Api(api_url)
@@ -148,20 +254,9 @@ def run_match_story(
         match_id = str(listed["items"][0]["id"])
         processing_path = f"/orgs/{org_id}/matches/{match_id}/processing"
 
-        deadline = time.monotonic() + PROCESSING_TIMEOUT_S
         status = api.call("GET", processing_path, 200)
         say(f"  match {match_id}: {status.get('ui_url')}")
-        shown = ""
-        while status["status"] not in FINISHED:
-            if time.monotonic() > deadline:
-                raise StoryFailedError(f"processing did not finish in {PROCESSING_TIMEOUT_S} s")
-            text = format_processing(status)
-            if text != shown:
-                say(text + "\n")
-                shown = text
-            time.sleep(POLL_S)
-            status = api.call("GET", processing_path, 200)
-        say(format_processing(status))
+        status = watch_processing(api, processing_path, status, say, stall_timeout_s)
         if status["status"] != "completed":
             raise StoryFailedError(
                 f"processing ended {status['status']}: {status.get('failure') or 'no reason given'}"

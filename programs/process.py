@@ -8,12 +8,20 @@ the match ``ready`` and the API lists and serves it to that organization's membe
 
 Running it again with the ``--match-id`` of a match whose workflow is running follows that run;
 of a finished match, it uploads the pair again and processes it as the next revision.
+
+It talks to the running stack: the ``stack.json`` a `polyvision up` publishes in its data
+directory (``--stack DIR``, by default ``PV_DATA_DIR``; `programs.stack_state`) names the
+stack's Temporal, task queues and stores, so the recording lands where the stack's worker reads
+it. Without a running `polyvision up` there, the command's own ``PV_`` settings apply (a
+deployment's shared stores and Temporal). Once the match runs, a Temporal that stops answering
+(a restart) is waited for with backoff, and the progress display carries on when it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import WorkflowFailureError
-from temporalio.service import RPCError
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError, RPCStatusCode
 
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import AssetKind, Match
@@ -35,10 +44,17 @@ from processing.catalog import (
     organization_for,
     register_match,
 )
+from programs.progress_text import StageLine, format_stages
+from programs.stack_state import StackState, running_stack
 from workflows.types import STAGES, MatchInput, MatchOutput, MatchProgress
 
-BAR_WIDTH = 24
 POLL_S = 1.0
+RECONNECT_FIRST_S = 1.0
+RECONNECT_MAX_S = 15.0
+OUTAGE_LIMIT_S = 600.0
+"""How long Temporal may stay unreachable while a match is followed before the command gives
+up (the match itself carries on: its workflow lives in Temporal, not in this command)."""
+UNAVAILABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -63,24 +79,33 @@ class ProcessRequest:
     panorama_scale: float = 1.0
 
 
-def format_progress(progress: MatchProgress) -> str:
-    """One line per stage: a bar of chunks done over total, and the stage's time."""
-    lines = [f"stage: {progress.stage}"]
+def stage_lines(progress: MatchProgress) -> list[StageLine]:
+    """The stages that started, as the progress display shows them."""
+    lines = []
     for name in STAGES:
         entry = progress.stages.get(name)
         if entry is None:
-            lines.append(f"  {name:<8} {'.' * BAR_WIDTH}")
             continue
-        total = max(entry.total, 1)
-        filled = round(BAR_WIDTH * min(entry.done, total) / total)
-        took = ""
+        took = None
         if entry.started_at is not None and entry.finished_at is not None:
-            took = f" {entry.finished_at - entry.started_at:6.1f} s"
+            took = entry.finished_at - entry.started_at
         lines.append(
-            f"  {name:<8} {'#' * filled}{'-' * (BAR_WIDTH - filled)} {entry.done}/{entry.total}"
-            + took
+            StageLine(
+                name=name,
+                done=entry.done,
+                total=entry.total,
+                frames_done=entry.frames_done,
+                frames_total=entry.frames_total,
+                seconds=took,
+                running=name in progress.running,
+            )
         )
-    return "\n".join(lines)
+    return lines
+
+
+def format_progress(progress: MatchProgress) -> str:
+    """The stage running, then one line per stage: chunks (and frames) done, and its time."""
+    return format_stages(progress.stage, progress.running, stage_lines(progress), STAGES)
 
 
 def default_title(request: ProcessRequest) -> str:
@@ -138,6 +163,17 @@ def _say(show: bool, text: str) -> None:
     if show:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"polyvision process: {text}\n")
+    sys.stderr.flush()
+
+
+def temporal_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says Temporal cannot be reached now (down, restarting), not that it
+    refused the call."""
+    return isinstance(exc, RPCError) and exc.status in UNAVAILABLE
 
 
 async def start_match(
@@ -213,29 +249,155 @@ async def process_match(
     match_id, run_id = await start_match(processing, sessions, request)
     workflow_id = processing.workflow_id(str(match_id))
     _say(show, f"match {match_id}: {processing.ui_link(workflow_id, run_id)}")
+    return await follow_match(processing, workflow_id, run_id, show=show)
+
+
+async def follow_match(
+    processing: MatchProcessing,
+    workflow_id: str,
+    run_id: str,
+    *,
+    show: bool = True,
+    outage_limit_s: float = OUTAGE_LIMIT_S,
+) -> MatchOutput:
+    """Wait for the run's result, showing its progress; ride out Temporal being unreachable.
+
+    When Temporal stops answering (a restart of the server), the client's connection comes
+    back by itself once it answers again: this waits for that with backoff (1 s doubling to
+    15 s), says so on stderr, and follows the run on.
+
+    Raises:
+        WorkflowFailureError: The run failed or was cancelled.
+        RPCError: Temporal refused a call, or stayed unreachable for ``outage_limit_s``.
+    """
+    shown = [""]
+    while True:
+        try:
+            return await _wait_showing(processing, workflow_id, run_id, show, shown)
+        except RPCError as exc:
+            if not temporal_unavailable(exc):
+                raise
+            await _wait_for_temporal(processing, workflow_id, exc, outage_limit_s)
+
+
+async def _wait_showing(
+    processing: MatchProcessing, workflow_id: str, run_id: str, show: bool, shown: list[str]
+) -> MatchOutput:
     result = asyncio.ensure_future(processing.result(workflow_id, run_id))
-    last = ""
-    while not result.done():
-        await asyncio.wait({result}, timeout=POLL_S)
-        if not show or result.done():
-            continue
-        progress = await processing.progress(workflow_id, run_id)
-        if progress is None:  # no worker answered yet; the next loop asks again
-            continue
-        text = format_progress(progress)
-        if text != last:
-            _say(show, text + "\n")
-            last = text
-    return await result
+    try:
+        while not result.done():
+            await asyncio.wait({result}, timeout=POLL_S)
+            if not show or result.done():
+                continue
+            progress = await processing.progress(workflow_id, run_id)
+            if progress is None:  # no worker answered yet; the next loop asks again
+                continue
+            text = format_progress(progress)
+            if text != shown[0]:
+                _say(show, text + "\n")
+                shown[0] = text
+        return await result
+    finally:
+        result.cancel()
 
 
-def run_process(settings: Settings, request: ProcessRequest) -> int:
-    """The command: 0 when the match was processed, 1 when it failed, 2 for a bad request."""
+async def _wait_for_temporal(
+    processing: MatchProcessing, workflow_id: str, error: RPCError, limit_s: float
+) -> None:
+    """Until Temporal describes the workflow again; raises ``error`` after ``limit_s``."""
+    address = processing.settings.temporal_address
+    _note(f"Temporal at {address} is not answering ({error.message}); waiting for it ...")
+    started = time.monotonic()
+    delay = RECONNECT_FIRST_S
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await processing.describe(workflow_id)
+        except RPCError as again:
+            if not temporal_unavailable(again):
+                raise
+            if time.monotonic() - started > limit_s:
+                raise error from again
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            continue
+        _note(f"Temporal answers again after {time.monotonic() - started:.0f} s; following on")
+        return
+
+
+class NoStackError(LookupError):
+    """``--stack DIR`` named a directory where no `polyvision up` runs."""
+
+
+def stack_settings(
+    settings: Settings, stack_dir: Path | None = None
+) -> tuple[Settings, StackState | None]:
+    """The settings to process with: those of the stack running in ``stack_dir``.
+
+    ``stack_dir`` None looks in ``settings.data_dir`` and, when no stack runs there, keeps
+    ``settings`` (a deployment configured through ``PV_`` variables).
+
+    Raises:
+        NoStackError: ``stack_dir`` was given and no stack runs there, or the stack keeps a
+            store on a server whose URL this environment does not set.
+    """
+    state = running_stack(stack_dir if stack_dir is not None else settings.data_dir)
+    if state is None:
+        if stack_dir is not None:
+            raise NoStackError(
+                f"no running `polyvision up` publishes its state in {stack_dir} "
+                "(start one with that PV_DATA_DIR, or leave --stack out)"
+            )
+        return settings, None
+    try:
+        return state.settings(settings), state
+    except ValueError as exc:
+        raise NoStackError(str(exc)) from exc
+
+
+def _quiet_runtime() -> Runtime:
+    """An SDK runtime that does not print the Rust core's retry warnings during an outage."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+        )
+    )
+
+
+def run_process(
+    settings: Settings, request: ProcessRequest, *, stack_dir: Path | None = None
+) -> int:
+    """The command: 0 when the match was processed, 1 when it failed, 2 for a bad request.
+
+    Args:
+        settings: The command's own settings.
+        request: What to process.
+        stack_dir: The data directory of the `polyvision up` to use (None: ``PV_DATA_DIR``,
+            falling back to ``settings`` when no stack runs there).
+    """
     from polyvision.storage.metadata import create_engine, session_maker
     from polyvision.temporal.client import connect
 
+    try:
+        settings, stack = stack_settings(settings, stack_dir)
+    except NoStackError as exc:
+        sys.stderr.write(f"polyvision process: {exc}\n")
+        return 2
+    if stack is not None:
+        _say(True, f"stack: {stack.api_url} (data in {stack.data_dir}, pid {stack.pid})")
+    elif settings.objects_url.startswith("file://"):
+        _note(
+            f"no `polyvision up` runs with data in {settings.data_dir}; using this "
+            f"environment's stores there and Temporal at {settings.temporal_address} "
+            "(--stack DIR names a stack's data directory)"
+        )
+
     async def go() -> int:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        address = settings.temporal_address
+        try:
+            client = await connect(address, settings.temporal_namespace, _quiet_runtime())
+        except RuntimeError as exc:  # the SDK reports a failed connection as RuntimeError
+            sys.stderr.write(f"polyvision process: cannot reach Temporal at {address}: {exc}\n")
+            return 1
         engine = create_engine(settings.database_url)
         try:
             output = await process_match(

@@ -143,3 +143,55 @@ def test_rig_soccertrack_writes_a_loadable_rig(tmp_path: Path) -> None:
     assert set(rig.cameras) == {"left", "right"}
     assert rig.cameras["left"].image_size == (3072, 1728)
     assert "(99.5,0)" in completed.stdout  # the mislabelled point is reported as an outlier
+
+
+# -- up and worker ----------------------------------------------------------------------------
+
+
+def test_worker_honours_the_task_queue_suffix_and_explains_an_unreachable_server(
+    tmp_path: Path,
+) -> None:
+    completed = run_cli(
+        "worker",
+        env={
+            "PV_DATA_DIR": str(tmp_path / "pv"),
+            "PV_TASK_QUEUE_SUFFIX": "-bob",
+            "PV_TEMPORAL_ADDRESS": "127.0.0.1:1",
+            "PV_WORKER_METRICS_PORT": "0",
+        },
+    )
+    assert completed.returncode == 1, completed.stderr
+    # One line per queue, suffixed as the API's queues are, before anything is connected.
+    queues = [line.split(":")[0] for line in completed.stdout.splitlines()]
+    assert queues == ["polyvision-gpu-bob", "polyvision-nvenc-bob", "polyvision-cpu-bob"]
+    failure = [line for line in completed.stderr.splitlines() if line.startswith("polyvision")]
+    assert len(failure) == 1
+    assert failure[0].startswith("polyvision worker: cannot reach Temporal at 127.0.0.1:1")
+    assert "Traceback" not in completed.stderr
+
+
+def test_worker_flag_suffix_wins_over_the_variable() -> None:
+    from programs.cli import build_parser
+
+    assert build_parser().parse_args(["worker"]).task_queue_suffix is None  # PV_ then
+    args = build_parser().parse_args(["worker", "--task-queue-suffix=-dev"])
+    assert args.task_queue_suffix == "-dev"
+
+
+def test_up_port_flags_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    from programs.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["up", "--api-port", "9000", "--temporal-port=9001", "--ui-port=9002", "--metrics-port=0"]
+    )
+    assert (args.api_port, args.temporal_port, args.ui_port, args.metrics_port) == (
+        9000,
+        9001,
+        9002,
+        0,
+    )
+    assert build_parser().parse_args(["up"]).api_port is None
+    for bad in (["--api-port=0"], ["--ui-port=http"], ["--metrics-port=70000"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["up", *bad])
+    assert "is not a TCP port" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 
 from polyvision.capabilities import Capabilities, GpuInfo, detect_capabilities
 from polyvision.temporal.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE, QueueRole, queue_names
-from programs.worker.plan import QueuePlan, plan_queues
+from programs.worker.plan import QueuePlan, describe_plan, plan_queues
 
 H100 = GpuInfo(index=0, name="NVIDIA H100 80GB HBM3", memory_mb=81559, has_nvenc=False)
 L4_0 = GpuInfo(index=0, name="NVIDIA L4", memory_mb=23034, has_nvenc=True)
@@ -29,8 +29,17 @@ def plan(role: QueueRole, slots: int) -> QueuePlan:
 # -- planning ---------------------------------------------------------------------------------
 
 
-def test_auto_without_gpu_polls_cpu_only() -> None:
-    assert plan_queues("auto", NO_GPU) == [plan(QueueRole.cpu, 8)]
+def test_auto_without_gpu_serves_the_gpu_stages_on_the_cores() -> None:
+    # No stage is ever left unserved: the GPU stages run their CPU implementations, and the
+    # cores are split between them and the CPU stages (the cpu queue takes the odd core).
+    assert plan_queues("auto", NO_GPU) == [plan(QueueRole.gpu, 4), plan(QueueRole.cpu, 4)]
+    two_cores = Capabilities(gpus=[], cpu_count=2)
+    assert plan_queues("auto", two_cores) == [plan(QueueRole.gpu, 1), plan(QueueRole.cpu, 1)]
+    three_cores = Capabilities(gpus=[], cpu_count=3)
+    assert plan_queues("auto", three_cores) == [plan(QueueRole.gpu, 1), plan(QueueRole.cpu, 2)]
+    # One core cannot be split: each queue still gets its one slot.
+    one_core = Capabilities(gpus=[], cpu_count=1)
+    assert plan_queues("auto", one_core) == [plan(QueueRole.gpu, 1), plan(QueueRole.cpu, 1)]
 
 
 def test_auto_with_two_nvenc_gpus_polls_every_queue() -> None:
@@ -64,22 +73,30 @@ def test_explicit_lists_are_canonical_and_deduplicated() -> None:
     ]
     assert plan_queues("nvenc", TWO_L4) == [plan(QueueRole.nvenc, 2)]
     assert plan_queues("cpu", ONE_H100) == [plan(QueueRole.cpu, 32)]
+    assert plan_queues("gpu,cpu", NO_GPU) == [plan(QueueRole.gpu, 4), plan(QueueRole.cpu, 4)]
 
 
-def test_explicit_gpu_without_gpu_is_allowed_for_development() -> None:
-    assert plan_queues("gpu", NO_GPU) == [plan(QueueRole.gpu, 1)]
+def test_explicit_gpu_without_gpu_uses_every_core() -> None:
+    # A worker for the gpu queue alone on a machine without a GPU has the cores to itself.
+    assert plan_queues("gpu", NO_GPU) == [plan(QueueRole.gpu, 8)]
 
 
 def test_all_polls_every_queue_even_without_gpu() -> None:
     assert plan_queues("all", NO_GPU) == [
+        plan(QueueRole.gpu, 4),
+        plan(QueueRole.nvenc, 1),
+        plan(QueueRole.cpu, 4),
+    ]
+    assert plan_queues("all", ONE_H100) == [
         plan(QueueRole.gpu, 1),
         plan(QueueRole.nvenc, 1),
-        plan(QueueRole.cpu, 8),
+        plan(QueueRole.cpu, 32),
     ]
 
 
 def test_concurrency_overrides_every_queue() -> None:
     assert [p.max_concurrent_activities for p in plan_queues("auto", TWO_L4, 3)] == [3, 3, 3]
+    assert [p.max_concurrent_activities for p in plan_queues("auto", NO_GPU, 3)] == [3, 3]
 
 
 def test_custom_queue_names() -> None:
@@ -91,6 +108,66 @@ def test_custom_queue_names() -> None:
         "polyvision-nvenc-alice",
         "polyvision-cpu-alice",
     ]
+
+
+# -- what a worker says at start --------------------------------------------------------------
+
+
+def lines(spec: str, caps: Capabilities, concurrency: int | None = None) -> list[str]:
+    return describe_plan(spec, caps, plan_queues(spec, caps, concurrency))
+
+
+def test_a_cpu_only_worker_says_it_serves_the_gpu_stages() -> None:
+    assert lines("auto", Capabilities(gpus=[], cpu_count=2)) == [
+        "polyvision-gpu: no NVIDIA GPU found, serving GPU stages with CPU implementations"
+        " (1 slot, 1 of 2 cores)",
+        "polyvision-nvenc: not polled: no NVIDIA GPU found (encodes run on polyvision-cpu)",
+        "polyvision-cpu: workflows and CPU stages (1 slot, 1 of 2 cores)",
+    ]
+    assert lines("auto", Capabilities(gpus=[], cpu_count=1))[0].endswith(
+        "(1 slot, sharing the one core)"
+    )
+
+
+def test_a_gpu_worker_names_its_gpus_and_why_encodes_stay_away() -> None:
+    assert lines("auto", ONE_H100) == [
+        "polyvision-gpu: GPU stages on #0 NVIDIA H100 80GB HBM3 (1 slot, one per GPU)",
+        "polyvision-nvenc: not polled: no hardware video encoder on #0 NVIDIA H100 80GB HBM3"
+        " (encodes run on polyvision-cpu)",
+        "polyvision-cpu: workflows and CPU stages (32 slots, one per core)",
+    ]
+    assert lines("auto", TWO_L4)[1] == (
+        "polyvision-nvenc: hardware video encoder on #0 NVIDIA L4, #1 NVIDIA L4"
+        " (2 slots, one per encoder GPU)"
+    )
+
+
+def test_queues_left_out_by_an_explicit_list_are_named() -> None:
+    assert lines("cpu", ONE_H100) == [
+        "polyvision-gpu: not polled (--queues cpu); another worker must serve it",
+        "polyvision-nvenc: not polled (--queues cpu)",
+        "polyvision-cpu: workflows and CPU stages (32 slots, one per core)",
+    ]
+    assert lines("all", NO_GPU)[1] == (
+        "polyvision-nvenc: no GPU with a hardware video encoder; polled because a development"
+        " worker polls every queue (1 slot)"
+    )
+    assert (
+        lines("auto", NO_GPU, 3)[2]
+        == "polyvision-cpu: workflows and CPU stages (3 slots, --concurrency)"
+    )
+
+
+def test_lines_use_the_suffixed_names() -> None:
+    names = queue_names("-bob")
+    caps = Capabilities(gpus=[], cpu_count=2)
+    described = describe_plan("auto", caps, plan_queues("auto", caps, names=names), names=names)
+    assert [line.split(":")[0] for line in described] == [
+        "polyvision-gpu-bob",
+        "polyvision-nvenc-bob",
+        "polyvision-cpu-bob",
+    ]
+    assert described[1].endswith("(encodes run on polyvision-cpu-bob)")
 
 
 @pytest.mark.parametrize(

@@ -111,6 +111,32 @@ async def test_development_worker_serves_every_queue(
     assert result.gpu_probe is not None and result.gpu_probe.queue == names[QueueRole.gpu]
 
 
+async def test_auto_on_a_cpu_only_machine_serves_the_gpu_stages(
+    temporal_client: Client, task_queue: str
+) -> None:
+    # A CPU-only deployment runs `polyvision worker --queues auto` and nothing else: the GPU
+    # queue's work must still be picked up, by the CPU implementations.
+    no_gpu = Capabilities(gpus=[], cpu_count=2)
+    names = {role: f"{task_queue}-{role.value}" for role in QueueRole}
+    plans = plan_queues("auto", no_gpu, names=names)
+    assert {p.role for p in plans} == {QueueRole.gpu, QueueRole.cpu}
+    async with running_worker(temporal_client, plans):
+        result = await temporal_client.execute_workflow(
+            HealthCheckWorkflow.run,
+            HealthCheckInput(
+                queues=[names[QueueRole.cpu], names[QueueRole.gpu]],
+                gpu_probe_queue=names[QueueRole.gpu],
+            ),
+            id=f"auto-{task_queue}",
+            task_queue=names[QueueRole.cpu],
+            execution_timeout=timedelta(seconds=30),
+        )
+    assert sorted(a.queue for a in result.answers) == sorted(
+        [names[QueueRole.cpu], names[QueueRole.gpu]]
+    )
+    assert result.gpu_probe is not None and result.gpu_probe.identity.endswith("/gpu")
+
+
 async def test_sigterm_lets_the_running_activity_finish(
     temporal_server: TemporalTestServer,
     temporal_client: Client,

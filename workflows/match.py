@@ -10,7 +10,7 @@ long match; the children signal the parent as each chunk finishes a stage, which
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from temporalio import workflow
@@ -263,21 +263,57 @@ class MatchWorkflow:
     """The whole processing of one match; operators watch and steer it in the Temporal UI."""
 
     def __init__(self) -> None:
+        # ``stage`` here is the step the run is at (what the reprocess validator checks); the
+        # `progress` query shows the stage running instead.
         self._progress = MatchProgress()
         self._restart_from: str | None = None
+        self._chunk_frames: dict[int, int] = {}
 
     # -- operator surface ------------------------------------------------------------------
 
     @workflow.query(name=names.PROGRESS_QUERY)
     def progress(self) -> MatchProgress:
-        """Current stage, chunks done and total per stage, and stage timings."""
-        return self._progress
+        """The stage running, chunks (and frames) done and total per stage, stage timings.
+
+        ``stage`` is the latest running stage in pipeline order (detect while stitch and detect
+        both run), else the latest one started; ``running`` lists every running stage.
+        """
+        progress = self._progress
+        if progress.stage == "done":
+            return replace(progress, running=[])
+        running = [
+            name
+            for name in STAGES
+            if (entry := progress.stages.get(name)) is not None
+            and entry.started_at is not None
+            and entry.finished_at is None
+        ]
+        started = [
+            name
+            for name in STAGES
+            if (entry := progress.stages.get(name)) is not None and entry.started_at is not None
+        ]
+        stage = running[-1] if running else started[-1] if started else progress.stage
+        return replace(progress, stage=stage, running=[] if progress.failed else running)
 
     @workflow.signal(name=names.CHUNK_DONE_SIGNAL)
     def chunk_done(self, done: ChunkDone) -> None:
-        """A batch child finished one chunk of a stage."""
+        """A batch child finished one chunk of a stage.
+
+        Bookkeeping only (no command): the stage's chunk and frame counts; detect starts with
+        the first stitched chunk; stitch and detect end with their last chunk.
+        """
         stage = self._progress.stages.setdefault(done.stage, StageProgress())
         stage.done += 1
+        stage.frames_done += self._chunk_frames.get(done.chunk, 0)
+        now = workflow.time()
+        if done.stage == "stitch":
+            detect = self._progress.stages.get("detect")
+            if detect is not None and detect.started_at is None:
+                detect.started_at = now
+        last = stage.total > 0 and stage.done >= stage.total
+        if done.stage in ("stitch", "detect") and last and stage.finished_at is None:
+            stage.finished_at = now
 
     @workflow.update(name=names.REPROCESS_UPDATE)
     async def reprocess(self, request: ReprocessRequest) -> str:
@@ -307,8 +343,12 @@ class MatchWorkflow:
 
     def _finish(self, stage: str, done: int | None = None) -> None:
         entry = self._progress.stages[stage]
-        entry.finished_at = workflow.time()
+        if entry.finished_at is None:  # stitch and detect end with their last chunk's signal
+            entry.finished_at = workflow.time()
+        if entry.started_at is None:
+            entry.started_at = entry.finished_at
         entry.done = entry.total if done is None else done
+        entry.frames_done = entry.frames_total
 
     @workflow.run
     async def run(self, input: MatchInput) -> MatchOutput:
@@ -434,8 +474,12 @@ class MatchWorkflow:
         self, input: MatchInput, queues: Queues, ingest: IngestOutput
     ) -> tuple[StitchPrepareOutput, StitchBatchOutput]:
         chunks = len(ingest.chunks)
+        self._chunk_frames = {c.index: c.end_frame - c.start_frame for c in ingest.chunks}
+        frames = sum(self._chunk_frames.values())
         self._enter("stitch", chunks)
-        self._progress.stages["detect"] = StageProgress(total=chunks, started_at=workflow.time())
+        self._progress.stages["stitch"].frames_total = frames
+        # Detect starts when the first chunk is stitched (`chunk_done`).
+        self._progress.stages["detect"] = StageProgress(total=chunks, frames_total=frames)
         prepare: StitchPrepareOutput = await workflow.execute_activity(
             names.STITCH_PREPARE,
             StitchPrepareInput(
@@ -543,8 +587,11 @@ class MatchWorkflow:
         # Analyze rewrites the track points' slices (with speeds); the plan must have read
         # them first, so analyze starts only now, alongside the rendering.
         analyze = asyncio.ensure_future(self._analyze(input, queues, ingest))
+        self._chunk_frames = {c.index: c.end_frame - c.start_frame for c in ingest.chunks}
         self._progress.stages["encode"] = StageProgress(
-            total=len(ingest.chunks), started_at=workflow.time()
+            total=len(ingest.chunks),
+            started_at=workflow.time(),
+            frames_total=sum(self._chunk_frames.values()),
         )
         panorama_keys = {s.chunk: s.video_key for s in batch.stitched}
         info = workflow.info()

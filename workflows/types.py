@@ -56,23 +56,43 @@ class MatchInput:
 
 @dataclass
 class StageProgress:
-    """Chunks done out of the total for one stage, and how long it has taken."""
+    """Chunks done out of the total for one stage, and how long it has taken.
+
+    Stitch, detect and encode (the virtual camera's rendering) also count frames: the workflow
+    counts the frames of finished chunks, and the processing client adds the frames the chunks
+    in flight have done (their activities' last heartbeats, ``{"frames_done": n}``).
+    """
 
     done: int = 0
     total: int = 0
     started_at: float | None = None
-    """Workflow time (seconds since the epoch) the stage started."""
+    """Workflow time (seconds since the epoch) the stage started: for stitch, when the run
+    entered it; for detect, when the first chunk was stitched (none can be detected before)."""
     finished_at: float | None = None
+    """When the stage's last chunk (or its one activity) finished."""
+    frames_done: int = 0
+    """Frames of the stage's work done (0 for stages that do not count frames)."""
+    frames_total: int = 0
+    """Frames the stage works through (0 for stages that do not count frames)."""
 
 
 @dataclass
 class MatchProgress:
-    """The answer of the `progress` query."""
+    """The answer of the `progress` query.
+
+    Attributes:
+        stage: The stage running now; while several run side by side (stitch and detect, or
+            analyze and the rendering counted as encode) the latest of them in pipeline order,
+            the one whose progress says how far the match has got; ``done`` at the end.
+        running: Every stage running now, in pipeline order (empty between stages and at the
+            end).
+    """
 
     stage: str = "ingest"
     revision: int = 1
     stages: dict[str, StageProgress] = field(default_factory=dict)
     failed: str | None = None
+    running: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -38,6 +38,8 @@ def gateway_rules(
         "/auth/login",
         "/auth/register",
         "/auth/verify-email/resend",
+        "/auth/password-reset",
+        "/auth/password-reset/confirm",
         "/devices/register",
     ),
     device_prefixes: Sequence[str] = ("/devices", "/uploads"),

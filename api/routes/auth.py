@@ -1,9 +1,15 @@
-"""Register, verify the email address, log in, refresh, log out; the JWKS of our tokens.
+"""Register, verify the email address, log in, refresh, log out, reset a forgotten password;
+the JWKS of our tokens.
 
 Registration mails a verification link (`api.security.email_tokens`); an account that never
 followed it can still log in and create its own organization, but cannot be added to anyone
 else's (`api.routes.organizations.add_member`), so registering someone else's address first
 captures nothing.
+
+A forgotten password is reset by a mailed link (`api.security.password_reset`): one hour,
+single-use (the token is bound to the password hash it replaces), and answered the same for
+addresses with and without an account. A reset revokes every refresh-token family of the
+account; access tokens already issued live out their 15 minutes.
 
 `router` is mounted at ``/auth``; `jwks_router` serves ``/.well-known/jwks.json`` at the root.
 """
@@ -12,12 +18,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import structlog
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +39,17 @@ from api.security.email_tokens import (
     InvalidEmailToken,
     create_email_token,
     verify_email_token,
+)
+from api.security.password_reset import (
+    RESET_TOKEN_LIFETIME,
+    ExpiredResetToken,
+    InvalidResetToken,
+    PasswordResetLimiter,
+    ResetGrant,
+    create_reset_token,
+    revoke_all_refresh_tokens,
+    set_password_if_unchanged,
+    verify_reset_token,
 )
 from api.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from api.security.refresh import InvalidRefreshToken
@@ -52,7 +69,15 @@ INVALID_LINK = "The verification link is invalid."
 EXPIRED_LINK = "The verification link has expired; ask for a new one."
 ALREADY_VERIFIED = "This email address is already verified."
 VERIFY_PATH = "/auth/verify-email"
-# Bound to the largest token `api.security.email_tokens` accepts.
+RESET_PATH = "/auth/password-reset"
+INVALID_RESET_LINK = "The password reset link is invalid."
+EXPIRED_RESET_LINK = "The password reset link has expired; ask for a new one."
+USED_RESET_LINK = (
+    "The password reset link has been used, or the password changed since it was sent; "
+    "ask for a new one."
+)
+TOO_MANY_RESETS = "Too many password reset requests; try again later."
+# Bound to the largest token `api.security.email_tokens` and `.password_reset` accept.
 MAX_TOKEN_LENGTH = 512
 
 log = structlog.get_logger(__name__)
@@ -140,6 +165,83 @@ class EmailVerification(BaseModel):
     email_verified_at: datetime
 
 
+def _hours(lifetime_s: float) -> str:
+    hours = int(lifetime_s // 3600)
+    return f"{hours} hour" if hours == 1 else f"{hours} hours"
+
+
+RESET_LINK_LIFETIME = _hours(RESET_TOKEN_LIFETIME.total_seconds())
+
+
+class PasswordResetRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "coach@fc-example.org"}]})
+
+    email: Email
+
+
+class PasswordResetAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": (
+                        "If an account uses this address, a password reset link is on its "
+                        f"way to it. The link works once, for {RESET_LINK_LIFETIME}."
+                    ),
+                    "link_lifetime_s": int(RESET_TOKEN_LIFETIME.total_seconds()),
+                }
+            ]
+        }
+    )
+
+    detail: str
+    link_lifetime_s: int
+
+
+RESET_ACCEPTED = PasswordResetAccepted(
+    detail=(
+        "If an account uses this address, a password reset link is on its way to it. "
+        f"The link works once, for {RESET_LINK_LIFETIME}."
+    ),
+    link_lifetime_s=int(RESET_TOKEN_LIFETIME.total_seconds()),
+)
+
+
+class PasswordResetConfirmRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "MQpyZXNldC1wYXNzd29yZAo....3q2-7wEAAABf",
+                    "password": "a new long passphrase",
+                }
+            ]
+        }
+    )
+
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
+    # The rules of registration.
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+
+
+class PasswordResetLink(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "coach@fc-example.org",
+                    "expires_at": "2026-11-25T19:00:00Z",
+                    "confirm": "POST /auth/password-reset/confirm",
+                }
+            ]
+        }
+    )
+
+    email: str
+    expires_at: datetime
+    confirm: str = f"POST {RESET_PATH}/confirm"
+
+
 class Me(BaseModel):
     id: uuid.UUID
     email: str
@@ -179,6 +281,70 @@ async def send_verification(settings: Settings, mailer: Mailer, user: User) -> N
         "message: nobody can use the address until it is confirmed.\n"
     )
     await mailer.send(user.email, "Confirm your email address for Polyvision", text)
+
+
+def password_reset_link(
+    settings: Settings, user_id: uuid.UUID, email: str, password_hash: str, now: float
+) -> str:
+    """The link that sets a new password for ``user_id`` once, valid `RESET_TOKEN_LIFETIME`."""
+    token = create_reset_token(settings.secret, user_id, email, password_hash, now)
+    query = urlencode({"token": token})
+    return f"{settings.api_public_url.rstrip('/')}{RESET_PATH}?{query}"
+
+
+async def send_password_reset(mailer: Mailer, email: str, link: str) -> None:
+    """Mail ``link`` (from `password_reset_link`) to ``email``.
+
+    Raises:
+        MailDeliveryError: The SMTP server could not be reached or refused the message.
+    """
+    text = (
+        "Someone, hopefully you, asked to reset the password of the Polyvision account that "
+        "uses this email address.\n\n"
+        "Choose a new password with this link:\n\n"
+        f"{link}\n\n"
+        f"The link works once, for {RESET_LINK_LIFETIME}. Setting a new password signs out "
+        "every session of the account.\n\n"
+        "If you did not ask for this, ignore this message: your password stays as it is.\n"
+    )
+    await mailer.send(email, "Reset your Polyvision password", text)
+
+
+async def _mail_reset_link(
+    settings: Settings, mailer: Mailer, user_id: uuid.UUID, email: str, password_hash: str
+) -> None:
+    # Runs after the answer is sent, so an address with an account answers no later than one
+    # without; a failure can only be logged (the answer must not differ either).
+    link = password_reset_link(settings, user_id, email, password_hash, time.time())
+    try:
+        await send_password_reset(mailer, email, link)
+    except MailDeliveryError as exc:
+        log.warning("auth.password_reset_mail_failed", user_id=str(user_id), error=str(exc))
+
+
+def get_reset_limiter(request: Request) -> PasswordResetLimiter:
+    """The app's limiter of reset requests, made on first use (a test may set its own)."""
+    state = request.app.state
+    limiter = getattr(state, "password_reset_limiter", None)
+    if not isinstance(limiter, PasswordResetLimiter):
+        limiter = PasswordResetLimiter()
+        state.password_reset_limiter = limiter
+    return limiter
+
+
+ResetLimiterDep = Annotated[PasswordResetLimiter, Depends(get_reset_limiter)]
+
+_RESET_RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        **problem_responses(429)[429],
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before the next request.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    }
+}
 
 
 @router.post(
@@ -379,6 +545,127 @@ async def resend_verification(
         log.warning("auth.verification_mail_failed", user_id=str(user.id), error=str(exc))
         return problem(503, MAIL_FAILED)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PasswordResetAccepted,
+    summary="Mail a single-use, one-hour password reset link (same answer for any address)",
+    responses={**problem_responses(422, 503), **_RESET_RATE_LIMITED},
+)
+async def request_password_reset(
+    body: PasswordResetRequest,
+    request: Request,
+    background: BackgroundTasks,
+    session: DbSession,
+    settings: SettingsDep,
+    mailer: MailerDep,
+    limiter: ResetLimiterDep,
+) -> PasswordResetAccepted | JSONResponse:
+    """Mail a reset link to the address if an active account uses it.
+
+    The answer is 202 with the same body whether or not an account uses the address, and it
+    does not wait for the mail: the link is made and sent after the answer. Requests are
+    limited per requested address and per client address (429 with ``Retry-After``), counted
+    alike for addresses with and without an account. 503 when no mail server is configured
+    outside development.
+    """
+    if mail_unavailable(settings, mailer):
+        return problem(503, MAIL_NOT_CONFIGURED)
+    address = _client_address(request)
+    wait = limiter.retry_after(body.email, address)
+    if wait is not None:
+        return problem(429, TOO_MANY_RESETS, headers={"Retry-After": str(wait)})
+    limiter.hit(body.email, address)
+    user = (await session.exec(select(User).where(col(User.email) == body.email))).first()
+    if user is not None and user.is_active:
+        background.add_task(
+            _mail_reset_link, settings, mailer, user.id, user.email, user.password_hash
+        )
+    return RESET_ACCEPTED
+
+
+async def _reset_target(
+    token: str, settings: Settings, session: DbSession
+) -> tuple[User, ResetGrant] | JSONResponse:
+    """The account a reset token may still change, or the problem that refuses it."""
+    try:
+        grant = verify_reset_token(settings.secret, token, time.time())
+    except ExpiredResetToken:
+        return problem(400, EXPIRED_RESET_LINK, headers=NO_STORE)
+    except InvalidResetToken:
+        return problem(400, INVALID_RESET_LINK, headers=NO_STORE)
+    user = await session.get(User, grant.user_id)
+    # Deleted, deactivated, or no longer at the address the link was mailed to.
+    if user is None or not user.is_active or not grant.for_address(user.email):
+        return problem(400, INVALID_RESET_LINK, headers=NO_STORE)
+    if not grant.for_password(settings.secret, user.password_hash):
+        return problem(400, USED_RESET_LINK, headers=NO_STORE)
+    return user, grant
+
+
+@router.get(
+    "/password-reset",
+    response_model=PasswordResetLink,
+    summary="Check a password reset link: the link mailed by POST /auth/password-reset",
+    responses=problem_responses(400, 422),
+)
+async def check_password_reset_link(
+    token: Annotated[str, Query(min_length=1, max_length=MAX_TOKEN_LENGTH)],
+    response: Response,
+    settings: SettingsDep,
+    session: DbSession,
+) -> PasswordResetLink | JSONResponse:
+    """Whether the link still works, for which address and until when; it changes nothing
+    (mail scanners that open links must not spend it). The new password is set with
+    ``POST /auth/password-reset/confirm`` and the link's token."""
+    target = await _reset_target(token, settings, session)
+    if isinstance(target, JSONResponse):
+        return target
+    user, grant = target
+    response.headers.update(NO_STORE)
+    return PasswordResetLink(
+        email=user.email, expires_at=datetime.fromtimestamp(grant.expires_at, UTC)
+    )
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Set a new password with a password reset link's token (signs out every session)",
+    responses=problem_responses(400, 422),
+)
+async def confirm_password_reset(
+    body: PasswordResetConfirmRequest, auth: AuthDep, session: DbSession, settings: SettingsDep
+) -> Response:
+    """Set the account's password (Argon2id; the rules of registration) and spend the link.
+
+    The link works once: it is bound to the password hash it replaces, so this reset (or any
+    other password change) makes it, and every other link sent before, useless. Every
+    refresh-token family of the account is revoked, so every session has to log in again;
+    access tokens already issued stay valid until they expire (15 minutes at most).
+    Following the link proves the address, so an unverified one becomes verified.
+
+    400 when the link is tampered with, expired, already used, or its account is gone.
+    """
+    target = await _reset_target(body.token, settings, session)
+    if isinstance(target, JSONResponse):
+        return target
+    user, _ = target
+    user_id, email, old_hash = user.id, user.email, user.password_hash
+    new_hash = await auth.passwords.hash(body.password)
+    changed = await set_password_if_unchanged(
+        session, user_id, old_hash, new_hash, verify_email=user.email_verified_at is None
+    )
+    if not changed:  # a concurrent use of the same link won
+        await session.rollback()
+        return problem(400, USED_RESET_LINK, headers=NO_STORE)
+    revoked = await revoke_all_refresh_tokens(session, user_id)
+    await session.commit()
+    auth.limiter.succeeded(email)  # failed logins before the reset no longer count
+    log.info("auth.password_reset", user_id=str(user_id), refresh_tokens_revoked=revoked)
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
 
 
 @jwks_router.get("/.well-known/jwks.json", summary="Public keys that verify our access tokens")

@@ -60,22 +60,42 @@ ProcessingDep = Annotated[MatchProcessing, Depends(match_processing)]
 
 
 class StageStatus(BaseModel):
-    """One stage: chunks done out of the total, and when it ran."""
+    """One stage: chunks (and frames) done out of the total, and when it ran."""
 
     done: int
     total: int
     started_at: datetime | None
     finished_at: datetime | None
     seconds: float | None = Field(description="How long the stage took, once finished.")
+    running: bool = Field(default=False, description="Whether the stage is running now.")
+    frames_done: int = Field(
+        default=0,
+        description=(
+            "Frames done, counting the chunks in flight (stitch, detect and encode; 0 for the "
+            "other stages). Chunks in flight report through their heartbeats, so this moves "
+            "within a long chunk too."
+        ),
+    )
+    frames_total: int = Field(
+        default=0, description="Frames the stage works through (0 where it counts none)."
+    )
 
 
 class Progress(BaseModel):
     """The workflow's `progress` query: where it is and how far each stage got."""
 
-    stage: str
+    stage: str = Field(
+        description=(
+            "The stage running now; while several run side by side (stitch and detect, or "
+            "analyze and encode) the latest of them in pipeline order; ``done`` at the end."
+        )
+    )
     revision: int
     failed: str | None
     stages: dict[str, StageStatus]
+    running: list[str] = Field(
+        default_factory=list, description="Every stage running now, in pipeline order."
+    )
 
 
 class ProcessingStatus(BaseModel):
@@ -151,9 +171,16 @@ def progress_view(progress: MatchProgress) -> Progress:
             started_at=_moment(entry.started_at),
             finished_at=_moment(entry.finished_at),
             seconds=took,
+            running=name in progress.running,
+            frames_done=entry.frames_done,
+            frames_total=entry.frames_total,
         )
     return Progress(
-        stage=progress.stage, revision=progress.revision, failed=progress.failed, stages=stages
+        stage=progress.stage,
+        revision=progress.revision,
+        failed=progress.failed,
+        stages=stages,
+        running=[name for name in STAGES if name in progress.running],
     )
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 GPU_QUEUE = "polyvision-gpu"
-"""CUDA work: stitch, detect, vcam render."""
+"""GPU stages: stitch, detect, vcam render (their CPU implementations where no GPU is present:
+a CPU-only worker polls this queue too, so no stage is left unserved)."""
 
 CPU_QUEUE = "polyvision-cpu"
 """Workflow tasks and CPU work: ingest, track, vcam plan, analyze, package, index."""

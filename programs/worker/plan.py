@@ -1,11 +1,11 @@
-"""Decide which task queues a worker polls and with how many activity slots (pure)."""
+"""Decide which task queues a worker polls, with how many activity slots, and why (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from polyvision.capabilities import Capabilities
+from polyvision.capabilities import Capabilities, GpuInfo
 from polyvision.temporal.queues import DEFAULT_QUEUE_NAMES, QueueRole
 
 # Canonical order: plans are listed (and logged) the same way whatever the spec's order.
@@ -20,11 +20,14 @@ class QueuePlan:
         role: What the queue needs (gpu, nvenc, cpu); selects the activities registered.
         task_queue: The task queue name.
         max_concurrent_activities: Activity slots of the worker on this queue.
+        reason: Why this worker polls it with that many slots, for the person starting it
+            (not part of equality: two plans polling the same queue alike are the same plan).
     """
 
     role: QueueRole
     task_queue: str
     max_concurrent_activities: int
+    reason: str = field(default="", compare=False)
 
 
 def _roles_for(spec: str, caps: Capabilities) -> list[QueueRole]:
@@ -36,9 +39,9 @@ def _roles_for(spec: str, caps: Capabilities) -> list[QueueRole]:
             raise ValueError(f"'auto' and 'all' stand alone, got {spec!r}")
         if names[0] == "all":
             return list(_ORDER)
-        roles = [QueueRole.cpu]
-        if caps.gpus:
-            roles.append(QueueRole.gpu)
+        # No stage is ever left unserved: without a GPU the GPU stages run their CPU
+        # implementations here. Encodes go to nvenc only where a GPU has an encoder.
+        roles = [QueueRole.cpu, QueueRole.gpu]
         if caps.nvenc_gpus:
             roles.append(QueueRole.nvenc)
         return roles
@@ -52,14 +55,83 @@ def _roles_for(spec: str, caps: Capabilities) -> list[QueueRole]:
     return roles
 
 
-def _default_slots(role: QueueRole, caps: Capabilities) -> int:
+def _core_shares(wanted: set[QueueRole], caps: Capabilities) -> dict[QueueRole, int]:
+    """Split the cores between the queues of this worker that run on the CPU.
+
+    The cpu queue always does; the gpu queue does when there is no GPU (CPU implementations).
+    Together they get one slot per core, at least one each; the cpu queue takes the odd core.
+    """
+    on_cpu = [QueueRole.cpu] if QueueRole.cpu in wanted else []
+    if QueueRole.gpu in wanted and not caps.gpus:
+        on_cpu.insert(0, QueueRole.gpu)
+    if not on_cpu:
+        return {}
+    base, extra = divmod(caps.cpu_count, len(on_cpu))
+    shares = {role: base for role in on_cpu}
+    if extra:
+        shares[on_cpu[-1]] += extra  # the cpu queue when both share
+    return {role: max(1, share) for role, share in shares.items()}
+
+
+def _gpu_names(gpus: Sequence[GpuInfo]) -> str:
+    return ", ".join(f"#{gpu.index} {gpu.name}" for gpu in gpus)
+
+
+def _slots(count: int) -> str:
+    return f"{count} slot" if count == 1 else f"{count} slots"
+
+
+def _reason(
+    role: QueueRole,
+    slots: int,
+    caps: Capabilities,
+    spec: str,
+    shares: Mapping[QueueRole, int],
+    concurrency: int | None,
+) -> str:
+    if concurrency is not None:
+        sizing = f"{_slots(slots)}, --concurrency"
+    elif role in shares and len(shares) > caps.cpu_count:
+        sizing = f"{_slots(slots)}, sharing the one core"
+    elif role in shares and len(shares) > 1:
+        sizing = f"{_slots(slots)}, {slots} of {caps.cpu_count} cores"
+    elif role in shares:
+        sizing = f"{_slots(slots)}, one per core"
+    elif role is QueueRole.gpu:
+        sizing = f"{_slots(slots)}, one per GPU"
+    elif caps.nvenc_gpus:
+        sizing = f"{_slots(slots)}, one per encoder GPU"
+    else:
+        sizing = _slots(slots)
+    if role is QueueRole.cpu:
+        return f"workflows and CPU stages ({sizing})"
     if role is QueueRole.gpu:
-        # One activity per GPU: a stage saturates its device. On a development machine without
-        # GPUs (explicit `gpu` or `all`) one slot runs the CPU implementation.
-        return max(1, len(caps.gpus))
+        if caps.gpus:
+            return f"GPU stages on {_gpu_names(caps.gpus)} ({sizing})"
+        return f"no NVIDIA GPU found, serving GPU stages with CPU implementations ({sizing})"
+    if caps.nvenc_gpus:
+        return f"hardware video encoder on {_gpu_names(caps.nvenc_gpus)} ({sizing})"
+    if spec.lower() == "all":
+        return (
+            "no GPU with a hardware video encoder; polled because a development worker polls"
+            f" every queue ({sizing})"
+        )
+    return (
+        f"no GPU with a hardware video encoder; polled because --queues {spec} names it ({sizing})"
+    )
+
+
+def _not_polled(role: QueueRole, caps: Capabilities, spec: str, cpu_queue: str) -> str:
+    if role is QueueRole.nvenc and spec.lower() == "auto":
+        if not caps.gpus:
+            return f"not polled: no NVIDIA GPU found (encodes run on {cpu_queue})"
+        return (
+            f"not polled: no hardware video encoder on {_gpu_names(caps.gpus)}"
+            f" (encodes run on {cpu_queue})"
+        )
     if role is QueueRole.nvenc:
-        return max(1, len(caps.nvenc_gpus))
-    return max(1, caps.cpu_count)
+        return f"not polled (--queues {spec})"
+    return f"not polled (--queues {spec}); another worker must serve it"
 
 
 def plan_queues(
@@ -72,22 +144,25 @@ def plan_queues(
     """Turn a queue spec and the machine's capabilities into per-queue worker plans.
 
     Specs:
-        ``auto``: the cpu queue always; the gpu queue with one slot per GPU if there is a GPU;
-        the nvenc queue only if some GPU has an encoder (an H100 has none, so never gets
-        encodes). ``all``: every queue, for a development worker that runs the CPU
-        implementation of GPU stages. ``gpu``, ``nvenc``, ``cpu`` or a comma list of them: exactly
-        those queues. Asking explicitly for ``gpu``/``nvenc`` on a machine without them is
-        allowed (development; one slot) because only an explicit request does it.
+        ``auto``: the cpu and gpu queues always, so no stage is left unserved (a machine
+        without a GPU runs the GPU stages' CPU implementations); the nvenc queue only if some
+        GPU has an encoder (an H100 has none, so never gets encodes). ``all``: every queue, for
+        a development worker (`polyvision up`). ``gpu``, ``nvenc``, ``cpu`` or a comma list of
+        them: exactly those queues, whatever the machine has.
+
+    Slots (unless `concurrency` overrides them): one per GPU on the gpu queue, one per encoder
+    GPU on nvenc (one without any), one per core on cpu. Without a GPU the gpu queue runs on
+    the cores too, so the cores are split between it and the cpu queue (the cpu queue takes
+    the odd one, each gets at least one): two cores serve one stage of each at a time.
 
     Args:
         spec: ``auto``, ``all``, or a comma list of ``gpu``, ``nvenc``, ``cpu``.
         caps: The machine, from `detect_capabilities`.
-        concurrency: Activity slots on every planned queue instead of the defaults
-            (GPUs per GPU queue, encoder GPUs for nvenc, cores for cpu).
+        concurrency: Activity slots on every planned queue instead of the defaults.
         names: Task queue name per role; the production names if None.
 
     Returns:
-        Plans in the order gpu, nvenc, cpu, without duplicates.
+        Plans in the order gpu, nvenc, cpu, without duplicates, each with its reason.
 
     Raises:
         ValueError: Unknown or empty queue names, ``auto``/``all`` mixed with others, or
@@ -97,12 +172,51 @@ def plan_queues(
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     queue_names = dict(DEFAULT_QUEUE_NAMES if names is None else names)
     wanted = set(_roles_for(spec, caps))
-    return [
-        QueuePlan(
-            role=role,
-            task_queue=queue_names[role],
-            max_concurrent_activities=concurrency or _default_slots(role, caps),
-        )
-        for role in _ORDER
-        if role in wanted
-    ]
+    shares = _core_shares(wanted, caps)
+    plans = []
+    for role in _ORDER:
+        if role not in wanted:
+            continue
+        if concurrency is not None:
+            slots = concurrency
+        elif role in shares:
+            slots = shares[role]
+        elif role is QueueRole.gpu:
+            slots = len(caps.gpus)
+        else:
+            slots = max(1, len(caps.nvenc_gpus))
+        reason = _reason(role, slots, caps, spec.strip(), shares, concurrency)
+        plans.append(QueuePlan(role, queue_names[role], slots, reason))
+    return plans
+
+
+def describe_plan(
+    spec: str,
+    caps: Capabilities,
+    plans: Sequence[QueuePlan],
+    *,
+    names: Mapping[QueueRole, str] | None = None,
+) -> list[str]:
+    """One line per queue, polled or not, saying why: what a worker prints at start.
+
+    Args:
+        spec: The queue spec the plans came from.
+        caps: The machine the plans were made for.
+        plans: From `plan_queues`.
+        names: Task queue name per role (the same as for `plan_queues`).
+
+    Returns:
+        Lines like ``polyvision-gpu: no NVIDIA GPU found, serving GPU stages with CPU
+        implementations (1 slot, 1 of 2 cores)``, in the order gpu, nvenc, cpu.
+    """
+    queue_names = dict(DEFAULT_QUEUE_NAMES if names is None else names)
+    by_role = {plan.role: plan for plan in plans}
+    lines = []
+    for role in _ORDER:
+        plan = by_role.get(role)
+        if plan is not None:
+            lines.append(f"{plan.task_queue}: {plan.reason}")
+        else:
+            why = _not_polled(role, caps, spec.strip(), queue_names[QueueRole.cpu])
+            lines.append(f"{queue_names[role]}: {why}")
+    return lines

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
+from typing import TextIO
 
 import structlog
 from temporalio.client import Client
@@ -17,15 +19,16 @@ from polyvision.capabilities import detect_capabilities
 from polyvision.settings import Settings
 from polyvision.telemetry import LoggingInterceptor
 from polyvision.temporal.client import connect
-from polyvision.temporal.queues import QueueRole, queue_names
-from programs.worker.plan import QueuePlan, plan_queues
+from polyvision.temporal.queues import queue_names
+from programs.worker.plan import QueuePlan, describe_plan, plan_queues
 from programs.worker.registry import WorkerDeps, activities_for, workflows_for
 from programs.worker.runtime import build_runtime
-from programs.worker.stores import open_pipeline_stores
+from programs.worker.stores import StoreHolder, embedded_analytics_holder, open_pipeline_stores
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_SHUTDOWN_TIMEOUT = timedelta(seconds=30)
+HEARTBEAT_THROTTLE = timedelta(seconds=5)
 
 
 def install_signal_handlers(
@@ -113,6 +116,9 @@ async def run_worker(
                     activity_executor=executor,
                     max_concurrent_activities=plan.max_concurrent_activities,
                     graceful_shutdown_timeout=shutdown_timeout,
+                    # Progress inside a long chunk (frames done) reaches operators within
+                    # seconds, not at the SDK's default of once a minute.
+                    max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                     identity=identity,
                     interceptors=[LoggingInterceptor()],
                 )
@@ -141,6 +147,25 @@ async def run_worker(
         raise errors[0]
 
 
+class WorkerStartError(RuntimeError):
+    """The worker cannot start; the message says why and what to do instead, in one line."""
+
+
+def analytics_held_message(analytics_url: str, holder: StoreHolder) -> str:
+    """Why a second process cannot use the embedded analytics store, and what to use instead."""
+    instead = (
+        "polyvision up already runs a worker on every queue; a second worker needs"
+        if holder.command == "polyvision up"
+        else "A second worker needs"
+    )
+    return (
+        f"the embedded analytics store ({analytics_url}) is held by another process ({holder}):"
+        f" chDB opens a data directory in one process only. {instead}"
+        " PV_ANALYTICS_URL=clickhouse://… (one ClickHouse server for the stack and every"
+        " worker) or its own PV_DATA_DIR"
+    )
+
+
 async def serve(
     settings: Settings,
     spec: str = "auto",
@@ -148,45 +173,75 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     shutdown_timeout: timedelta = DEFAULT_SHUTDOWN_TIMEOUT,
-    task_queue_suffix: str = "",
+    task_queue_suffix: str | None = None,
     metrics_host: str = "0.0.0.0",
+    out: TextIO | None = None,
 ) -> None:
     """Detect capabilities, plan queues, connect and run workers until stopped.
 
-    What ``polyvision worker`` runs. Metrics (SDK and activities) are served by the SDK runtime
-    at ``http://{metrics_host}:{settings.worker_metrics_port}/metrics`` (port 0: no metrics).
+    What ``polyvision worker`` runs. It first writes one line per queue to `out` (which it
+    polls and why), then serves metrics (SDK and activities) through the SDK runtime at
+    ``http://{metrics_host}:{settings.worker_metrics_port}/metrics`` (port 0: no metrics).
 
     Args:
-        settings: Process settings (Temporal address and namespace, metrics port).
+        settings: Process settings (Temporal address and namespace, metrics port, stores).
         spec: Queue spec for `plan_queues` (``auto``, ``all``, ``gpu,cpu``, ...).
         concurrency: Activity slots per queue instead of the capability-based defaults.
         stop: Set to stop; if None, SIGTERM/SIGINT handlers are installed to set one.
         shutdown_timeout: Grace period for running activities on stop.
-        task_queue_suffix: Appended to every task queue name (isolates a developer or a test).
+        task_queue_suffix: Appended to every task queue name (isolates a developer or a test);
+            ``PV_TASK_QUEUE_SUFFIX`` (the suffix the API starts matches with) if None.
         metrics_host: Interface the metrics endpoint binds to (all, so Prometheus can scrape
             the pod).
+        out: Where the queue lines go; standard output if None.
+
+    Raises:
+        WorkerStartError: A bad queue spec, the embedded analytics store held by another
+            process, a busy metrics port or an unreachable Temporal; nothing was started.
     """
+    holder = await asyncio.to_thread(embedded_analytics_holder, settings.analytics_url)
+    if holder is not None:
+        raise WorkerStartError(analytics_held_message(settings.analytics_url, holder))
+    suffix = settings.task_queue_suffix if task_queue_suffix is None else task_queue_suffix
+    names = queue_names(suffix)
     caps = await asyncio.to_thread(detect_capabilities)
-    plans = plan_queues(spec, caps, concurrency, names=queue_names(task_queue_suffix))
+    try:
+        plans = plan_queues(spec, caps, concurrency, names=names)
+    except ValueError as exc:
+        raise WorkerStartError(f"--queues/--concurrency: {exc}") from None
+    lines = describe_plan(spec, caps, plans, names=names)
     log.info(
         "worker.plan",
         spec=spec,
         gpus=[f"{gpu.index}:{gpu.name} nvenc={gpu.has_nvenc}" for gpu in caps.gpus],
         cpu_count=caps.cpu_count,
         queues={plan.task_queue: plan.max_concurrent_activities for plan in plans},
+        reasons=lines,
     )
-    if not caps.gpus and any(plan.role is QueueRole.gpu for plan in plans):
-        log.warning("worker.gpu_queue_without_gpu", hint="GPU stages run their CPU implementation")
+    stream = sys.stdout if out is None else out
+    stream.write("".join(f"{line}\n" for line in lines))
+    stream.flush()
     metrics = (
         f"{metrics_host}:{settings.worker_metrics_port}" if settings.worker_metrics_port else None
     )
-    runtime = build_runtime(metrics, global_tags={"service": "polyvision-worker"})
+    try:
+        runtime = build_runtime(metrics, global_tags={"service": "polyvision-worker"})
+    except ValueError as exc:  # the SDK's Prometheus exporter could not bind
+        raise WorkerStartError(
+            f"cannot serve metrics on {metrics} ({exc}); set PV_WORKER_METRICS_PORT to a free"
+            " port, or 0 for no metrics"
+        ) from None
     remove_handlers: Callable[[], None] | None = None
     if stop is None:
         stop = asyncio.Event()
         remove_handlers = install_signal_handlers(asyncio.get_running_loop(), stop)
     try:
-        client = await connect(settings.temporal_address, settings.temporal_namespace, runtime)
+        try:
+            client = await connect(settings.temporal_address, settings.temporal_namespace, runtime)
+        except RuntimeError as exc:  # the SDK reports every connection failure so
+            raise WorkerStartError(
+                f"cannot reach Temporal at {settings.temporal_address} (PV_TEMPORAL_ADDRESS): {exc}"
+            ) from None
         log.info(
             "worker.connected",
             address=settings.temporal_address,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,6 +36,87 @@ class PipelineStores:
     sessions: async_sessionmaker[AsyncSession] | None
     models_dir: Path
     work_dir: Path
+
+
+@dataclass(frozen=True)
+class StoreHolder:
+    """Another process holding an embedded store this one needs.
+
+    Attributes:
+        pid: Its process id.
+        command: What it is, e.g. ``polyvision up`` (its program name when not Polyvision).
+    """
+
+    pid: int
+    command: str
+
+    def __str__(self) -> str:
+        pid = f"pid {self.pid}" if self.pid else "pid unknown"
+        return f"{self.command}, {pid}" if self.command else pid
+
+
+def _chdb_path(analytics_url: str) -> Path | None:
+    scheme, _, rest = analytics_url.partition("://")
+    location = unquote(rest.partition("?")[0])
+    if scheme != "chdb" or not location.startswith("/"):
+        return None  # a ClickHouse server, or chDB in memory: nothing on disk to share
+    return Path(location)
+
+
+def _describe_process(pid: int) -> str:
+    try:
+        argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+    args = [arg for arg in argv.split("\0") if arg]
+    for index, arg in enumerate(args):
+        if arg == "programs.worker":
+            return "polyvision worker"
+        if Path(arg).name == "polyvision" or arg == "programs.cli":
+            following = args[index + 1 : index + 2]
+            return " ".join(["polyvision", *following])
+    return Path(args[0]).name if args else ""
+
+
+def embedded_analytics_holder(analytics_url: str) -> StoreHolder | None:
+    """The other process that holds the chDB data directory of ``analytics_url``, if any.
+
+    chDB runs ClickHouse inside the process, and ClickHouse locks its data directory (an
+    exclusive ``flock`` on its ``status`` file, which also records the holder's pid): a second
+    process cannot open it, and chDB reports that only as "Error initializing EmbeddedServer".
+    Asking first turns that into a reason. Call it before this process opens the store (the
+    lock is per open file, so this process's own engine would count as another holder).
+
+    Args:
+        analytics_url: ``PV_ANALYTICS_URL``.
+
+    Returns:
+        The holder, or None when the store is free, in memory or a ClickHouse server.
+    """
+    path = _chdb_path(analytics_url)
+    if path is None:
+        return None
+    try:
+        status = (path / "status").open("rb")
+    except OSError:
+        return None  # never opened, or its last holder shut down cleanly
+    with status:
+        try:
+            fcntl.flock(status, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            fcntl.flock(status, fcntl.LOCK_UN)
+            return None  # left behind by a holder that died; the next open takes it over
+        text = status.read().decode(errors="replace")
+    pid = 0
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "PID" and value.strip().isdigit():
+            pid = int(value.strip())
+    if pid == os.getpid():
+        return None
+    return StoreHolder(pid=pid, command=_describe_process(pid) if pid else "")
 
 
 @contextlib.asynccontextmanager

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from edge.cli import parse_size, run
+from edge.cli import parse_size, progress_line, run
+from edge.uploader import Progress
 from edge.watch import pair_name, scan
 
 
@@ -71,3 +73,13 @@ def test_scan_finds_only_finished_pairs(tmp_path: Path) -> None:
 def test_pair_name() -> None:
     assert pair_name(Path("/r/match_1_left.mp4")) == "match_1"
     assert pair_name(Path("/r/camera.mp4")) == "camera"
+
+
+def test_progress_lines_are_labelled_by_file() -> None:
+    # `upload left.mp4 right.mp4` names its pair "left": the file, not "left left", labels it.
+    step = Progress("left", "left", "part", 3, 3, 8, 15, 40, "left.mp4")
+    assert progress_line(step) == "left.mp4: 3/8 parts (15/40 bytes), part 3 sent"
+    resumed = dataclasses.replace(step, event="resume", number=0)
+    assert progress_line(resumed) == "left.mp4: 3/8 parts (15/40 bytes) already on the server"
+    unnamed = dataclasses.replace(step, file="")
+    assert progress_line(unnamed).startswith("left left: 3/8 parts")

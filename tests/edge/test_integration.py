@@ -111,7 +111,9 @@ async def test_provision_then_upload_a_pair(live_api: LiveApi, tmp_path: Path) -
     )
     assert uploaded.code == 0, uploaded.stderr
     assert "uploaded: match" in uploaded.stdout
-    assert lines(uploaded.stderr, "derby left: part 1 sent (1/1 parts")
+    # Progress lines are labelled by file.
+    assert lines(uploaded.stderr, "derby_left.mp4: 1/1 parts (", "part 1 sent")
+    assert lines(uploaded.stderr, "derby_right.mp4: 1/1 parts (", "part 1 sent")
     session = await session_of(state, "derby")
     live_api.workflows.append(f"match-{session.match_id}")
     assert session.status == "completed"
@@ -187,13 +189,13 @@ async def test_a_killed_upload_resumes_without_resending_parts(
     # The restarted agent sent exactly the parts the server did not have...
     for side in ("left", "right"):
         sent = {
-            int(line.split(" part ")[1].split()[0])
-            for line in lines(resumed.stderr, f"final {side}: part")
+            int(line.rsplit(", part ", 1)[1].split()[0])
+            for line in lines(resumed.stderr, f"final_{side}.mp4: ", " sent")
         }
         assert sent == set(range(1, 5)) - done_before[side], resumed.stderr
         assert lines(
             resumed.stderr,
-            f"final {side}: {len(done_before[side])}/4 parts",
+            f"final_{side}.mp4: {len(done_before[side])}/4 parts",
             "already on the server",
         )
     # ... and the server stored each part exactly once over both runs.

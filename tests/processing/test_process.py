@@ -4,7 +4,15 @@ task-queue suffix, the search attributes, and a catalog row in an organization."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import stat
+import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,14 +20,34 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Asset, Match, MatchStatus, Organization
 from polyvision.storage.objects import open_object_store
+from polyvision.temporal.apply import apply_namespace
+from polyvision.temporal.client import connect
+from polyvision.temporal.config import load_namespace_config
+from polyvision.temporal.devserver import DevServer
+from polyvision.temporal.queues import QueueRole, queue_names
 from polyvision.temporal.search_attributes import DEVICE_ID, MATCH_ID, ORGANIZATION_ID
 from processing import MatchProcessing, ProcessingState
-from programs.process import ProcessRequest, process_match, run_process, start_match
-from tests.processing.conftest import started_input, wait_for_stage
+from programs.process import (
+    NoStackError,
+    ProcessRequest,
+    process_match,
+    run_process,
+    stack_settings,
+    start_match,
+)
+from programs.stack_state import publish_stack_state, running_stack, withdraw_stack_state
+from tests.processing.conftest import (
+    SHORT_MATCH,
+    GatedActivities,
+    started_input,
+    wait_for_stage,
+)
+from workflows.match import MatchWorkflow, RenderBatchWorkflow, StitchDetectBatchWorkflow
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -137,3 +165,168 @@ def test_the_command_refuses_a_bad_organization_with_2(
     )
     assert run_process(settings, request) == 2
     assert "neither an organization id nor a slug" in capsys.readouterr().err
+
+
+# --- the running stack ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Urls:
+    api: str = "http://127.0.0.1:18000"
+    temporal_ui: str = "http://127.0.0.1:18233"
+    temporal_address: str = "127.0.0.1:17233"
+
+
+def test_process_uses_the_stack_running_in_its_data_directory(tmp_path: Path) -> None:
+    stack_dir, own_dir = tmp_path / "stack", tmp_path / "mine"
+    stack = Settings(data_dir=stack_dir, task_queue_suffix="-stack")
+    path = publish_stack_state(stack, Urls())
+    assert path == stack_dir.resolve() / "stack.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    own = Settings(data_dir=own_dir, temporal_address="elsewhere:7233")
+    settings, found = stack_settings(own, stack_dir)  # --stack DIR
+    assert found is not None and found.pid == os.getpid()
+    assert (settings.temporal_address, settings.temporal_ui_url, settings.api_public_url) == (
+        "127.0.0.1:17233",
+        "http://127.0.0.1:18233",
+        "http://127.0.0.1:18000",
+    )
+    assert settings.task_queue_suffix == "-stack"
+    # The recording goes where the stack's worker reads it.
+    assert settings.data_dir == stack.data_dir
+    assert (settings.objects_url, settings.database_url) == (stack.objects_url, stack.database_url)
+    # By default the command looks in its own PV_DATA_DIR, and keeps its settings without a stack.
+    assert stack_settings(stack)[1] is not None
+    assert stack_settings(own) == (own, None)
+    with pytest.raises(NoStackError, match="no running `polyvision up`"):
+        stack_settings(stack, own_dir)
+
+
+def test_a_stale_or_foreign_state_is_ignored(tmp_path: Path) -> None:
+    stack = Settings(
+        data_dir=tmp_path,
+        database_url="postgresql+asyncpg://pv:secret@db.example/pv",
+        objects_url="s3://bucket?region=eu-west-1",
+    )
+    path = publish_stack_state(stack, Urls())
+    written = json.loads(path.read_text())
+    # Server stores' URLs (credentials) are not written; the reader's own settings apply.
+    assert written["database_url"] is None and written["objects_url"] is None
+    assert "secret" not in path.read_text()
+    own = Settings(
+        data_dir=tmp_path,
+        database_url="postgresql+asyncpg://pv:pw@db/pv",
+        objects_url="s3://bucket?region=eu-west-1",
+    )
+    state = running_stack(tmp_path)
+    assert state is not None and state.settings(own).database_url == own.database_url
+    # Without the server store's URL the command would write to an embedded one instead.
+    with pytest.raises(NoStackError, match="PV_DATABASE_URL as the stack has it"):
+        stack_settings(Settings(data_dir=tmp_path))
+
+    written["pid_started"] = "1"  # our pid, but another process's start: a reused pid
+    path.write_text(json.dumps(written))
+    assert running_stack(tmp_path) is None
+    path.write_text("not json")
+    assert running_stack(tmp_path) is None
+    publish_stack_state(stack, Urls())
+    withdraw_stack_state(stack)
+    assert not path.exists()
+
+
+class RestartableDevServer(DevServer):
+    """A dev server that starts again on the ports of one just stopped (they linger in
+    TIME_WAIT, which the server's own listener does not mind)."""
+
+    def _check_ports_free(self) -> None:
+        return None
+
+
+async def test_the_command_rides_out_a_temporal_restart(
+    tmp_path: Path, pair: ProcessRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polyvision.storage.metadata import upgrade
+
+    notes: list[str] = []
+    monkeypatch.setattr("programs.process._note", notes.append)
+    config = load_namespace_config()
+    server = RestartableDevServer(tmp_path / "temporal", namespace=config, headless=True)
+    await server.start(timeout=30)
+    restarted: DevServer | None = None
+    gate = asyncio.Event()  # holds tracking until Temporal is back
+    try:
+        client = await connect(server.address, config.name)
+        await apply_namespace(client, config)
+        settings = Settings(
+            data_dir=tmp_path / "pv",
+            temporal_address=server.address,
+            temporal_namespace=config.name,
+            task_queue_suffix=f"-restart-{uuid.uuid4().hex[:8]}",
+        )
+        await asyncio.to_thread(upgrade, settings.database_url)
+        processing = MatchProcessing(client, settings)
+        match_id = uuid.uuid4()
+        request = dataclasses.replace(pair, match_id=match_id)
+        async with stand_in_workers(client, settings, gate):
+            # The command runs as it does from the shell (its own loop, client and stores).
+            command = asyncio.ensure_future(asyncio.to_thread(run_process, settings, request))
+            workflow_id = MatchProcessing.workflow_id(str(match_id))
+            run_id = await _started_run(processing, workflow_id, command)
+            await wait_for_stage(processing, workflow_id, run_id, "track")
+
+            await server.stop()
+            deadline = time.monotonic() + 30
+            while not any("not answering" in note for note in notes):
+                assert time.monotonic() < deadline, "the command never noticed the outage"
+                assert not command.done(), command.result()
+                await asyncio.sleep(0.1)
+            restarted = RestartableDevServer(
+                tmp_path / "temporal", namespace=config, headless=True, port=server.port
+            )
+            await restarted.start(timeout=30)
+            gate.set()
+            assert await asyncio.wait_for(command, 60) == 0, notes
+    finally:
+        gate.set()
+        await server.stop()
+        if restarted is not None:
+            await restarted.stop()
+    assert any("answers again" in note for note in notes), notes
+
+
+async def _started_run(
+    processing: MatchProcessing, workflow_id: str, command: asyncio.Future[int]
+) -> str:
+    deadline = time.monotonic() + 30
+    while (run := await processing.describe(workflow_id)) is None:
+        assert not command.done(), f"the command ended with {command.result()}"
+        assert time.monotonic() < deadline, "the command never started the match"
+        await asyncio.sleep(0.1)
+    return run.run_id
+
+
+@contextlib.asynccontextmanager
+async def stand_in_workers(
+    client: Client, settings: Settings, gate: asyncio.Event
+) -> AsyncIterator[None]:
+    """Workers on the settings' queues: the real workflows, the gated stand-in activities."""
+    activities = GatedActivities(SHORT_MATCH, gate)
+    names = queue_names(settings.task_queue_suffix)
+    async with contextlib.AsyncExitStack() as stack:
+        for role in (QueueRole.cpu, QueueRole.gpu):
+            workflows: list[type] = []
+            if role is QueueRole.cpu:
+                workflows = [MatchWorkflow, StitchDetectBatchWorkflow, RenderBatchWorkflow]
+            await stack.enter_async_context(
+                Worker(
+                    client,
+                    task_queue=names[role],
+                    workflows=workflows,
+                    activities=activities.for_role(role),
+                )
+            )
+        try:
+            yield
+        finally:
+            gate.set()

@@ -146,7 +146,7 @@ async def test_reprocess_is_validated_and_reruns_from_the_stage(
             )
         assert "has not started yet" in str(early.value.cause)
 
-        await _wait_for_stage(handle, {"vcam"}, timeout_s=120)
+        await _wait_for_stage(handle, {"vcam", "encode"}, timeout_s=120)
         answer = await handle.execute_update(
             names.REPROCESS_UPDATE, ReprocessRequest("track"), result_type=str
         )

@@ -7,25 +7,41 @@ from typing import Any
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from polyvision.settings import StartupError
+
 # Driverless URLs get the async driver, so `postgresql://…` in PV_DATABASE_URL just works.
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_FORMS = "sqlite+aiosqlite:///path or postgresql+asyncpg://user:pass@host:5432/db"
 
 
 def normalize_url(url: str | URL) -> URL:
     """Parse `url` and select the async driver when none is named.
 
     Raises:
-        ValueError: for a backend other than SQLite or PostgreSQL.
+        StartupError: (a ValueError) naming PV_DATABASE_URL, for a malformed URL or a backend
+            other than SQLite or PostgreSQL; the message never quotes the URL, which may
+            hold a password.
     """
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # SQLAlchemy's messages may quote the URL or a piece of it (a password with an
+        # unescaped / or @ reads as a port), so neither they nor the cause are kept.
+        raise StartupError(
+            "PV_DATABASE_URL",
+            f"PV_DATABASE_URL is not a database URL; expected {_FORMS}"
+            " (a / @ : ? or # in the user name or password must be percent-encoded)",
+        ) from None
     parsed = parsed.set(drivername=_ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
     if parsed.drivername not in _ASYNC_DRIVERS.values():
-        raise ValueError(
-            f"unsupported metadata database {parsed.drivername!r}; "
-            "use sqlite+aiosqlite:///path or postgresql+asyncpg://…"
+        raise StartupError(
+            "PV_DATABASE_URL",
+            f"PV_DATABASE_URL names an unsupported database {parsed.drivername!r};"
+            f" expected {_FORMS}",
         )
     return parsed
 
@@ -62,11 +78,22 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         url: `sqlite+aiosqlite:///path` or `postgresql+asyncpg://user@host/db`
             (driverless `sqlite://` and `postgresql://` are accepted too).
         **kwargs: passed to `sqlalchemy.ext.asyncio.create_async_engine`.
+
+    Raises:
+        StartupError: naming PV_DATABASE_URL, for a URL `normalize_url` refuses or a SQLite
+            file whose directory cannot be created.
     """
     parsed = normalize_url(url)
     path = sqlite_path(parsed)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(
+                "PV_DATABASE_URL",
+                f"PV_DATABASE_URL: cannot create {path.parent} for the SQLite database"
+                f" ({exc.strerror or exc.__class__.__name__})",
+            ) from exc
     if parsed.get_backend_name() == "postgresql":
         # Connections dropped by a server restart or a proxy are replaced, not raised.
         kwargs.setdefault("pool_pre_ping", True)

@@ -9,8 +9,12 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from polyvision.settings import StartupError
 from polyvision.storage.objects.base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PART_SIZE,
@@ -57,11 +61,13 @@ __all__ = [
     "ObjectReader",
     "ObjectStore",
     "ObjectStoreError",
+    "ObjectStoreUrl",
     "PartInfo",
     "S3ObjectStore",
     "UploadNotFound",
     "object_signature",
     "open_object_store",
+    "parse_object_store_url",
     "part_signature",
     "sign_object_url",
     "sign_part_url",
@@ -72,6 +78,82 @@ __all__ = [
 ]
 
 _S3_OPTIONS = frozenset({"endpoint_url", "region"})
+_FORMS = "file:///abs/dir, s3://bucket or s3://bucket?endpoint_url=http://host:9000&region=name"
+
+
+@dataclass(frozen=True)
+class ObjectStoreUrl:
+    """A parsed `PV_OBJECTS_URL` (see the module docstring).
+
+    Attributes:
+        backend: ``file`` (a local directory) or ``s3``.
+        path: file: the absolute directory.
+        bucket: s3: the bucket.
+        endpoint_url: s3: an S3-compatible endpoint; None: AWS.
+        region: s3: the region; None: the AWS default chain.
+    """
+
+    backend: Literal["file", "s3"]
+    path: str = ""
+    bucket: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+def _refuse(problem: str) -> StartupError:
+    return StartupError("PV_OBJECTS_URL", f"PV_OBJECTS_URL {problem}")
+
+
+def parse_object_store_url(url: str) -> ObjectStoreUrl:
+    """Read `url` without opening anything.
+
+    Raises:
+        StartupError: (a ValueError) naming PV_OBJECTS_URL, for an unknown scheme, a relative
+            path, a missing bucket, credentials in the URL or an unknown option; the message
+            never quotes the URL, whose query or user part may hold keys.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise _refuse(f"is not a URL; expected {_FORMS}") from None
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise _refuse("must be file:///absolute/path (no host)")
+        if parts.query or parts.fragment:
+            raise _refuse("of the file backend takes no query or fragment")
+        path = unquote(parts.path)
+        if not path.startswith("/"):
+            raise _refuse("needs an absolute path: file:///absolute/path")
+        return ObjectStoreUrl("file", path=path)
+    if parts.scheme == "s3":
+        if "@" in parts.netloc:
+            raise _refuse(
+                "carries credentials; the S3 keys come from the environment"
+                " (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or the instance's role"
+            )
+        if not parts.netloc:
+            raise _refuse("needs a bucket: s3://bucket")
+        if parts.path not in ("", "/"):
+            raise _refuse("takes a bucket, not a key prefix: s3://bucket")
+        options = parse_qs(parts.query, keep_blank_values=False, strict_parsing=False)
+        if unknown := set(options) - _S3_OPTIONS:
+            raise _refuse(
+                f"has unknown S3 object store option(s) {sorted(unknown)};"
+                f" known: {sorted(_S3_OPTIONS)}"
+                " (S3 keys come from the environment, never the URL)"
+            )
+        if any(len(values) > 1 for values in options.values()):
+            raise _refuse("gives an S3 option twice")
+        return ObjectStoreUrl(
+            "s3",
+            bucket=parts.netloc,
+            endpoint_url=options.get("endpoint_url", [None])[0],
+            region=options.get("region", [None])[0],
+        )
+    # A scheme is letters, digits, + - . only; anything else may be part of a secret.
+    valid = re.fullmatch(r"[a-z][a-z0-9+.-]{0,31}", parts.scheme)
+    scheme = repr(parts.scheme) if valid else "(none)"
+    raise _refuse(f"has an unknown object store URL scheme {scheme}; expected {_FORMS}")
 
 
 def open_object_store(url: str, *, secret: bytes, public_base_url: str) -> ObjectStore:
@@ -84,36 +166,10 @@ def open_object_store(url: str, *, secret: bytes, public_base_url: str) -> Objec
         public_base_url: base URL of the API serving `/objects/...` (file backend).
 
     Raises:
-        ValueError: unknown scheme, relative path, missing bucket or unknown option.
+        StartupError: (a ValueError) naming PV_OBJECTS_URL, for an unknown scheme, a relative
+            path, a missing bucket, credentials in the URL or an unknown option.
     """
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"file object store URL must be file:///absolute/path, got {url!r}")
-        if parts.query or parts.fragment:
-            raise ValueError(f"file object store URL takes no query or fragment: {url!r}")
-        path = unquote(parts.path)
-        if not path.startswith("/"):
-            raise ValueError(f"file object store path must be absolute: {url!r}")
-        return FileObjectStore(path, secret=secret, public_base_url=public_base_url)
-    if parts.scheme == "s3":
-        if not parts.netloc:
-            raise ValueError(f"S3 object store URL needs a bucket, s3://bucket: {url!r}")
-        if parts.path not in ("", "/"):
-            raise ValueError(f"S3 object store URL takes a bucket, not a key prefix: {url!r}")
-        options = parse_qs(parts.query, keep_blank_values=False, strict_parsing=False)
-        if unknown := set(options) - _S3_OPTIONS:
-            raise ValueError(
-                f"unknown S3 object store option(s) {sorted(unknown)} in {url!r}; "
-                f"known: {sorted(_S3_OPTIONS)}"
-            )
-        if any(len(values) > 1 for values in options.values()):
-            raise ValueError(f"S3 object store option given twice in {url!r}")
-        return S3ObjectStore(
-            parts.netloc,
-            endpoint_url=options.get("endpoint_url", [None])[0],
-            region=options.get("region", [None])[0],
-        )
-    raise ValueError(
-        f"unknown object store URL scheme {parts.scheme!r} in {url!r}; use file:// or s3://"
-    )
+    parsed = parse_object_store_url(url)
+    if parsed.backend == "file":
+        return FileObjectStore(parsed.path, secret=secret, public_base_url=public_base_url)
+    return S3ObjectStore(parsed.bucket, endpoint_url=parsed.endpoint_url, region=parsed.region)
