@@ -231,6 +231,58 @@ def _rig_soccertrack(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rig_calibrate(settings: Settings, args: argparse.Namespace) -> int:
+    from polyvision.calibration.errors import CalibrationError
+    from polyvision.calibration.lens import parse_board
+    from polyvision.calibration.rig_calibration import (
+        CalibrationOptions,
+        CameraInputs,
+        calibrate_rig,
+        report_path_for,
+        write_report,
+    )
+
+    def optional(value: str | None) -> Path | None:
+        return None if value is None else Path(value)
+
+    try:
+        options = CalibrationOptions(
+            board=None if args.board is None else parse_board(args.board),
+            lens_model=args.lens_model,
+            label_frame=args.label_frame,
+            refine_lens=not args.no_lens_refinement,
+            frame=args.frame,
+            alignment_model=args.alignment,
+            ransac_threshold_px=args.ransac_threshold_px,
+        )
+        calibration = calibrate_rig(
+            CameraInputs(
+                "left",
+                Path(args.left_video),
+                Path(args.left_checkerboards),
+                optional(args.left_keypoints),
+            ),
+            CameraInputs(
+                "right",
+                Path(args.right_video),
+                Path(args.right_checkerboards),
+                optional(args.right_keypoints),
+            ),
+            options,
+        )
+    except CalibrationError as exc:
+        print(f"polyvision rig calibrate: {exc}", file=sys.stderr)
+        return 2
+    print(calibration.summary())
+    out = Path(args.out)
+    calibration.rig.save(out)
+    report = write_report(
+        calibration, out, Path(args.report) if args.report else report_path_for(out)
+    )
+    print(f"rig written to {out}, report to {report}")
+    return 0
+
+
 def _process(settings: Settings, args: argparse.Namespace) -> int:
     from programs.process import ProcessRequest, run_process
 
@@ -418,6 +470,76 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the left camera's lens model for the right camera (its own does not fit)",
     )
     soccertrack.set_defaults(handler=_rig_soccertrack)
+    calibrate = rig_commands.add_parser(
+        "calibrate",
+        help="calibrate a two-camera rig from its checkerboard photos and pitch keypoints",
+        description=(
+            "Fit each camera's lens to its checkerboard photos (standard and fisheye models, "
+            "the lower RMS wins), its pose to its pitch keypoints (RANSAC; rejected points are "
+            "listed), refine the lens on the keypoints, and place a camera without keypoints "
+            "by features matched with the other one. Writes rig.json and a report beside it."
+        ),
+    )
+    for side in ("left", "right"):
+        calibrate.add_argument(
+            f"--{side}-video", required=True, metavar="MP4", help=f"the {side} camera's recording"
+        )
+        calibrate.add_argument(
+            f"--{side}-checkerboards",
+            required=True,
+            metavar="DIR",
+            help=f"folder of the {side} camera's checkerboard photos",
+        )
+        calibrate.add_argument(
+            f"--{side}-keypoints",
+            metavar="XML",
+            help=f"CVAT pitch keypoints of the {side} camera (without: placed by features)",
+        )
+    calibrate.add_argument("--out", required=True, help="where to write rig.json")
+    calibrate.add_argument(
+        "--report",
+        metavar="JSON",
+        help="where to write the report (default: OUT's stem + .report.json)",
+    )
+    calibrate.add_argument(
+        "--board", metavar="COLSxROWS", help="checkerboard inner corners (default: detected)"
+    )
+    calibrate.add_argument(
+        "--lens-model",
+        choices=("auto", "standard", "fisheye"),
+        default="auto",
+        help="lens model (auto: the lower checkerboard RMS; a fisheye fit is written as "
+        "standard coefficients)",
+    )
+    calibrate.add_argument(
+        "--label-frame",
+        choices=("auto", "near", "far"),
+        default="auto",
+        help="keypoint labels measure y from the near touchline (the pitch frame) or the far "
+        "one (SoccerTrack); auto tries both",
+    )
+    calibrate.add_argument(
+        "--no-lens-refinement",
+        action="store_true",
+        help="keep the checkerboard-only lens (do not refine it on the keypoints)",
+    )
+    calibrate.add_argument(
+        "--alignment",
+        choices=("ground", "rotation"),
+        default="ground",
+        help="feature alignment model: ground-plane pose (default) or a rotation about a "
+        "shared optical centre",
+    )
+    calibrate.add_argument(
+        "--frame", type=int, default=0, help="video frame used for feature alignment"
+    )
+    calibrate.add_argument(
+        "--ransac-threshold-px",
+        type=float,
+        default=None,
+        help="keypoint RANSAC inlier threshold (default: 1%% of the image width)",
+    )
+    calibrate.set_defaults(handler=_rig_calibrate)
 
     db = commands.add_parser("db", help="store migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)

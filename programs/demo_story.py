@@ -76,6 +76,7 @@ def format_processing(status: dict[str, Any]) -> str:
         list(progress.get("running") or []),
         _stage_lines(progress),
         STAGES,
+        [str(warning) for warning in status.get("warnings") or []],
     )
 
 

@@ -105,7 +105,9 @@ def stage_lines(progress: MatchProgress) -> list[StageLine]:
 
 def format_progress(progress: MatchProgress) -> str:
     """The stage running, then one line per stage: chunks (and frames) done, and its time."""
-    return format_stages(progress.stage, progress.running, stage_lines(progress), STAGES)
+    return format_stages(
+        progress.stage, progress.running, stage_lines(progress), STAGES, progress.warnings
+    )
 
 
 def default_title(request: ProcessRequest) -> str:

@@ -59,9 +59,14 @@ def stage_line(line: StageLine) -> str:
 
 
 def format_stages(
-    stage: str, running: Sequence[str], lines: Sequence[StageLine], order: Sequence[str]
+    stage: str,
+    running: Sequence[str],
+    lines: Sequence[StageLine],
+    order: Sequence[str],
+    warnings: Sequence[str] = (),
 ) -> str:
-    """The header and one line per stage of ``order`` (dots for a stage not started)."""
+    """The header, one line per stage of ``order`` (dots for a stage not started), and a
+    ``warning:`` line for each of the run's warnings (e.g. the cameras out of sync)."""
     header = f"stage: {stage}"
     if len(running) > 1:
         header += f" (running: {', '.join(running)})"
@@ -70,4 +75,5 @@ def format_stages(
     for name in order:
         line = by_name.get(name)
         text.append(f"  {name:<8} {'.' * BAR_WIDTH}" if line is None else stage_line(line))
+    text.extend(f"warning: {warning}" for warning in warnings)
     return "\n".join(text)

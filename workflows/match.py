@@ -121,6 +121,8 @@ class StitchBatchInput:
     prepare: StitchPrepareOutput
     fps: float
     heartbeat_timeout_s: float = 120.0
+    right_frame_offset: int = 0
+    """The pair's frame offset (ingest's ``frame_offset``) every chunk is stitched with."""
 
 
 @dataclass
@@ -159,6 +161,28 @@ def _batches(chunks: list[ChunkPlan], size: int) -> list[list[ChunkPlan]]:
     return [chunks[i : i + size] for i in range(0, len(chunks), size)]
 
 
+def stitch_chunk_input(input: StitchBatchInput, chunk: ChunkPlan) -> StitchChunkInput:
+    """What a batch child asks the stitch activity for one of its chunks."""
+    return StitchChunkInput(
+        organization_id=input.organization_id,
+        match_id=input.match_id,
+        revision=input.revision,
+        chunk=chunk.index,
+        left_key=input.left_key,
+        right_key=input.right_key,
+        left_sha256=input.left_sha256,
+        right_sha256=input.right_sha256,
+        rig_key=input.rig_key,
+        panorama_model_key=input.prepare.panorama_model_key,
+        start_frame=chunk.start_frame,
+        end_frame=chunk.end_frame,
+        fps=input.fps,
+        decode_from_left=chunk.decode_from_left,
+        decode_from_right=chunk.decode_from_right,
+        right_frame_offset=input.right_frame_offset,
+    )
+
+
 @workflow.defn(name=names.STITCH_DETECT_BATCH_WORKFLOW)
 class StitchDetectBatchWorkflow:
     """Stitch then detect each chunk of a batch; detect of chunk i starts when its stitch ends."""
@@ -170,23 +194,7 @@ class StitchDetectBatchWorkflow:
         async def one(chunk: ChunkPlan) -> tuple[StitchChunkOutput, DetectChunkOutput]:
             stitched: StitchChunkOutput = await workflow.execute_activity(
                 names.STITCH_CHUNK,
-                StitchChunkInput(
-                    organization_id=input.organization_id,
-                    match_id=input.match_id,
-                    revision=input.revision,
-                    chunk=chunk.index,
-                    left_key=input.left_key,
-                    right_key=input.right_key,
-                    left_sha256=input.left_sha256,
-                    right_sha256=input.right_sha256,
-                    rig_key=input.rig_key,
-                    panorama_model_key=input.prepare.panorama_model_key,
-                    start_frame=chunk.start_frame,
-                    end_frame=chunk.end_frame,
-                    fps=input.fps,
-                    decode_from_left=chunk.decode_from_left,
-                    decode_from_right=chunk.decode_from_right,
-                ),
+                stitch_chunk_input(input, chunk),
                 task_queue=input.queues.gpu,
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
@@ -268,6 +276,8 @@ class MatchWorkflow:
         self._progress = MatchProgress()
         self._restart_from: str | None = None
         self._chunk_frames: dict[int, int] = {}
+        # Ingest's warning in `MatchProgress.warnings`, replaced when ingest runs again.
+        self._sync_warning: str | None = None
 
     # -- operator surface ------------------------------------------------------------------
 
@@ -468,7 +478,28 @@ class MatchWorkflow:
             result_type=IngestOutput,
         )
         self._finish("ingest")
+        self._note_sync_warning(output.sync_warning)
         return output
+
+    def _note_sync_warning(self, warning: str | None) -> None:
+        """Show ingest's synchronisation warning in `progress` (bookkeeping only, no command)."""
+        if self._sync_warning in self._progress.warnings:
+            self._progress.warnings.remove(self._sync_warning)
+        self._sync_warning = warning
+        if warning is not None:
+            self._progress.warnings.append(warning)
+
+    @staticmethod
+    def _right_frame_offset(ingest: IngestOutput) -> int:
+        """The frame offset the stitch children pair the recordings with (ingest's estimate).
+
+        Behind the ``frame-offset`` patch: a run whose children were started before stitching
+        applied the offset replays pairing the frames as recorded. The patch is asked only when
+        there is an offset to apply, so a synchronised pair's history is as it was (no marker).
+        """
+        if ingest.frame_offset and workflow.patched("frame-offset"):
+            return ingest.frame_offset
+        return 0
 
     async def _stitch_and_detect(
         self, input: MatchInput, queues: Queues, ingest: IngestOutput
@@ -496,6 +527,7 @@ class MatchWorkflow:
         )
         info = workflow.info()
         batches = _batches(ingest.chunks, input.chunks_per_batch)
+        right_frame_offset = self._right_frame_offset(ingest)
         outputs = await asyncio.gather(
             *(
                 workflow.execute_child_workflow(
@@ -515,6 +547,7 @@ class MatchWorkflow:
                         prepare=prepare,
                         fps=ingest.fps,
                         heartbeat_timeout_s=input.heartbeat_timeout_s,
+                        right_frame_offset=right_frame_offset,
                     ),
                     id=f"{info.workflow_id}-r{input.revision}-stitch-{number:04d}",
                     task_queue=queues.cpu,

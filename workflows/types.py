@@ -15,7 +15,6 @@ STAGES = ("ingest", "stitch", "detect", "track", "vcam", "analyze", "encode", "i
 
 
 @dataclass
-@dataclass
 class MatchInput:
     """Start of a match workflow (workflow id ``match-{match_id}``).
 
@@ -86,6 +85,9 @@ class MatchProgress:
             the one whose progress says how far the match has got; ``done`` at the end.
         running: Every stage running now, in pipeline order (empty between stages and at the
             end).
+        warnings: What the match's processing found worth telling, one line each, though it
+            goes on: today ingest's synchronisation warning (the recordings are several frames
+            apart and stitching corrects it, or their sync could not be checked).
     """
 
     stage: str = "ingest"
@@ -93,6 +95,7 @@ class MatchProgress:
     stages: dict[str, StageProgress] = field(default_factory=dict)
     failed: str | None = None
     running: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

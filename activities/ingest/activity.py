@@ -1,8 +1,9 @@
 """The ingest activity: fetch a match's two recordings, probe, validate and cut them into chunks.
 
 The activity is a thin adapter: it downloads and probes the pair (`pair`), calls the pure
-functions of `summary` (validation and chunk plan inside), and records its output with the
-stage skeleton (`polyvision.stage.StageStep`). It is idempotent: the manifest at
+functions of `summary` (validation and chunk plan inside), estimates how many frames apart the
+recordings are (`sync`), and records its output with the stage skeleton
+(`polyvision.stage.StageStep`). It is idempotent: the manifest at
 ``orgs/{org}/matches/{match}/{revision}/ingest/manifest.json`` records a digest of everything
 the output depends on (the objects' sha256, the declared expectations, the chunk length) and the
 code version, and a retried or replayed attempt whose digest matches returns the stored output
@@ -21,13 +22,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.ingest.contracts import IngestInput, IngestOutput
 from activities.ingest.pair import both, download_pair, probe_pair
 from activities.ingest.probe import InvalidRecordingError
-from activities.ingest.summary import ingest_inputs, ingest_output, keyframes
+from activities.ingest.summary import (
+    ingest_inputs,
+    ingest_output,
+    keyframes,
+    sync_details,
+    with_sync,
+)
+from activities.ingest.sync import SyncCheck, check_sync
 from activities.ingest.validate import RecordingMismatchError
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import heartbeat, heartbeating
@@ -35,13 +44,16 @@ from polyvision.stage import MANIFEST_NAME, StageStep
 from polyvision.storage.objects import InvalidObjectKey, ObjectNotFound, ObjectStore, validate_key
 from polyvision.temporal import names
 
-INGEST_CODE_VERSION = "ingest-2"
+INGEST_CODE_VERSION = "ingest-3"
 """Bumped whenever the same inputs would give a different output: a manifest of another version
 does not answer, so a new version recomputes.
 
-ingest-2: the manifest has the stage skeleton's layout (`polyvision.stage`)."""
+ingest-2: the manifest has the stage skeleton's layout (`polyvision.stage`).
+ingest-3: the output carries the pair's frame offset and synchronisation warning (`sync`)."""
 
 STAGE = "ingest"
+
+log = structlog.get_logger(__name__)
 
 # The SDK throttles heartbeats to its timeout anyway; a short period just keeps the last one fresh
 # (the crash-resume test runs with a 5 s heartbeat timeout).
@@ -73,18 +85,19 @@ class IngestActivities:
     async def ingest(self, input: IngestInput) -> IngestOutput:
         """Probe and validate a match's recordings and plan its chunks; idempotent.
 
-        The CPU-bound probing runs on worker threads while the event loop keeps heartbeating
-        the current phase (``{"phase": ...}``). Failures are non-retryable ApplicationErrors
-        of type ``InvalidRecording`` (not a video, empty, truncated, corrupt),
-        ``RecordingMismatch`` (the pair differs, or a recording differs from its upload),
-        ``RecordingNotFound``, ``InvalidRig`` or ``InvalidInput`` (a key or id unusable in an
-        object key).
+        The CPU-bound probing and synchronisation estimate (`sync`: the first 20 s of both
+        recordings decoded small; its warning is also logged) run on worker threads while the
+        event loop keeps heartbeating the current phase (``{"phase": ...}``). Failures are
+        non-retryable ApplicationErrors of type ``InvalidRecording`` (not a video, empty,
+        truncated, corrupt), ``RecordingMismatch`` (the pair differs, or a recording differs
+        from its upload), ``RecordingNotFound``, ``InvalidRig`` or ``InvalidInput`` (a key or id
+        unusable in an object key). A pair out of sync is no failure: the output says so.
         """
         progress: dict[str, Any] = {}
         self._phase(progress, "inputs")
         async with self._application_errors(), heartbeating(progress, HEARTBEAT_PERIOD_S):
             validate_key(self._manifest_key(input))
-            rig_sha256 = await self._rig_digest(input.rig_key)
+            rig_json, rig_sha256 = await self._rig(input.rig_key)
             if (done := await self._recorded_before_download(input, rig_sha256)) is not None:
                 return done
             async with self._workdir() as workdir:
@@ -106,8 +119,16 @@ class IngestActivities:
                     rig_sha256=rig_sha256,
                     manifest_key=step.manifest_key,
                 )
+                self._phase(progress, "sync")
+                sync = await asyncio.to_thread(check_sync, left.path, right.path, rig_json)
+                output = with_sync(output, sync)
+                self._log_sync(input, sync)
                 self._phase(progress, "manifest")
-                kept = {"inputs": step.inputs, "keyframes": keyframes(left_probe, right_probe)}
+                kept = {
+                    "inputs": step.inputs,
+                    "keyframes": keyframes(left_probe, right_probe),
+                    "sync": sync_details(sync),
+                }
                 return await step.record(output, kept)
 
     async def _recorded_before_download(
@@ -143,6 +164,23 @@ class IngestActivities:
         in an object key is bad input, whatever else is wrong)."""
         return artifact_key(
             input.organization_id, input.match_id, input.revision, STAGE, MANIFEST_NAME
+        )
+
+    @staticmethod
+    def _log_sync(input: IngestInput, sync: SyncCheck) -> None:
+        """A warning in the worker's log when the pair is out of sync or could not be checked."""
+        if sync.warning is None:
+            return
+        estimate = sync.estimate
+        log.warning(
+            "recordings out of sync" if sync.frame_offset else "recordings' sync not checked",
+            match_id=input.match_id,
+            revision=input.revision,
+            frame_offset=sync.frame_offset,
+            estimated_offset=None if estimate is None else estimate.offset_frames,
+            correlation=sync.correlation,
+            confidence=None if estimate is None else estimate.confidence,
+            detail=sync.warning,
         )
 
     @staticmethod
@@ -184,8 +222,8 @@ class IngestActivities:
         except InvalidObjectKey as exc:
             raise ApplicationError(str(exc), type=ERROR_INVALID_INPUT, non_retryable=True) from exc
 
-    async def _rig_digest(self, rig_key: str) -> str:
-        """Read the (small) rig file, check it is a JSON object, and return its sha256."""
+    async def _rig(self, rig_key: str) -> tuple[bytes, str]:
+        """Read the (small) rig file, check it is a JSON object; its bytes and their sha256."""
         data = await self._objects.get(rig_key)
         try:
             rig = json.loads(data)
@@ -201,4 +239,4 @@ class IngestActivities:
                 type=ERROR_INVALID_RIG,
                 non_retryable=True,
             )
-        return hashlib.sha256(data).hexdigest()
+        return data, hashlib.sha256(data).hexdigest()

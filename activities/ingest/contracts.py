@@ -137,6 +137,15 @@ class IngestOutput:
         left_sha256: Hex sha256 of the left recording.
         right_sha256: Hex sha256 of the right recording.
         rig_sha256: Hex sha256 of the rig file.
+        frame_offset: How many frames apart the recordings are, as ingest estimated it from the
+            motion where the cameras overlap (`activities.ingest.sync`): right frame
+            ``i + frame_offset`` shows the instant of left frame ``i`` (negative: the right
+            camera started later). Stitching pairs those frames. 0 when the pair is in sync or
+            the estimate was not trusted.
+        sync_correlation: Peak correlation of the two cameras' motion at that offset; None when
+            no estimate could be made (or for outputs recorded before ingest estimated it).
+        sync_warning: One line for the match's status when the recordings are more than a few
+            frames apart, or their synchronisation could not be checked; None otherwise.
     """
 
     left: RecordingSummary
@@ -151,3 +160,6 @@ class IngestOutput:
     left_sha256: str = ""
     right_sha256: str = ""
     rig_sha256: str = ""
+    frame_offset: int = 0
+    sync_correlation: float | None = None
+    sync_warning: str | None = None

@@ -22,6 +22,7 @@ from activities.ingest.validate import validate_pair
 if TYPE_CHECKING:
     # Only for annotations: this module stays free of PyAV.
     from activities.ingest.probe import VideoProbe
+    from activities.ingest.sync import SyncCheck
 
 
 def ingest_inputs(
@@ -85,6 +86,28 @@ def ingest_output(
         right_sha256=right_sha256,
         rig_sha256=rig_sha256,
     )
+
+
+def with_sync(output: IngestOutput, sync: SyncCheck) -> IngestOutput:
+    """The output with the pair's synchronisation check (`activities.ingest.sync.check_sync`):
+    the frame offset stitching applies, the correlation and the warning."""
+    return dataclasses.replace(
+        output,
+        frame_offset=sync.frame_offset,
+        sync_correlation=sync.correlation,
+        sync_warning=sync.warning,
+    )
+
+
+def sync_details(sync: SyncCheck) -> dict[str, Any]:
+    """The synchronisation check as the manifest keeps it, for operators: the estimate's figures
+    (None when none could be made), the offset applied and the warning."""
+    estimate = sync.estimate
+    return {
+        "estimate": None if estimate is None else dataclasses.asdict(estimate),
+        "frame_offset": sync.frame_offset,
+        "warning": sync.warning,
+    }
 
 
 def recording_summary(key: str, probe: VideoProbe, sha256: str) -> RecordingSummary:

@@ -41,7 +41,11 @@ class StitchPrepareOutput:
 
 @dataclass
 class StitchChunkInput:
-    """One chunk of both recordings to stitch."""
+    """One chunk of both recordings to stitch.
+
+    ``right_frame_offset`` is the pair's frame offset (ingest's ``frame_offset``): left frame
+    ``i`` is stitched with right frame ``i + right_frame_offset``.
+    """
 
     organization_id: str
     match_id: str
@@ -58,6 +62,7 @@ class StitchChunkInput:
     fps: float
     decode_from_left: int | None = None
     decode_from_right: int | None = None
+    right_frame_offset: int = 0
 
 
 @dataclass

@@ -118,6 +118,14 @@ class ProcessingStatus(BaseModel):
             "ingest activity refusing a mismatched pair)."
         ),
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description=(
+            "What the processing found worth telling though it goes on, one line each (e.g. "
+            "the two recordings are several frames apart and stitching corrects it). From the "
+            "workflow's progress: empty when no worker answered."
+        ),
+    )
 
 
 class ReprocessBody(BaseModel):
@@ -251,6 +259,7 @@ async def get_processing(
         progress=None if progress is None else progress_view(progress),
         ui_url=processing.ui_link(workflow_id, run.run_id),
         failure=failure,
+        warnings=[] if progress is None else list(progress.warnings),
     )
 
 

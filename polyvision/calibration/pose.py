@@ -11,14 +11,20 @@ two disagree, the lens model or the annotations are suspect.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from polyvision.calibration.errors import CalibrationError
+from polyvision.calibration.errors import (
+    CalibrationError,
+    DegenerateGeometryError,
+    TooFewPointsError,
+)
 from polyvision.geometry import (
     UNDISTORT_CRITERIA,
     BoolArray,
@@ -40,6 +46,10 @@ _RANSAC_CONFIDENCE = 0.999
 # OpenCV's RANSAC draws from its global RNG; seeding it makes a calibration reproducible.
 _RANSAC_SEED = 0x5EED
 _MAX_RECLASSIFY = 10
+# Points whose spread across their main direction is below this fraction of their spread along
+# it are "on one line": a line of landmarks (one touchline) leaves the pose's rotation about
+# that line free.
+COLLINEAR_RATIO = 0.02
 
 
 @dataclass(frozen=True)
@@ -109,11 +119,54 @@ class PoseFit:
             f"pose vs homography {self.pose_vs_homography_m:.2f} m",
         ]
         lines += [
-            f"  outlier {o.label} at pixel ({o.image_xy[0]:.0f}, {o.image_xy[1]:.0f}): "
-            f"{o.error_px:.0f} px, {o.error_m:.1f} m off"
+            f"  outlier {o.label} at pixel ({o.image_xy[0]:.0f}, {o.image_xy[1]:.0f}), pitch "
+            f"({o.pitch_xy[0]:.2f}, {o.pitch_xy[1]:.2f}) m: {o.error_px:.0f} px, "
+            f"{o.error_m:.1f} m off"
             for o in self.outliers
         ]
         return "\n".join(lines)
+
+    def to_report(self, pitch_points: npt.ArrayLike, image_points: npt.ArrayLike) -> dict[str, Any]:
+        """JSON-compatible figures, with every point's residuals.
+
+        Args:
+            pitch_points: ``[N, 2]`` the fitted pitch positions (the fit does not keep them).
+            image_points: ``[N, 2]`` the fitted pixels.
+        """
+        pitch = np.asarray(pitch_points, np.float64).reshape(-1, 2)
+        image = np.asarray(image_points, np.float64).reshape(-1, 2)
+        names = self.labels or [str(i) for i in range(len(pitch))]
+
+        def point(i: int) -> dict[str, Any]:
+            return {
+                "label": names[i],
+                "image_xy": [round(float(v), 3) for v in image[i]],
+                "pitch_xy": [round(float(v), 4) for v in pitch[i]],
+                "inlier": bool(self.inliers[i]),
+                "error_px": _json_float(self.errors_px[i]),
+                "error_m": _json_float(self.errors_m[i]),
+            }
+
+        return {
+            "points": len(pitch),
+            "inliers": int(self.inliers.sum()),
+            "rms_px": _json_float(self.rms_px),
+            "rms_m": _json_float(self.rms_m),
+            "rejected": [point(o.index) for o in self.outliers],
+            "homography": {
+                "matrix": [[_json_float(v) for v in row] for row in self.homography],
+                "inliers": int(self.homography_inliers.sum()),
+                "rms_m": _json_float(self.homography_rms_m),
+                "pose_vs_homography_m": _json_float(self.pose_vs_homography_m),
+            },
+            "residuals": [point(i) for i in range(len(pitch))],
+        }
+
+
+def _json_float(value: float | np.floating[Any]) -> float | None:
+    """A finite float rounded for a report, or None (JSON has no NaN)."""
+    number = float(value)
+    return round(number, 4) if math.isfinite(number) else None
 
 
 def _as_points(values: npt.ArrayLike, columns: tuple[int, ...], name: str) -> Float64Array:
@@ -123,6 +176,33 @@ def _as_points(values: npt.ArrayLike, columns: tuple[int, ...], name: str) -> Fl
     if not np.all(np.isfinite(array)):
         raise CalibrationError(f"{name} has non-finite values")
     return array
+
+
+def check_spread(points: Float64Array, what: str, unit: str) -> None:
+    """Raise unless 2-D points span an area: not coincident, not all on (nearly) one line.
+
+    Args:
+        points: ``[N, 2]`` points.
+        what: What they are, for the message (e.g. "camera 'left': the pitch points").
+        unit: Their unit, for the message.
+
+    Raises:
+        DegenerateGeometryError: The points are coincident or collinear.
+    """
+    if len(points) < 3:
+        raise TooFewPointsError(f"{what}: {len(points)} point(s), a pose needs at least 3")
+    centred = points - points.mean(axis=0)
+    spread = np.linalg.svd(centred, compute_uv=False) / np.sqrt(len(points))
+    if not spread[0] > 1e-9:
+        raise DegenerateGeometryError(f"{what} all coincide")
+    if spread[1] < COLLINEAR_RATIO * spread[0]:
+        raise DegenerateGeometryError(
+            f"{what} lie on one line (spread {spread[1]:.3g} {unit} across it, "
+            f"{spread[0]:.3g} {unit} along it): add points off that line"
+        )
+    distinct = len(np.unique(np.round(points, 6), axis=0))
+    if distinct < 4:
+        raise DegenerateGeometryError(f"{what}: only {distinct} distinct positions")
 
 
 def _rms(values: Float64Array) -> float:
@@ -182,9 +262,11 @@ def fit_camera_pose(
         The fit.
 
     Raises:
-        CalibrationError: Malformed inputs, too few points or inliers, a camera below the ground or
-            with inliers behind it (typically labels in a mirrored axis convention), or an RMS
-            ground error above ``max_rms_m``.
+        TooFewPointsError: Too few points, or too few inliers.
+        DegenerateGeometryError: The points (or the inliers) are coincident or on one line.
+        CalibrationError: Malformed inputs, a camera below the ground or with inliers behind it
+            (typically labels in a mirrored axis convention), or an RMS ground error above
+            ``max_rms_m``.
     """
     image = _as_points(image_points, (2,), "image_points")
     pitch = _as_points(pitch_points, (2, 3), "pitch_points")
@@ -200,9 +282,11 @@ def fit_camera_pose(
     if len(names) != len(image):
         raise CalibrationError(f"camera {name!r}: {len(names)} labels for {len(image)} points")
     if len(image) < min_inliers:
-        raise CalibrationError(
+        raise TooFewPointsError(
             f"camera {name!r}: {len(image)} points, at least {min_inliers} are needed"
         )
+    check_spread(ground, f"camera {name!r}: the pitch points", "m")
+    check_spread(image, f"camera {name!r}: the image points", "px")
     matrix = np.asarray(camera_matrix, dtype=np.float64)
     lens = np.asarray(distortion, dtype=np.float64).reshape(-1)
     if matrix.shape != (3, 3) or lens.shape != (5,):
@@ -230,7 +314,7 @@ def fit_camera_pose(
     )
     if not found or indices is None or len(indices) < min_inliers:
         count = 0 if indices is None else len(indices)
-        raise CalibrationError(
+        raise TooFewPointsError(
             f"camera {name!r}: RANSAC found no pose supported by {min_inliers} points "
             f"(best: {count} of {len(image)} within {threshold:.1f} px)"
         )
@@ -258,10 +342,11 @@ def fit_camera_pose(
     errors_px = _reprojection_errors(world, image, rvec, tvec, matrix, lens)
     count = int(inliers.sum())
     if count < min_inliers:
-        raise CalibrationError(
+        raise TooFewPointsError(
             f"camera {name!r}: only {count} of {len(image)} points fit one pose within "
             f"{threshold:.1f} px; at least {min_inliers} are needed"
         )
+    check_spread(ground[inliers], f"camera {name!r}: the pose's inliers", "m")
 
     camera = CameraModel(
         name=name,

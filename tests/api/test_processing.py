@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.ingest.contracts import IngestInput, IngestOutput
+from activities.stitch.contracts import StitchChunkInput, StitchChunkOutput
 from activities.track.contracts import TrackInput, TrackOutput
 from api.app import create_app
 from polyvision.ports import free_port
@@ -51,6 +52,15 @@ from workflows.types import MatchInput, MatchOutput
 
 # 30 s of match in 10 s chunks: three chunks per stage.
 SHORT_MATCH = StandinMatch(minutes=0.5)
+
+# Matches whose stand-in ingest finds the recordings out of sync (match id: offset), and the
+# offsets their chunks were stitched with.
+OUT_OF_SYNC: dict[str, int] = {}
+STITCHED_OFFSETS: dict[str, set[int]] = {}
+SYNC_WARNING = (
+    "left and right are 5 frames apart (the right camera started 5 frames later; correlation "
+    "0.91); stitching corrects it"
+)
 
 
 class GatedActivities(StandinActivities):
@@ -75,7 +85,17 @@ class GatedActivities(StandinActivities):
                 type="RecordingMismatch",
                 non_retryable=True,
             )
-        return await super().ingest(input)
+        output = await super().ingest(input)
+        if (offset := OUT_OF_SYNC.get(input.match_id)) is not None:
+            output.frame_offset, output.sync_correlation = offset, 0.91
+            output.sync_warning = SYNC_WARNING
+        return output
+
+    @activity.defn(name="stitch_chunk")
+    async def stitch_chunk(self, input: StitchChunkInput) -> StitchChunkOutput:
+        """Note the offset the chunk was stitched with, then answer like the stand-in."""
+        STITCHED_OFFSETS.setdefault(input.match_id, set()).add(input.right_frame_offset)
+        return await super().stitch_chunk(input)
 
 
 @pytest.fixture
@@ -230,6 +250,8 @@ async def test_status_shows_the_stage_progress_and_the_ui_link(
         ingest["started_at"]
     )
     assert progress["stages"]["track"]["seconds"] is None  # still running
+    assert body["warnings"] == []
+    assert STITCHED_OFFSETS[str(match.id)] == {0}
 
     gate.set()
     await handle.result()
@@ -237,6 +259,30 @@ async def test_status_shows_the_stage_progress_and_the_ui_link(
     assert done["status"] == "completed" and done["closed_at"]
     assert done["progress"]["stage"] == "done"
     assert done["progress"]["stages"]["index"]["done"] == 1
+
+
+async def test_an_out_of_sync_pair_is_a_warning_and_is_stitched_with_its_offset(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    app: FastAPI,
+    temporal_client: Client,
+    api_settings: Settings,
+    workers: None,
+    gate: asyncio.Event,
+) -> None:
+    org = await factory.org()
+    match = await _match(app, org)
+    OUT_OF_SYNC[str(match.id)] = -5
+    handle = await _start(app, temporal_client, api_settings, match)
+    await _wait_for_stage(handle, "track")
+
+    body = (await client.get(_url(org, match), headers=org.member(Role.viewer).headers)).json()
+    assert body["status"] == "running" and body["warnings"] == [SYNC_WARNING]
+    assert STITCHED_OFFSETS[str(match.id)] == {-5}, "every chunk paired with the offset"
+    gate.set()
+    await handle.result()
+    done = (await client.get(_url(org, match), headers=org.member(Role.viewer).headers)).json()
+    assert done["status"] == "completed" and done["warnings"] == [SYNC_WARNING]
 
 
 async def test_reprocess_is_validated_then_reruns_from_the_stage(

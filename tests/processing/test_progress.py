@@ -189,3 +189,14 @@ def test_a_progress_is_shown_stage_by_stage() -> None:
         "  encode   ........................",
         "  index    ........................",
     ]
+
+
+def test_the_runs_warnings_follow_the_stages() -> None:
+    progress = MatchProgress(
+        stage="ingest",
+        stages={"ingest": StageProgress(1, 1, 100.0, 100.5)},
+        warnings=["left and right are 4 frames apart; stitching corrects it"],
+    )
+    lines = format_progress(progress).splitlines()
+    assert lines[-1] == "warning: left and right are 4 frames apart; stitching corrects it"
+    assert lines[0] == "stage: ingest"
