@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from bench import detect_tiling, native_blend, synth_detect_recall, synth_speed
+from bench import (
+    detect_tiling,
+    native_blend,
+    stitch_activity,
+    stitch_kernel,
+    stitch_quality,
+    synth_detect_recall,
+    synth_speed,
+)
 
 
 def main() -> None:
     native_blend.main()
+    stitch_kernel.main([])
     detect_tiling.main([])
     synth_speed.main([])
     synth_detect_recall.main([])
+    stitch_quality.main([])
+    stitch_activity.main([])
 
 
 if __name__ == "__main__":

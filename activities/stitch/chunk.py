@@ -1,12 +1,16 @@
 """Stitch one chunk of a match: decode both recordings, stitch each pair, encode the panorama.
 
-The chunk is a half-open range of frame indices ``[start_frame, end_frame)``, the same in both
-recordings (ingest checked that they are synchronised and equally long). Decoding starts at the
+The chunk is a half-open range of frame indices ``[start_frame, end_frame)`` of the left
+recording; the right one gives the frames showing the same instants, ``right_offset`` further
+(ingest's estimate of the pair's frame offset, `activities.ingest.sync`; 0 for a synchronised
+pair; `shifted_frames` for the ends; ingest checked both are equally long). Decoding starts at the
 keyframe at or before ``start_frame`` and drops the frames before it, so a chunk may start
-anywhere, keyframe or not, and always yields exactly the frames asked for.
+anywhere, keyframe or not, and always yields exactly the frames asked for. The seam and gains
+the frames are stitched with (the plan) are chosen beforehand from a few sampled frames
+(`activities.stitch.samples`).
 
 Four threads share the work: one decoder per recording, the caller's thread stitching, and one
-feeding the encoder. PyAV's decode and encode calls, ``cv2.remap`` and the native blend all
+feeding the encoder. PyAV's decode and encode calls, ``cv2.remap`` and the native stitcher all
 release the GIL, so they overlap on the worker's cores; bounded queues between them cap memory
 at a few frames each.
 """
@@ -26,7 +30,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from activities.stitch.panorama import StitchMaps, stitch_frame
+from activities.stitch.stitch_plan import StitchPlan, stitch_frame
 from polyvision.media.writer import VideoWriter
 
 UInt8Array = npt.NDArray[np.uint8]
@@ -97,7 +101,12 @@ class _Pipe:
 
 
 def decode_frames(
-    path: Path, start_frame: int, end_frame: int, decode_from: int | None = None
+    path: Path,
+    start_frame: int,
+    end_frame: int,
+    decode_from: int | None = None,
+    *,
+    allow_short: bool = False,
 ) -> Iterator[UInt8Array]:
     """Yield the BGR frames ``[start_frame, end_frame)`` of a recording.
 
@@ -111,9 +120,12 @@ def decode_frames(
         decode_from: Index of a keyframe at or before ``start_frame`` to start decoding from
             (ingest's probe knows them); ``None``: the demuxer's keyframe at or before
             ``start_frame``.
+        allow_short: A recording ending before ``end_frame`` just ends the frames (instead of
+            raising).
 
     Raises:
-        StitchChunkError: The recording ends early or skips or repeats a frame.
+        StitchChunkError: The recording ends early (unless ``allow_short``) or skips or repeats
+            a frame.
     """
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -160,9 +172,64 @@ def decode_frames(
             expected += 1
             if expected == end_frame:
                 return
+        if allow_short:
+            return
         raise StitchChunkError(
             f"{path.name}: ends at frame {expected}, the chunk needs frames up to {end_frame - 1}"
         )
+
+
+def shifted_frames(
+    path: Path,
+    start_frame: int,
+    end_frame: int,
+    offset: int,
+    decode_from: int | None = None,
+) -> Iterator[UInt8Array]:
+    """Yield frames ``[start_frame + offset, end_frame + offset)`` of a recording, clamped.
+
+    Where the shifted range runs off the recording, its first (or last) frame stands in: the
+    panorama's right half holds still for those frames rather than going black. Exactly
+    ``end_frame - start_frame`` frames come out. The recording must hold the unshifted range
+    ``[start_frame, end_frame)`` (ingest checked both recordings are equally long), so at most
+    ``|offset|`` frames are repeated, at the start of the match (offset < 0) or at its end
+    (offset > 0).
+
+    Args:
+        path: The recording (the right one; ``offset`` is the pair's frame offset).
+        start_frame: First frame of the chunk, in the left recording's numbering.
+        end_frame: One past its last frame.
+        offset: Added to each frame index.
+        decode_from: A keyframe at or before ``start_frame`` (ingest's chunk plan); used when
+            it is also at or before the first frame decoded, else the demuxer seeks.
+
+    Raises:
+        StitchChunkError: The recording does not hold the unshifted range or skips a frame.
+    """
+    if offset == 0:
+        yield from decode_frames(path, start_frame, end_frame, decode_from)
+        return
+    first, last = start_frame + offset, end_frame + offset
+    # Decode from the first wanted frame that exists: frame 0 for a range starting before the
+    # recording, at the latest the chunk's own last frame (which the recording holds).
+    low = min(max(first, 0), end_frame - 1)
+    if decode_from is not None and decode_from > low:
+        decode_from = None
+    frames = decode_frames(path, low, max(last, low + 1), decode_from, allow_short=True)
+    current: UInt8Array | None = None
+    index = low - 1
+    for target in range(first, last):
+        while index < max(target, low):
+            following = next(frames, None)
+            if following is None:
+                break  # past the recording's end: its last frame stands
+            current, index = following, index + 1
+        if current is None or index < min(target, end_frame - 1):
+            raise StitchChunkError(
+                f"{path.name}: ends at frame {index + 1}, the chunk needs frames up to "
+                f"{end_frame - 1}"
+            )
+        yield current
 
 
 def _chain(head: list[T], tail: Iterator[T]) -> Iterator[T]:
@@ -183,7 +250,7 @@ def stitch_chunk(
     right_path: Path,
     start_frame: int,
     end_frame: int,
-    maps: StitchMaps,
+    plan: StitchPlan,
     out_path: Path,
     fps: float,
     decode_from_left: int | None = None,
@@ -193,15 +260,17 @@ def stitch_chunk(
     crf: int = 20,
     preset: str = "veryfast",
     encoder_threads: int = 0,
+    right_offset: int = 0,
 ) -> StitchChunkResult:
     """Stitch frames ``[start_frame, end_frame)`` of both recordings into one panorama chunk.
 
     Args:
         left_path: The left camera's recording.
-        right_path: The right camera's recording, synchronised with the left frame for frame.
+        right_path: The right camera's recording (its frame ``i + right_offset`` with left ``i``).
         start_frame: First frame of the chunk (need not be a keyframe).
         end_frame: One past the last frame of the chunk.
-        maps: From `build_stitch_maps` for the rig that filmed the recordings.
+        plan: The chunk's stitch plan: the rig's maps with the chunk's seam and gains
+            (`activities.stitch.stitch_plan`).
         out_path: Where to write the H.264 MP4 panorama (replaced if present).
         fps: Frame rate of the recordings and of the panorama.
         decode_from_left: A keyframe index at or before ``start_frame`` in the left recording;
@@ -212,6 +281,8 @@ def stitch_chunk(
         crf: x264 quality of the panorama.
         preset: x264 preset.
         encoder_threads: x264 threads (0: FFmpeg decides from the cores).
+        right_offset: The pair's frame offset (ingest's ``frame_offset``): left frame ``i`` is
+            stitched with right frame ``i + right_offset`` (`shifted_frames` for the ends).
 
     Returns:
         The frame count, path and digest of the written chunk.
@@ -229,13 +300,12 @@ def stitch_chunk(
     stop = threading.Event()
     errors: list[BaseException] = []
     left_pipe, right_pipe, encode_pipe = _Pipe(stop), _Pipe(stop), _Pipe(stop)
-    model = maps.model
     # Keyframe every second: the chunk is one file, and a second is what the player and the
     # detector's seeks inside it need.
     writer = VideoWriter(
         out_path,
-        model.width,
-        model.height,
+        plan.width,
+        plan.height,
         fps,
         crf=crf,
         preset=preset,
@@ -255,9 +325,11 @@ def stitch_chunk(
 
         return run
 
-    def decode(path: Path, pipe: _Pipe, decode_from: int | None) -> Callable[[], None]:
+    def decode(
+        path: Path, pipe: _Pipe, decode_from: int | None, offset: int = 0
+    ) -> Callable[[], None]:
         def body() -> None:
-            for frame in decode_frames(path, start_frame, end_frame, decode_from):
+            for frame in shifted_frames(path, start_frame, end_frame, offset, decode_from):
                 pipe.put(frame)
             pipe.close()
 
@@ -272,7 +344,7 @@ def stitch_chunk(
         threading.Thread(target=guarded(body), name=f"stitch-{name}", daemon=True)
         for name, body in (
             ("decode-left", decode(left_path, left_pipe, decode_from_left)),
-            ("decode-right", decode(right_path, right_pipe, decode_from_right)),
+            ("decode-right", decode(right_path, right_pipe, decode_from_right, right_offset)),
             ("encode", encode),
         )
     ]
@@ -282,7 +354,7 @@ def stitch_chunk(
     try:
         try:
             for left, right in zip(left_pipe, right_pipe, strict=True):
-                encode_pipe.put(stitch_frame(left, right, maps))
+                encode_pipe.put(stitch_frame(left, right, plan))
                 done += 1
                 if on_progress is not None:
                     on_progress(done)

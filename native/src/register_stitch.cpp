@@ -5,6 +5,8 @@
 #include <string>
 
 #include "polyvision/blend.hpp"
+#include "polyvision/stitch.hpp"
+#include "stitch_args.hpp"
 
 namespace py = pybind11;
 
@@ -42,9 +44,32 @@ U8 feather_blend(const U8& a, const U8& b, const F32& weight) {
   return out;
 }
 
+py::array stitch_panorama(py::handle left, py::handle right, py::handle left_map1,
+                          py::handle left_map2, py::handle right_map1, py::handle right_map2,
+                          py::handle seam, long long band_half, py::handle gains, py::handle out,
+                          long long threads) {
+  polyvision::StitchCall call;
+  polyvision::prepare_stitch(call, "stitch_panorama", left, right, left_map1, left_map2, right_map1,
+                             right_map2, seam, band_half, gains, out, threads);
+  {
+    // The job points only into arrays that `call` holds; the kernel calls no Python API.
+    py::gil_scoped_release release;
+    polyvision::stitch_panorama(call.job, call.threads);
+  }
+  return call.out;
+}
+
 }  // namespace
 
 void register_stitch(py::module_& m) {
   m.def("feather_blend", &feather_blend, py::arg("a"), py::arg("b"), py::arg("weight"),
         "Blend two HxWxC uint8 images with a per-pixel HxW float32 weight for the first.");
+  m.def("stitch_panorama", &stitch_panorama, py::arg("left"), py::arg("right"),
+        py::arg("left_map1"), py::arg("left_map2"), py::arg("right_map1"), py::arg("right_map2"),
+        py::arg("seam"), py::arg("band_half"), py::arg("gains"), py::arg("out") = py::none(),
+        py::arg("threads") = 0,
+        "Warp, gain-compensate and feather two BGR frames into the panorama in one pass "
+        "(fixed-point cv2.convertMaps maps, GIL released); returns out.");
+  m.def("stitch_code_path", &polyvision::stitch_code_path,
+        "The CPU code path stitch_panorama runs: 'avx2', 'sse4.1' or 'scalar'.");
 }

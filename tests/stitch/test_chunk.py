@@ -10,24 +10,10 @@ import numpy as np
 import pytest
 
 from activities.stitch.chunk import StitchChunkError, decode_frames, stitch_chunk
-from activities.stitch.panorama import StitchMaps, stitch_frame
+from activities.stitch.stitch_plan import StitchPlan, stitch_frame
+from tests.stitch.helpers import decode_all
 
 FRAMES = 50  # 2 s at 25 fps, a keyframe every 25 frames
-
-
-def _decode_all(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="bgr24") for f in container.decode(container.streams.video[0])]
-
-
-@pytest.fixture(scope="module")
-def left_frames(synth_match: Path) -> list[np.ndarray]:
-    return _decode_all(synth_match / "left.mp4")
-
-
-@pytest.fixture(scope="module")
-def right_frames(synth_match: Path) -> list[np.ndarray]:
-    return _decode_all(synth_match / "right.mp4")
 
 
 @pytest.mark.parametrize(
@@ -48,7 +34,7 @@ def test_decode_gives_exactly_the_requested_frames(
 
 
 def test_chunk_is_a_decodable_h264_of_every_frame(
-    synth_match: Path, maps: StitchMaps, tmp_path: Path
+    synth_match: Path, plan: StitchPlan, tmp_path: Path
 ) -> None:
     progress: list[int] = []
     out = tmp_path / "chunk.mp4"
@@ -57,7 +43,7 @@ def test_chunk_is_a_decodable_h264_of_every_frame(
         synth_match / "right.mp4",
         0,
         FRAMES,
-        maps,
+        plan,
         out,
         25.0,
         on_progress=progress.append,
@@ -68,7 +54,7 @@ def test_chunk_is_a_decodable_h264_of_every_frame(
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
-        assert (stream.width, stream.height) == (maps.model.width, maps.model.height)
+        assert (stream.width, stream.height) == (plan.width, plan.height)
         assert stream.average_rate == 25
         keyframes = [f.key_frame for f in container.decode(stream)]
     assert len(keyframes) == FRAMES
@@ -77,7 +63,7 @@ def test_chunk_is_a_decodable_h264_of_every_frame(
 
 def test_chunk_starting_mid_gop_holds_exactly_the_requested_frames(
     synth_match: Path,
-    maps: StitchMaps,
+    plan: StitchPlan,
     left_frames: list[np.ndarray],
     right_frames: list[np.ndarray],
     tmp_path: Path,
@@ -90,17 +76,17 @@ def test_chunk_starting_mid_gop_holds_exactly_the_requested_frames(
         synth_match / "right.mp4",
         start,
         end,
-        maps,
+        plan,
         out,
         25.0,
         crf=0,
     )
     assert result.frames == end - start
-    written = _decode_all(out)
+    written = decode_all(out)
     assert len(written) == end - start
 
     def stitched(index: int) -> np.ndarray:
-        panorama = stitch_frame(left_frames[index], right_frames[index], maps)
+        panorama = stitch_frame(left_frames[index], right_frames[index], plan)
         # The same trip through yuv420p as the encoder's input, so only the stitch is compared.
         frame = av.VideoFrame.from_ndarray(panorama, format="bgr24").reformat(format="yuv420p")
         return np.asarray(frame.to_ndarray(format="bgr24"))
@@ -112,14 +98,14 @@ def test_chunk_starting_mid_gop_holds_exactly_the_requested_frames(
     assert (np.abs(written[0].astype(np.int16) - stitched(start - 1)).max(axis=2) > 40).sum() > 20
 
 
-def test_chunk_is_deterministic(synth_match: Path, maps: StitchMaps, tmp_path: Path) -> None:
+def test_chunk_is_deterministic(synth_match: Path, plan: StitchPlan, tmp_path: Path) -> None:
     digests = {
         stitch_chunk(
             synth_match / "left.mp4",
             synth_match / "right.mp4",
             20,
             30,
-            maps,
+            plan,
             tmp_path / f"run{i}.mp4",
             25.0,
             encoder_threads=1,
@@ -130,18 +116,18 @@ def test_chunk_is_deterministic(synth_match: Path, maps: StitchMaps, tmp_path: P
 
 
 def test_chunk_past_the_end_fails_and_leaves_no_file(
-    synth_match: Path, maps: StitchMaps, tmp_path: Path
+    synth_match: Path, plan: StitchPlan, tmp_path: Path
 ) -> None:
     out = tmp_path / "late.mp4"
     with pytest.raises(StitchChunkError, match="ends at frame 50"):
-        stitch_chunk(synth_match / "left.mp4", synth_match / "right.mp4", 45, 60, maps, out, 25.0)
+        stitch_chunk(synth_match / "left.mp4", synth_match / "right.mp4", 45, 60, plan, out, 25.0)
     assert not out.exists()
 
 
 @pytest.mark.parametrize(("start", "end", "decode_from"), [(5, 5, None), (-1, 3, None), (5, 9, 6)])
 def test_bad_ranges_are_refused(
     synth_match: Path,
-    maps: StitchMaps,
+    plan: StitchPlan,
     tmp_path: Path,
     start: int,
     end: int,
@@ -153,7 +139,7 @@ def test_bad_ranges_are_refused(
             synth_match / "right.mp4",
             start,
             end,
-            maps,
+            plan,
             tmp_path / "x.mp4",
             25.0,
             decode_from_left=decode_from,

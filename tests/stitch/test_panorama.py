@@ -1,30 +1,31 @@
-"""The panorama model and stitch maps against the synthetic rig's known geometry."""
+"""The panorama model and the stitch maps against the synthetic rig's known geometry."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import cv2
 import numpy as np
 import pytest
 
+from activities.stitch.maps import StitchMaps, build_stitch_maps
 from activities.stitch.panorama import (
     PanoramaError,
     PanoramaModel,
-    StitchMaps,
-    build_stitch_maps,
     panorama_model_from_rig,
     panorama_rays,
+    panorama_size,
     panorama_to_pitch,
     pitch_to_panorama,
-    stitch_frame,
 )
+from activities.stitch.stitch_plan import StitchPlan, stitch_frame
 from polyvision.geometry import Rig, project
 from polyvision.geometry.pitch import PITCH_LENGTH_M, PITCH_WIDTH_M
 from synth.pitch import CENTRE_SPOT, PENALTY_SPOTS
 from synth.render import Renderer, RenderStyle
+from synth.rig import default_rig
 from synth.simulation import simulate
+from tests.stitch.helpers import straight_seam
 
 LANDMARKS = np.array(
     [
@@ -41,10 +42,10 @@ LANDMARKS = np.array(
 
 
 @pytest.fixture(scope="module")
-def stitched_background(rig: Rig, maps: StitchMaps) -> np.ndarray:
+def stitched_background(rig: Rig, plan: StitchPlan) -> np.ndarray:
     """The empty stadium stitched, from the clean renderer (no noise, shadows or grass pattern)."""
     renderer = Renderer(rig, simulate(0.2, 25.0, 1).agents, seed=1, style=RenderStyle.clean())
-    return stitch_frame(renderer.background("left"), renderer.background("right"), maps)
+    return stitch_frame(renderer.background("left"), renderer.background("right"), plan)
 
 
 def test_model_json_round_trip(model: PanoramaModel) -> None:
@@ -65,12 +66,36 @@ def test_malformed_model_is_refused(model: PanoramaModel, change: dict[str, obje
         PanoramaModel.from_json("{not json")
 
 
+def test_size_follows_the_reference_rig() -> None:
+    # The issue's reference: two 3856x2180 cameras give 5700x1669; H.264 4:2:0 needs even
+    # sizes, so the odd height loses its last row.
+    assert panorama_size(3856, 2180) == (5700, 1668)
+    assert panorama_size(3072, 1728) == (4540, 1322)  # SoccerTrack: round(1.4782 * 3072) = 4541
+    assert panorama_size(1920, 1080) == (2838, 826)
+    assert panorama_size(3856, 2180, scale=0.5) == (2850, 834)
+    with pytest.raises(PanoramaError):
+        panorama_size(0, 2180)
+
+
+def test_reference_rig_gives_5700_wide_panorama_filled_by_the_pitch() -> None:
+    model = panorama_model_from_rig(default_rig(3856, 2180))
+    assert (model.width, model.height) == (5700, 1668)
+    # The pitch (and its margins) fills the panorama in one dimension: here the height, from
+    # the lowest ground seen to the stand; the width holds both goals with room to spare.
+    corners = pitch_to_panorama(
+        model, [(0.0, 0.0), (PITCH_LENGTH_M, 0.0), (0.0, PITCH_WIDTH_M), (PITCH_LENGTH_M, 68.0)]
+    )
+    assert (corners[:, 0] > 0).all() and (corners[:, 0] < model.width - 1).all()
+    assert (corners[:, 1] > 0).all() and (corners[:, 1] < model.height - 1).all()
+    goal_span = corners[1, 0] - corners[0, 0]
+    assert goal_span > 0.75 * model.width
+
+
 def test_size_follows_the_source_and_scale(rig: Rig, model: PanoramaModel) -> None:
-    assert model.width == 2 * round(1.9 * 640 / 2)
-    assert model.height % 2 == 0 and model.width > 2 * model.height
+    assert (model.width, model.height) == panorama_size(640, 360) == (946, 276)
     half = panorama_model_from_rig(rig, scale=0.5)
-    assert half.width == model.width // 2
-    assert abs(half.height - model.height / 2) <= 2
+    assert (half.width, half.height) == panorama_size(640, 360, 0.5) == (472, 138)
+    assert half.focal_px == pytest.approx(model.focal_px / 2, rel=0.01)
     with pytest.raises(PanoramaError):
         panorama_model_from_rig(rig, scale=0.0)
 
@@ -124,16 +149,15 @@ def test_maps_project_ground_points_exactly(
     rig: Rig, model: PanoramaModel, maps: StitchMaps
 ) -> None:
     """The fixed-point maps at a panorama pixel point where the camera sees its ground point."""
-    for name, parts, valid in (
-        ("left", (maps.left_only, maps.left_band), maps.valid_left),
-        ("right", (maps.right_band, maps.right_only), maps.valid_right),
-    ):
-        map1 = np.concatenate([p.map1 for p in parts], axis=1)
-        map2 = np.concatenate([p.map2 for p in parts], axis=1)
-        start = 0 if name == "left" else maps.band_start
+    for name, valid in (("left", maps.valid_left), ("right", maps.valid_right)):
+        map1, map2 = getattr(maps, f"{name}_map1"), getattr(maps, f"{name}_map2")
+        assert map1.shape == (model.height, model.width, 2) and map1.dtype == np.int16
+        assert map2.shape == (model.height, model.width) and map2.dtype == np.uint16
+        # Unseen pixels hold -16, seen ones a coordinate inside the image.
+        assert (map1[~valid] == -16).all() and (map2[~valid] == 0).all()
         xy, _ = cv2.convertMaps(map1, map2, cv2.CV_32FC2)
-        vv, uu = np.nonzero(valid[:, start : start + map1.shape[1]])
-        ground = panorama_to_pitch(model, np.column_stack([uu + start, vv]))
+        vv, uu = np.nonzero(valid)
+        ground = panorama_to_pitch(model, np.column_stack([uu, vv]))
         on_pitch = (
             (ground[:, 0] > -3) & (ground[:, 0] < 108) & (ground[:, 1] > -2) & (ground[:, 1] < 71)
         )
@@ -144,10 +168,14 @@ def test_maps_project_ground_points_exactly(
         assert error.max() < 1 / 32 + 0.01
 
 
-def test_spots_appear_where_the_model_says(
-    model: PanoramaModel, stitched_background: np.ndarray
-) -> None:
-    grey = cv2.cvtColor(stitched_background, cv2.COLOR_BGR2GRAY).astype(np.float64)
+def test_spots_appear_where_the_model_says(rig: Rig) -> None:
+    # At twice the default size, so the far penalty spots stand clear of the goal-area lines.
+    model = panorama_model_from_rig(rig, scale=2.0)
+    maps = build_stitch_maps(rig, model)
+    renderer = Renderer(rig, simulate(0.2, 25.0, 1).agents, seed=1, style=RenderStyle.clean())
+    plan = StitchPlan.from_maps(maps, straight_seam(maps))
+    background = stitch_frame(renderer.background("left"), renderer.background("right"), plan)
+    grey = cv2.cvtColor(background, cv2.COLOR_BGR2GRAY).astype(np.float64)
     for spot in PENALTY_SPOTS:
         predicted = pitch_to_panorama(model, [spot])[0]
         u0, v0 = (round(float(c)) for c in predicted)
@@ -180,73 +208,10 @@ def test_no_holes_over_the_pitch(
     assert maps.valid.mean() > 0.8
 
 
-def test_seam_weights(maps: StitchMaps) -> None:
-    weight, left, right = maps.weight, maps.valid_left, maps.valid_right
-    assert weight.dtype == np.float32 and weight.shape == left.shape
-    assert (weight[left & ~right] == 1).all()
-    assert (weight[right & ~left] == 0).all()
-    both = left & right
-    assert ((weight > 0) & (weight < 1))[both].any()
-    # Along every row the left weight never rises from left to right over the seen pixels, and
-    # the ramp is gradual: no step bigger than the default ramp (2 % of the width) allows.
-    ramp = 0.02 * maps.model.width
-    for row in range(weight.shape[0]):
-        seen = weight[row][left[row] | right[row]]
-        steps = np.diff(seen)
-        assert (steps <= 1e-6).all()
-        overlap = np.flatnonzero(both[row])
-        if len(overlap) > ramp and overlap[0] < maps.seam_u < overlap[-1]:
-            assert -steps.min() <= 1 / ramp + 1e-5
-    # The ramp is centred on the seam where the overlap allows it (the synthetic rig is
-    # symmetric: the seam is the middle column).
-    assert maps.seam_u == pytest.approx((maps.model.width - 1) / 2)
-    middle = weight[both[:, round(maps.seam_u)], round(maps.seam_u)]
-    np.testing.assert_allclose(middle, 0.5, atol=0.05)
-
-
-def test_band_covers_every_blended_pixel(maps: StitchMaps) -> None:
-    blended = (maps.weight > 0) & (maps.weight < 1)
-    columns = np.flatnonzero(blended.any(axis=0))
-    assert maps.band_start <= columns[0] and columns[-1] < maps.band_end
-    assert not (
-        maps.valid_right[:, : maps.band_start] & (maps.weight[:, : maps.band_start] < 1)
-    ).any()
-    assert not (maps.valid_left[:, maps.band_end :] & (maps.weight[:, maps.band_end :] > 0)).any()
-
-
-def test_stitch_matches_a_plain_remap_and_blend(rig: Rig, maps: StitchMaps) -> None:
-    """The column split is only an optimisation: it equals warping both whole and blending."""
-    rng = np.random.default_rng(5)
-    left = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
-    right = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
-    whole = []
-    for parts, image in (
-        ((maps.left_only, maps.left_band), left),
-        ((maps.right_band, maps.right_only), right),
-    ):
-        warped = [part.remap(image) for part in parts]
-        whole.append(np.concatenate(warped, axis=1))
-    # Left maps cover [0, band_end), right maps [band_start, W): pad both to the full width.
-    height, width = maps.weight.shape
-    full_left = np.zeros((height, width, 3), np.uint8)
-    full_right = np.zeros((height, width, 3), np.uint8)
-    full_left[:, : maps.band_end] = whole[0]
-    full_right[:, maps.band_start :] = whole[1]
-    # The native blend's arithmetic, in float32 (see tests/native/test_blend.py).
-    w = np.clip(maps.weight, 0, 1)[..., None]
-    mixed = w * full_left.astype(np.float32) + (np.float32(1) - w) * full_right.astype(np.float32)
-    expected = (mixed + np.float32(0.5)).astype(np.uint8)
-    np.testing.assert_array_equal(stitch_frame(left, right, maps), expected)
-
-
-def test_wrong_frame_size_is_refused(maps: StitchMaps) -> None:
-    frame = np.zeros((360, 640, 3), np.uint8)
-    with pytest.raises(ValueError, match="left frame"):
-        stitch_frame(frame[:-2], frame, maps)
-
-
-def test_maps_build_for_a_narrower_blend(rig: Rig, model: PanoramaModel) -> None:
-    narrow = build_stitch_maps(rig, model, blend_width_px=4.0)
-    ramp = (narrow.weight > 0) & (narrow.weight < 1)
-    assert ramp.sum(axis=1).max() <= 4
-    assert math.isclose(narrow.seam_u, (model.width - 1) / 2)
+def test_the_overlap_holds_the_geometric_seam(maps: StitchMaps) -> None:
+    first, end = maps.overlap_columns
+    assert first < maps.anchor_u < end
+    # The synthetic rig is symmetric: the geometric seam is the middle column.
+    assert maps.anchor_u == pytest.approx((maps.width - 1) / 2)
+    anchor = round(maps.anchor_u)
+    assert maps.overlap[:, anchor].mean() > 0.9

@@ -30,7 +30,9 @@ CHUNKS = [TrackChunk(0, 0, 25), TrackChunk(1, 25, 25)]
 def match(tmp_path_factory: pytest.TempPathFactory) -> tuple[Truth, PanoramaModel]:
     out = tmp_path_factory.mktemp("track") / "match"
     generate_match(SynthConfig(seconds=2.0, width=640, height=360, seed=11), out)
-    return load_truth(out), panorama_model_from_rig(Rig.load(out / "rig.json"), scale=0.5)
+    # Full scale: the panorama is 1.48x the source width, and far players of a 640-px source
+    # must stay above the tracker's minimum box area.
+    return load_truth(out), panorama_model_from_rig(Rig.load(out / "rig.json"), scale=1.0)
 
 
 @pytest_asyncio.fixture

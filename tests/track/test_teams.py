@@ -121,7 +121,10 @@ async def pipeline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pi
                 await objects.put(f"in/{name}", data)
             stitch = StitchActivities(objects, root / "cache")
             prepared = await env.run(
-                stitch.prepare, StitchPrepareInput("o1", "m1", 1, "in/rig.json")
+                # 1.3: players as tall in pixels as in the 1.9x-wide panorama these kits were
+                # tuned on (the panorama is now 1.48x the source width).
+                stitch.prepare,
+                StitchPrepareInput("o1", "m1", 1, "in/rig.json", scale=1.3),
             )
             detect = DetectActivities(objects, analytics, MODELS_DIR)
             chunks = []
