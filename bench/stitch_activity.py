@@ -150,7 +150,7 @@ def sequential_pass(
     rows, cols = seam_crop(maps, list(plans.values()), margin)
     crop_h, crop_w = rows.stop - rows.start, cols.stop - cols.start
     tiles = plan_tiles(crop_w, crop_h)
-    outline = ground_outline(maps) - np.float32([cols.start, rows.start])
+    outline = ground_outline(maps) - np.array([cols.start, rows.start], np.float32)
     writer = VideoWriter(
         scratch / "sequential.mp4",
         plan.width,
@@ -193,9 +193,9 @@ def sequential_pass(
         per_frame.append(
             {"frame": index, **counts, **{f"{k}_on_pitch": v for k, v in on_pitch.items()}}
         )
-        single = max(counts["left"], counts["right"])
+        best_single = max(counts["left"], counts["right"])
         for variant in ("stitched", "baseline"):
-            if counts[variant] > single or on_pitch[variant] > max(
+            if counts[variant] > best_single or on_pitch[variant] > max(
                 on_pitch["left"], on_pitch["right"]
             ):
                 crops = [
@@ -213,7 +213,7 @@ def sequential_pass(
     times["encode"] += t
     single = [max(r["left"], r["right"]) for r in per_frame]
     single_on = [max(r["left_on_pitch"], r["right_on_pitch"]) for r in per_frame]
-    figures = {
+    figures: dict[str, Any] = {
         "crop": {"rows": [rows.start, rows.stop], "columns": [cols.start, cols.stop]},
         "tiles_per_crop": len(tiles),
         "frames_checked": len(per_frame),
