@@ -50,6 +50,7 @@ from activities.stitch.chunk import shifted_frames, stitch_chunk
 from activities.stitch.maps import StitchMaps, build_stitch_maps
 from activities.stitch.panorama import (
     panorama_model_from_rig,
+    pitch_outline,
     pitch_polygon,
     pitch_to_panorama,
 )
@@ -99,19 +100,8 @@ def seam_crop(maps: StitchMaps, plans: list[StitchPlan], margin: int) -> tuple[s
 def ground_outline(maps: StitchMaps, margin_m: float = 1.0) -> np.ndarray:
     """The pitch outline plus a margin on the ground, in panorama pixels (feet inside: a player,
     not a spectator or a substitute behind the far touchline)."""
-    model = maps.model
-    length, width = model.pitch_length_m, model.pitch_width_m
-    xs = np.linspace(-margin_m, length + margin_m, 80)
-    ys = np.linspace(-margin_m, width + margin_m, 40)
-    ring = np.concatenate(
-        [
-            np.column_stack([xs, np.full_like(xs, -margin_m)]),
-            np.column_stack([np.full_like(ys, length + margin_m), ys]),
-            np.column_stack([xs[::-1], np.full_like(xs, width + margin_m)]),
-            np.column_stack([np.full_like(ys, -margin_m), ys[::-1]]),
-        ]
-    )
-    return np.asarray(pitch_to_panorama(model, ring), np.float32).reshape(-1, 1, 2)
+    ring = pitch_outline(maps.model, margin_m, samples=80)
+    return np.asarray(pitch_to_panorama(maps.model, ring), np.float32).reshape(-1, 1, 2)
 
 
 def count_people(

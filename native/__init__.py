@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -82,14 +83,27 @@ def stitch_panorama(
     Raises:
         ValueError: An argument has the wrong type, dtype, shape, layout or range.
     """
-    return _native.stitch_panorama(
-        left,
-        right,
-        left_map1,
-        left_map2,
-        right_map1,
-        right_map2,
-        seam,
+    return _call_stitch(
+        _native.stitch_panorama,
+        (left, right, left_map1, left_map2, right_map1, right_map2, seam),
+        band_half,
+        gains,
+        out,
+        threads,
+    )
+
+
+def _call_stitch(
+    kernel: Callable[..., npt.NDArray[np.uint8]],
+    frames_and_maps: tuple[npt.NDArray[Any], ...],
+    band_half: int,
+    gains: npt.ArrayLike,
+    out: npt.NDArray[np.uint8] | None,
+    threads: int,
+) -> npt.NDArray[np.uint8]:
+    """Call a stitch kernel (CPU or CUDA) with the scalars and gains in the types it takes."""
+    return kernel(
+        *frames_and_maps,
         operator.index(band_half),
         np.asarray(gains, dtype=np.float32),
         out,
@@ -151,17 +165,11 @@ def stitch_panorama_cuda(
         raise RuntimeError("native was built without CUDA (no CUDA toolkit at build time)")
     if not cuda_available():
         raise RuntimeError("no CUDA device")
-    result: npt.NDArray[np.uint8] = module.stitch_panorama(
-        left,
-        right,
-        left_map1,
-        left_map2,
-        right_map1,
-        right_map2,
-        seam,
-        operator.index(band_half),
-        np.asarray(gains, dtype=np.float32),
+    return _call_stitch(
+        module.stitch_panorama,
+        (left, right, left_map1, left_map2, right_map1, right_map2, seam),
+        band_half,
+        gains,
         out,
-        operator.index(threads),
+        threads,
     )
-    return result

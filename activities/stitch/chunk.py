@@ -100,6 +100,35 @@ class _Pipe:
             yield item
 
 
+@dataclass(frozen=True)
+class FrameClock:
+    """Frame index <-> presentation time of a video stream (index counted from its start)."""
+
+    rate: Fraction
+    time_base: Fraction
+    origin: int
+
+    @classmethod
+    def of(cls, path: Path, stream: Any) -> FrameClock:
+        """The clock of ``path``'s video ``stream``.
+
+        Raises:
+            StitchChunkError: The stream has no frame rate or time base.
+        """
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate or stream.time_base is None:
+            raise StitchChunkError(f"{path.name}: the video stream has no frame rate")
+        return cls(Fraction(rate), Fraction(stream.time_base), stream.start_time or 0)
+
+    def index(self, pts: int) -> int:
+        """The frame index shown at ``pts``."""
+        return round((pts - self.origin) * self.time_base * self.rate)
+
+    def pts(self, index: int) -> int:
+        """The presentation time of frame ``index``."""
+        return self.origin + round(Fraction(index) / self.rate / self.time_base)
+
+
 def decode_frames(
     path: Path,
     start_frame: int,
@@ -129,22 +158,12 @@ def decode_frames(
     """
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        if not rate or stream.time_base is None:
-            raise StitchChunkError(f"{path.name}: the video stream has no frame rate")
-        time_base = Fraction(stream.time_base)
-        origin = stream.start_time or 0
-
-        def index_of(pts: int) -> int:
-            return round((pts - origin) * time_base * Fraction(rate))
+        clock = FrameClock.of(path, stream)
+        index_of = clock.index
 
         def frames_from(target: int) -> Iterator[av.VideoFrame]:
-            if target > 0:
-                # backward=True: the keyframe at or before the target time.
-                timestamp = origin + round(Fraction(target) / Fraction(rate) / time_base)
-                container.seek(timestamp, stream=stream, backward=True, any_frame=False)
-            else:
-                container.seek(origin, stream=stream, backward=True, any_frame=False)
+            # backward=True: the keyframe at or before the target time.
+            container.seek(clock.pts(target), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
                 if frame.pts is None:
                     raise StitchChunkError(f"{path.name}: a frame has no timestamp")

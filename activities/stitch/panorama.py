@@ -382,15 +382,15 @@ def pitch_to_panorama(model: PanoramaModel, points: npt.ArrayLike) -> Float64Arr
     return np.stack([np.where(np.isnan(tan_e), np.nan, u), v], axis=1)
 
 
-def pitch_polygon(model: PanoramaModel, margin_m: float = 3.0) -> list[tuple[float, float]]:
-    """The pitch outline plus ``margin_m``, at ground and head height, in panorama pixels.
+def pitch_outline(model: PanoramaModel, margin_m: float, samples: int = 40) -> Float64Array:
+    """``[N, 2]`` pitch coordinates (metres) around the pitch plus ``margin_m``, in order.
 
-    The convex hull of both rings, clipped to the image: where detection is worth running.
+    ``samples`` points along each touchline, half as many along each goal line.
     """
     length, width = model.pitch_length_m, model.pitch_width_m
-    xs = np.linspace(-margin_m, length + margin_m, 40)
-    ys = np.linspace(-margin_m, width + margin_m, 20)
-    outline = np.concatenate(
+    xs = np.linspace(-margin_m, length + margin_m, samples)
+    ys = np.linspace(-margin_m, width + margin_m, samples // 2)
+    return np.concatenate(
         [
             np.column_stack([xs, np.full_like(xs, -margin_m)]),
             np.column_stack([np.full_like(ys, length + margin_m), ys]),
@@ -398,6 +398,14 @@ def pitch_polygon(model: PanoramaModel, margin_m: float = 3.0) -> list[tuple[flo
             np.column_stack([np.full_like(ys, -margin_m), ys[::-1]]),
         ]
     )
+
+
+def pitch_polygon(model: PanoramaModel, margin_m: float = 3.0) -> list[tuple[float, float]]:
+    """The pitch outline plus ``margin_m``, at ground and head height, in panorama pixels.
+
+    The convex hull of both rings, clipped to the image: where detection is worth running.
+    """
+    outline = pitch_outline(model, margin_m)
     rings = [
         pitch_to_panorama(model, np.column_stack([outline, np.full(len(outline), z)]))
         for z in (0.0, 2.2)

@@ -17,14 +17,13 @@ in both (each camera's background and motion come from its own samples).
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import numpy.typing as npt
 
-from activities.stitch.chunk import StitchChunkError, decode_frames
+from activities.stitch.chunk import FrameClock, StitchChunkError, decode_frames
 
 UInt8Array = npt.NDArray[np.uint8]
 
@@ -50,19 +49,14 @@ def keyframes_in(path: Path, first: int, stop: int) -> list[tuple[int, UInt8Arra
     found: list[tuple[int, UInt8Array]] = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        if not rate or stream.time_base is None:
-            raise StitchChunkError(f"{path.name}: the video stream has no frame rate")
-        time_base = Fraction(stream.time_base)
-        origin = stream.start_time or 0
+        clock = FrameClock.of(path, stream)
         stream.codec_context.skip_frame = "NONKEY"
         if first > 0:
-            timestamp = origin + round(Fraction(first) / Fraction(rate) / time_base)
-            container.seek(timestamp, stream=stream, backward=True, any_frame=False)
+            container.seek(clock.pts(first), stream=stream, backward=True, any_frame=False)
         for frame in container.decode(stream):
             if frame.pts is None:
                 continue
-            index = round((frame.pts - origin) * time_base * Fraction(rate))
+            index = clock.index(frame.pts)
             if index >= stop:
                 break
             if index >= first:

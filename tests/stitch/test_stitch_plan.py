@@ -131,8 +131,7 @@ def test_native_kernel_agrees_with_the_opencv_reference(maps: StitchMaps, band_h
     plan = wiggly_plan(maps, band_half)
     left, right = random_frames(10 + band_half)
     expected = stitch_frame_opencv(left, right, plan)
-    core: Any = native  # the stub may not declare it yet
-    got = core.stitch_panorama(
+    got = native.stitch_panorama(
         left,
         right,
         plan.left_map1,
