@@ -275,7 +275,7 @@ class MatchWorkflow:
         # `progress` query shows the stage running instead.
         self._progress = MatchProgress()
         self._restart_from: str | None = None
-        self._chunk_frames: dict[int, int] = {}
+        self._chunk_frames: dict[int, int] = {}  # frames of each chunk (ingest's plan)
         # Ingest's warning in `MatchProgress.warnings`, replaced when ingest runs again.
         self._sync_warning: str | None = None
 
@@ -479,6 +479,7 @@ class MatchWorkflow:
         )
         self._finish("ingest")
         self._note_sync_warning(output.sync_warning)
+        self._chunk_frames = {c.index: c.end_frame - c.start_frame for c in output.chunks}
         return output
 
     def _note_sync_warning(self, warning: str | None) -> None:
@@ -505,7 +506,6 @@ class MatchWorkflow:
         self, input: MatchInput, queues: Queues, ingest: IngestOutput
     ) -> tuple[StitchPrepareOutput, StitchBatchOutput]:
         chunks = len(ingest.chunks)
-        self._chunk_frames = {c.index: c.end_frame - c.start_frame for c in ingest.chunks}
         frames = sum(self._chunk_frames.values())
         self._enter("stitch", chunks)
         self._progress.stages["stitch"].frames_total = frames
@@ -620,7 +620,6 @@ class MatchWorkflow:
         # Analyze rewrites the track points' slices (with speeds); the plan must have read
         # them first, so analyze starts only now, alongside the rendering.
         analyze = asyncio.ensure_future(self._analyze(input, queues, ingest))
-        self._chunk_frames = {c.index: c.end_frame - c.start_frame for c in ingest.chunks}
         self._progress.stages["encode"] = StageProgress(
             total=len(ingest.chunks),
             started_at=workflow.time(),

@@ -21,6 +21,7 @@ from temporalio import activity
 from activities.analyze.contracts import AnalyzeInput, AnalyzeOutput
 from activities.analyze.rows import write_chunk
 from activities.analyze.totals import MatchTotals, analyze_chunk, heatmaps_document
+from activities.track.points import track_points_digest
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import heartbeat, resume_details
 from polyvision.stage import StageStep
@@ -117,12 +118,6 @@ class AnalyzeActivities:
     def _track_points_digest(self, input: AnalyzeInput) -> str:
         # Positions and teams decide every output; the speed column is this stage's own
         # output, so it stays out (otherwise the first run would invalidate its manifest).
-        rows = self._analytics.query_numpy(
-            "SELECT count() AS n, "
-            "sum(cityHash64(chunk, frame, track_id, team, pitch_x, pitch_y)) AS h "
-            "FROM track_points "
-            "WHERE organization_id = {org:String} AND match_id = {match:String} "
-            "AND revision = {revision:UInt32}",
-            self._scope(input),
+        return track_points_digest(
+            self._analytics, input, "chunk, frame, track_id, team, pitch_x, pitch_y"
         )
-        return f"{int(rows['n'][0])}:{int(rows['h'][0])}"

@@ -147,14 +147,17 @@ class MatchTracking:
     Attributes:
         tracker: The tracker, after the chunks done.
         colours: Every track's kit colour samples so far.
-        chunks_done: Chunks tracked (and written) so far.
-        points_per_chunk: Track points of each chunk done.
+        points_per_chunk: Track points of each chunk done (one entry per chunk tracked).
     """
 
     tracker: ByteTracker
     colours: ColourAccumulator = field(default_factory=ColourAccumulator)
-    chunks_done: int = 0
     points_per_chunk: list[int] = field(default_factory=list)
+
+    @property
+    def chunks_done(self) -> int:
+        """Chunks tracked (and written) so far."""
+        return len(self.points_per_chunk)
 
     def track(
         self,
@@ -169,7 +172,6 @@ class MatchTracking:
         """`track_chunk` on the next chunk; folds in its colours and returns its track points."""
         tracked = track_chunk(self.tracker, model, chunk, frame, class_id, score, xyxy, torso_lab)
         self.colours.add_chunk(tracked.colour_track_id, tracked.colour_lab)
-        self.chunks_done += 1
         self.points_per_chunk.append(len(tracked.points))
         return tracked.points
 
@@ -188,6 +190,5 @@ class MatchTracking:
         return cls(
             tracker=ByteTracker.from_state(state["tracker"]),
             colours=ColourAccumulator.from_state(state.get("colours", [])),
-            chunks_done=int(state["chunks_done"]),
             points_per_chunk=list(state["points_per_chunk"]),
         )

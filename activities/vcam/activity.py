@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.stitch.panorama import PanoramaModel
+from activities.track.points import track_points_digest
 from activities.vcam.contracts import (
     VcamPlanInput,
     VcamPlanOutput,
@@ -189,12 +190,7 @@ class VcamActivities:
 
     def _track_points_digest(self, input: VcamPlanInput) -> str:
         # The positions decide the path; speed (written by analyze, maybe concurrently) does
-        # not, so it stays out. A sum of row hashes does not depend on the row order.
-        rows = self._analytics.query_numpy(
-            "SELECT count() AS n, sum(cityHash64(chunk, frame, track_id, pitch_x, pitch_y)) AS h "
-            "FROM track_points "
-            "WHERE organization_id = {org:String} AND match_id = {match:String} "
-            "AND revision = {revision:UInt32}",
-            {"org": input.organization_id, "match": input.match_id, "revision": input.revision},
+        # not, so it stays out.
+        return track_points_digest(
+            self._analytics, input, "chunk, frame, track_id, pitch_x, pitch_y"
         )
-        return f"{int(rows['n'][0])}:{int(rows['h'][0])}"
