@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import sys
@@ -45,7 +44,7 @@ log = structlog.get_logger(__name__)
 
 WORKER_SHUTDOWN_TIMEOUT = timedelta(seconds=20)
 
-# How often the stack looks at the dev server process (it is not reaped here, only looked at).
+# How often the stack looks whether the dev server process has exited.
 CHILD_POLL_INTERVAL_S = 0.2
 
 
@@ -184,37 +183,17 @@ def _metrics_runtime(settings: Settings) -> tuple[Runtime, str | None]:
 # -- watching the components -------------------------------------------------------------------
 
 
-def _child_exit(pid: int) -> tuple[bool, int | None]:
-    """Whether child `pid` has exited, and its code (negative: the signal); never reaps it.
-
-    ``WNOWAIT`` leaves the reaping to the dev server's own `Popen`, which stops it.
-    """
-    try:
-        result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:  # reaped already: gone, its code unknown here
-        return True, None
-    if result is None:
-        return False, None
-    if result.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
-        return True, -result.si_status
-    return True, result.si_status
-
-
-async def _wait_child_exit(pid: int) -> int | None:
-    if not hasattr(os, "waitid"):  # not on this platform: the dev server goes unwatched
-        log.warning("temporal.devserver.unwatched", reason="os.waitid is not available")
-        await asyncio.Future()  # until cancelled at stop
+async def _wait_exit(server: DevServer) -> int:
+    """The dev server's exit code, once it exits (negative: the signal)."""
     while True:
-        exited, code = _child_exit(pid)
-        if exited:
+        code = server.returncode
+        if code is not None:
             return code
         await asyncio.sleep(CHILD_POLL_INTERVAL_S)
 
 
-def describe_exit(code: int | None) -> str:
+def describe_exit(code: int) -> str:
     """``exit code 1``, ``killed by SIGKILL, exit code -9`` (Popen's convention)."""
-    if code is None:
-        return "exit code unknown"
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -291,9 +270,7 @@ async def _run_stack_with_socket(
         ) as server,
         contextlib.AsyncExitStack() as stack_stores,
     ):
-        assert server.pid is not None
-        temporal_pid = server.pid
-        temporal_task = asyncio.create_task(_wait_child_exit(temporal_pid), name="temporal")
+        temporal_task = asyncio.create_task(_wait_exit(server), name="temporal")
         try:
             client = await connect(server.address, namespace.name, runtime)
             # The dev server creates the namespace at launch; applying keeps retention and
@@ -352,7 +329,7 @@ async def _run_stack_with_socket(
                 )
             await asyncio.wait({stop_task, *components}, return_when=asyncio.FIRST_COMPLETED)
             if not stop_task.done():
-                failure = _first_failure(temporal_task, temporal_pid, worker_task, api_task)
+                failure = _first_failure(server, temporal_task, worker_task, api_task)
                 log.error("component stopped on its own", failure=failure)
         finally:
             stop_task.cancel()
@@ -372,8 +349,8 @@ async def _run_stack_with_socket(
 
 
 def _first_failure(
-    temporal_task: asyncio.Task[int | None],
-    temporal_pid: int,
+    server: DevServer,
+    temporal_task: asyncio.Task[int],
     worker_task: asyncio.Task[None],
     api_task: asyncio.Task[None],
 ) -> str:
@@ -382,13 +359,10 @@ def _first_failure(
     A dead dev server takes the worker's polls with it, so when the worker or the API ended,
     the dev server is looked at once more before blaming them.
     """
-    if not temporal_task.done():
-        exited, code = _child_exit(temporal_pid)
-    else:
-        exited, code = True, temporal_task.result()
-    if exited:
+    code = temporal_task.result() if temporal_task.done() else server.returncode
+    if code is not None:
         return (
-            f"the Temporal dev server (pid {temporal_pid}) exited on its own"
+            f"the Temporal dev server (pid {server.pid}) exited on its own"
             f" ({describe_exit(code)}); stopped the worker and the API"
         )
     if worker_task.done():

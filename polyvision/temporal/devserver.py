@@ -154,6 +154,14 @@ class DevServer:
         return self._process.pid if self._process is not None else None
 
     @property
+    def returncode(self) -> int | None:
+        """The server's exit code once it exited on its own (negative: the signal), else None.
+
+        None also before `start` and after `stop`.
+        """
+        return self._process.poll() if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """Whether the server process is alive."""
         return self._process is not None and self._process.poll() is None

@@ -8,13 +8,17 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from polyvision.settings import Settings
-from polyvision.storage.analytics import AnalyticsStore, apply_migrations, open_analytics_store
+from polyvision.settings import Settings, StartupError
+from polyvision.storage.analytics import (
+    AnalyticsStore,
+    apply_migrations,
+    open_analytics_store,
+    parse_analytics_url,
+)
 from polyvision.storage.metadata.engine import create_engine, session_maker
 from polyvision.storage.objects import ObjectStore, open_object_store
 
@@ -56,11 +60,13 @@ class StoreHolder:
 
 
 def _chdb_path(analytics_url: str) -> Path | None:
-    scheme, _, rest = analytics_url.partition("://")
-    location = unquote(rest.partition("?")[0])
-    if scheme != "chdb" or not location.startswith("/"):
+    try:
+        parsed = parse_analytics_url(analytics_url)
+    except StartupError:
+        return None  # opening the store reports it
+    if parsed.backend != "chdb" or not parsed.path.startswith("/"):
         return None  # a ClickHouse server, or chDB in memory: nothing on disk to share
-    return Path(location)
+    return Path(parsed.path)
 
 
 def _describe_process(pid: int) -> str:
