@@ -258,11 +258,16 @@ def mail_unavailable(settings: Settings, mailer: Mailer) -> bool:
     return not mailer.configured and settings.env is not Environment.development
 
 
+def _mailed_link(settings: Settings, path: str, token: str) -> str:
+    """The public URL of ``path`` carrying ``token``, as the verification and reset mails put it."""
+    return f"{settings.api_public_url.rstrip('/')}{path}?{urlencode({'token': token})}"
+
+
 def verification_link(settings: Settings, user: User, now: float) -> str:
     """The link that verifies ``user``'s current address, valid `EMAIL_TOKEN_LIFETIME`."""
-    token = create_email_token(settings.secret, user.id, user.email, now)
-    query = urlencode({"token": token})
-    return f"{settings.api_public_url.rstrip('/')}{VERIFY_PATH}?{query}"
+    return _mailed_link(
+        settings, VERIFY_PATH, create_email_token(settings.secret, user.id, user.email, now)
+    )
 
 
 async def send_verification(settings: Settings, mailer: Mailer, user: User) -> None:
@@ -288,8 +293,7 @@ def password_reset_link(
 ) -> str:
     """The link that sets a new password for ``user_id`` once, valid `RESET_TOKEN_LIFETIME`."""
     token = create_reset_token(settings.secret, user_id, email, password_hash, now)
-    query = urlencode({"token": token})
-    return f"{settings.api_public_url.rstrip('/')}{RESET_PATH}?{query}"
+    return _mailed_link(settings, RESET_PATH, token)
 
 
 async def send_password_reset(mailer: Mailer, email: str, link: str) -> None:

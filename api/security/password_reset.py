@@ -36,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.security.email_tokens import email_digest
 from api.security.signed_tokens import InvalidSignedToken, derive_key, seal, unseal
-from api.security.sliding_window import SlidingWindowLimiter
+from api.security.sliding_window import AccountAndAddressLimiter
 from polyvision.device_tokens import b64url
 from polyvision.storage.metadata.models import RefreshToken, User
 
@@ -218,7 +218,7 @@ async def revoke_all_refresh_tokens(session: AsyncSession, user_id: uuid.UUID) -
     return int(revoked.rowcount)
 
 
-class PasswordResetLimiter:
+class PasswordResetLimiter(AccountAndAddressLimiter):
     """Reset requests counted per requested address and per client address.
 
     Every accepted request counts, for an address with an account or without one alike, so
@@ -234,18 +234,6 @@ class PasswordResetLimiter:
         window_s: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.accounts = SlidingWindowLimiter(per_account, window_s, clock=clock)
-        self.addresses = SlidingWindowLimiter(per_address, window_s, clock=clock)
-
-    def retry_after(self, email: str, address: str) -> int | None:
-        """Seconds until a request for ``email`` from ``address`` is accepted; None: now."""
-        waits = [
-            wait
-            for wait in (self.accounts.retry_after(email), self.addresses.retry_after(address))
-            if wait is not None
-        ]
-        return max(waits) if waits else None
-
-    def hit(self, email: str, address: str) -> None:
-        self.accounts.hit(email)
-        self.addresses.hit(address)
+        super().__init__(
+            per_account=per_account, per_address=per_address, window_s=window_s, clock=clock
+        )

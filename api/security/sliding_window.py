@@ -63,7 +63,35 @@ class SlidingWindowLimiter:
         self._hits.pop(key, None)
 
 
-class LoginLimiter:
+class AccountAndAddressLimiter:
+    """Hits counted per account (e-mail) and per client address; the longer wait wins."""
+
+    def __init__(
+        self,
+        *,
+        per_account: int,
+        per_address: int,
+        window_s: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.accounts = SlidingWindowLimiter(per_account, window_s, clock=clock)
+        self.addresses = SlidingWindowLimiter(per_address, window_s, clock=clock)
+
+    def retry_after(self, account: str, address: str) -> int | None:
+        """Seconds until ``account`` may try again from ``address``; None: now."""
+        waits = [
+            wait
+            for wait in (self.accounts.retry_after(account), self.addresses.retry_after(address))
+            if wait is not None
+        ]
+        return max(waits) if waits else None
+
+    def hit(self, account: str, address: str) -> None:
+        self.accounts.hit(account)
+        self.addresses.hit(address)
+
+
+class LoginLimiter(AccountAndAddressLimiter):
     """Failed logins counted per account (e-mail) and per client address."""
 
     def __init__(
@@ -74,20 +102,12 @@ class LoginLimiter:
         window_s: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.accounts = SlidingWindowLimiter(per_account, window_s, clock=clock)
-        self.addresses = SlidingWindowLimiter(per_address, window_s, clock=clock)
-
-    def retry_after(self, account: str, address: str) -> int | None:
-        waits = [
-            wait
-            for wait in (self.accounts.retry_after(account), self.addresses.retry_after(address))
-            if wait is not None
-        ]
-        return max(waits) if waits else None
+        super().__init__(
+            per_account=per_account, per_address=per_address, window_s=window_s, clock=clock
+        )
 
     def failed(self, account: str, address: str) -> None:
-        self.accounts.hit(account)
-        self.addresses.hit(address)
+        self.hit(account, address)
 
     def succeeded(self, account: str) -> None:
         self.accounts.reset(account)

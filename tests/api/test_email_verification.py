@@ -7,21 +7,16 @@ added to another organization, so registering someone else's address first captu
 from __future__ import annotations
 
 import re
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import timedelta
-from email import message_from_bytes
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -32,9 +27,11 @@ from api.problems import PROBLEM_MEDIA_TYPE
 from api.security.email_tokens import create_email_token
 from api.security.playback import create_token as create_playback_token
 from polyvision.mail import MailConfigError, Mailer, SmtpConfig, parse_smtp_url
+from polyvision.ports import free_port
 from polyvision.settings import Environment, Settings
 from polyvision.storage.metadata.models import Role, User
 from tests.api.factories import Factory
+from tests.api.mailbox import SmtpSink, serving
 
 PASSWORD = "correct horse battery"
 SENDER = "noreply@polyvision.example"
@@ -53,32 +50,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 # --- the SMTP server ---------------------------------------------------------------------
 
 
-@dataclass
-class SmtpSink:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    port: int = 0
-    envelopes: list[Envelope] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{SMTP_USER}:p%40ss%20word@127.0.0.1:{self.port}?from={SENDER}"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def messages_to(self, address: str) -> list[EmailMessage]:
-        found = []
-        for envelope in self.envelopes:
-            if address in envelope.rcpt_tos:
-                assert isinstance(envelope.content, bytes)
-                message = message_from_bytes(envelope.content, policy=default_policy)
-                assert isinstance(message, EmailMessage)
-                found.append(message)
-        return found
-
-
 def _authenticate(
     server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
 ) -> AuthResult:
@@ -90,29 +61,16 @@ def _authenticate(
     return AuthResult(success=ok)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=_free_port())
-    controller = Controller(
+    sink = SmtpSink(sender=SENDER, userinfo=f"{SMTP_USER}:p%40ss%20word@")
+    with serving(
         sink,
-        hostname="127.0.0.1",
-        port=sink.port,
         authenticator=_authenticate,
         auth_required=True,  # proves the mailer logs in with the URL's credentials
         auth_require_tls=False,
-    )
-    controller.start()
-    try:
+    ):
         yield sink
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -416,7 +374,7 @@ async def test_no_smtp_in_development_logs_the_link(api_settings: Settings) -> N
 async def test_unreachable_smtp_keeps_the_account_and_resend_says_503(
     api_settings: Settings,
 ) -> None:
-    url = f"smtp://127.0.0.1:{_free_port()}?from={SENDER}&timeout=2"
+    url = f"smtp://127.0.0.1:{free_port()}?from={SENDER}&timeout=2"
     async with running(api_settings.model_copy(update={"smtp_url": SecretStr(url)})) as (_, http):
         with capture_logs() as logs:
             await register(http, "coach@club.example")

@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from email import message_from_bytes
+from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -46,8 +41,10 @@ from api.security.password_reset import (
 )
 from api.security.passwords import Passwords
 from api.security.playback import create_token as create_playback_token
+from polyvision.ports import free_port
 from polyvision.settings import Environment, Settings
 from polyvision.storage.metadata.models import RefreshToken, User
+from tests.api.mailbox import SmtpSink, serving
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase"
@@ -68,50 +65,6 @@ TOO_MANY = "Too many password reset requests; try again later."
 
 
 @dataclass
-class SmtpSink:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    port: int = 0
-    envelopes: list[Envelope] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}?from={SENDER}"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def resets_to(self, address: str) -> list[EmailMessage]:
-        """The password reset messages delivered to ``address``, oldest first."""
-        found = []
-        for envelope in self.envelopes:
-            if address in envelope.rcpt_tos:
-                assert isinstance(envelope.content, bytes)
-                message = message_from_bytes(envelope.content, policy=default_policy)
-                assert isinstance(message, EmailMessage)
-                if message["Subject"] == RESET_SUBJECT:
-                    found.append(message)
-        return found
-
-    def reset_count(self) -> int:
-        """Password reset messages delivered to anyone."""
-        subjects = [
-            message_from_bytes(e.content, policy=default_policy)["Subject"]
-            for e in self.envelopes
-            if isinstance(e.content, bytes)
-        ]
-        return subjects.count(RESET_SUBJECT)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
 class Clock:
     now: float = 1_000.0
 
@@ -119,15 +72,15 @@ class Clock:
         return self.now
 
 
+def resets_to(smtp: SmtpSink, address: str) -> list[EmailMessage]:
+    """The password reset messages delivered to ``address``, oldest first."""
+    return smtp.messages_to(address, RESET_SUBJECT)
+
+
 @pytest.fixture
 def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=_free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
-    try:
+    with serving(SmtpSink(sender=SENDER)) as sink:
         yield sink
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -235,9 +188,9 @@ def token_of(link: str) -> str:
 
 async def mailed_token(http: httpx.AsyncClient, smtp: SmtpSink, email: str) -> str:
     """Ask for a reset of ``email`` and the token of the link that arrives."""
-    before = len(smtp.resets_to(email))
+    before = len(resets_to(smtp, email))
     assert (await ask(http, email)).status_code == 202
-    messages = smtp.resets_to(email)
+    messages = resets_to(smtp, email)
     assert len(messages) == before + 1
     return token_of(link_in(messages[-1]))
 
@@ -266,11 +219,11 @@ async def test_known_and_unknown_addresses_get_the_same_answer(
     assert known.headers["content-length"] == unknown.headers["content-length"]
 
     # Only the account's address gets mail; nothing goes to addresses without one.
-    [message] = smtp.resets_to("coach@club.example")
+    [message] = resets_to(smtp, "coach@club.example")
     assert message["From"] == SENDER
     assert message["To"] == "coach@club.example"
-    assert not smtp.resets_to("nobody@club.example")
-    assert smtp.reset_count() == 1
+    assert not resets_to(smtp, "nobody@club.example")
+    assert [m["Subject"] for m in smtp.messages()].count(RESET_SUBJECT) == 1
 
     # A malformed address is a validation error, for any address alike.
     assert (await ask(http, "not-an-address")).status_code == 422
@@ -279,7 +232,7 @@ async def test_known_and_unknown_addresses_get_the_same_answer(
 async def test_mail_failure_answers_the_same_and_logs_no_secret(
     api_settings: Settings,
 ) -> None:
-    url = f"smtp://127.0.0.1:{_free_port()}?from={SENDER}&timeout=2"
+    url = f"smtp://127.0.0.1:{free_port()}?from={SENDER}&timeout=2"
     settings = api_settings.model_copy(update={"smtp_url": SecretStr(url)})
     async with running(settings) as http:
         await register(http, "coach@club.example")
@@ -317,7 +270,7 @@ async def test_requests_are_rate_limited_per_address_asked_and_per_client(
         assert refused.headers["retry-after"] == "60"
         refusals.append(refused.json())
     assert refusals[0] == refusals[1]
-    assert len(smtp.resets_to("coach@club.example")) == 3  # refused requests mail nothing
+    assert len(resets_to(smtp, "coach@club.example")) == 3  # refused requests mail nothing
 
     # Six a window per client address, whatever the address asked for.
     clock.now += 30
@@ -331,7 +284,7 @@ async def test_requests_are_rate_limited_per_address_asked_and_per_client(
     # The window slides: a minute later everyone may ask again.
     clock.now += 31
     assert (await ask(http, "coach@club.example")).status_code == 202
-    assert len(smtp.resets_to("coach@club.example")) == 4
+    assert len(resets_to(smtp, "coach@club.example")) == 4
 
 
 # --- the link ----------------------------------------------------------------------------
@@ -342,7 +295,7 @@ async def test_mailed_link_sets_a_new_password(
 ) -> None:
     user_id = await register(http, "coach@club.example")
     assert (await ask(http, "coach@club.example")).status_code == 202
-    [message] = smtp.resets_to("coach@club.example")
+    [message] = resets_to(smtp, "coach@club.example")
     text = message.get_body(("plain",))
     assert text is not None and "1 hour" in text.get_content()
     link = link_in(message)
@@ -490,7 +443,7 @@ async def test_tampered_foreign_and_orphaned_tokens_are_refused(
         await session.commit()
     assert_problem(await confirm(http, token), 400, INVALID)
     assert (await ask(http, "keeper@club.example")).status_code == 202
-    assert len(smtp.resets_to("keeper@club.example")) == 1  # nothing mailed to it now
+    assert len(resets_to(smtp, "keeper@club.example")) == 1  # nothing mailed to it now
     async with app.state.sessions() as session:
         user = await session.get(User, user_id)
         assert user is not None

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -26,13 +25,10 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
-from temporalio.worker import Worker
 
 from activities.ingest.contracts import IngestInput, IngestOutput
 from activities.stitch.contracts import StitchChunkInput, StitchChunkOutput
-from activities.track.contracts import TrackInput, TrackOutput
 from api.app import create_app
 from polyvision.ports import free_port
 from polyvision.settings import Settings
@@ -41,17 +37,9 @@ from polyvision.temporal.queues import QueueRole, queue_names
 from processing import ProcessingState, ui_link
 from processing.catalog import reconciled_status
 from tests.api.factories import Factory, TestOrg
-from tests.workflows.standins import StandinActivities, StandinMatch
-from workflows.match import (
-    MatchWorkflow,
-    RenderBatchWorkflow,
-    StitchDetectBatchWorkflow,
-    workflow_id_for,
-)
+from tests.fixtures.standin_workers import SHORT_MATCH, GatedActivities, standin_workers
+from workflows.match import MatchWorkflow, workflow_id_for
 from workflows.types import MatchInput, MatchOutput
-
-# 30 s of match in 10 s chunks: three chunks per stage.
-SHORT_MATCH = StandinMatch(minutes=0.5)
 
 # Matches whose stand-in ingest finds the recordings out of sync (match id: offset), and the
 # offsets their chunks were stitched with.
@@ -63,28 +51,12 @@ SYNC_WARNING = (
 )
 
 
-class GatedActivities(StandinActivities):
-    """The stand-ins, with tracking held until the test opens the gate."""
-
-    def __init__(self, match: StandinMatch, gate: asyncio.Event) -> None:
-        super().__init__(match)
-        self._gate = gate
-
-    @activity.defn(name="track_match")
-    async def track_match(self, input: TrackInput) -> TrackOutput:
-        """Wait for the gate, then answer like the stand-in."""
-        await self._gate.wait()
-        return await super().track_match(input)
+class SyncingActivities(GatedActivities):
+    """The gated stand-ins, with ingest finding `OUT_OF_SYNC` matches' recordings apart."""
 
     @activity.defn(name="ingest")
     async def ingest(self, input: IngestInput) -> IngestOutput:
-        """Refuse a pair named "mismatched" the way the real ingest does, else the stand-in."""
-        if "mismatched" in input.left_key:
-            raise ApplicationError(
-                "frame counts differ: left 100, right 50",
-                type="RecordingMismatch",
-                non_retryable=True,
-            )
+        """Like the gated stand-in, then an `OUT_OF_SYNC` match's offset and warning."""
         output = await super().ingest(input)
         if (offset := OUT_OF_SYNC.get(input.match_id)) is not None:
             output.frame_offset, output.sync_correlation = offset, 0.91
@@ -114,20 +86,8 @@ async def workers(
     temporal_client: Client, api_settings: Settings, gate: asyncio.Event
 ) -> AsyncIterator[None]:
     """Workers on the test's cpu and gpu queues with the real workflows and gated stand-ins."""
-    activities = GatedActivities(SHORT_MATCH, gate)
-    names = queue_names(api_settings.task_queue_suffix)
-    async with AsyncExitStack() as stack:
-        for role in (QueueRole.cpu, QueueRole.gpu):
-            workflows: Sequence[type] = ()
-            if role is QueueRole.cpu:
-                workflows = (MatchWorkflow, StitchDetectBatchWorkflow, RenderBatchWorkflow)
-            worker = Worker(
-                temporal_client,
-                task_queue=names[role],
-                workflows=workflows,
-                activities=activities.for_role(role),
-            )
-            await stack.enter_async_context(worker)
+    activities = SyncingActivities(SHORT_MATCH, gate)
+    async with standin_workers(temporal_client, api_settings.task_queue_suffix, activities):
         try:
             yield
         finally:

@@ -2,64 +2,29 @@
 
 The workflow and its batch children are the real ones; the activities are the stand-ins of
 `tests/workflows/standins.py` (they answer at once), except tracking, which waits on a gate so
-a test can look at, reprocess or cancel a run that is still going.
+a test can look at, reprocess or cancel a run that is still going
+(`tests.fixtures.standin_workers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
-from activities.ingest.contracts import IngestInput, IngestOutput
-from activities.track.contracts import TrackInput, TrackOutput
 from polyvision.settings import Settings
 from polyvision.storage.metadata import create_engine, session_maker, upgrade
-from polyvision.temporal.queues import QueueRole, queue_names
 from processing import MatchProcessing
+from tests.fixtures.standin_workers import SHORT_MATCH, GatedActivities, standin_workers
 from tests.fixtures.temporal import TemporalTestServer
-from tests.workflows.standins import StandinActivities, StandinMatch
-from workflows.match import MatchWorkflow, RenderBatchWorkflow, StitchDetectBatchWorkflow
 from workflows.types import MatchInput
-
-# 30 s of match in 10 s chunks: three chunks per stage.
-SHORT_MATCH = StandinMatch(minutes=0.5)
-
-
-class GatedActivities(StandinActivities):
-    """The stand-ins, with tracking held until the test opens the gate."""
-
-    def __init__(self, match: StandinMatch, gate: asyncio.Event) -> None:
-        super().__init__(match)
-        self._gate = gate
-
-    @activity.defn(name="track_match")
-    async def track_match(self, input: TrackInput) -> TrackOutput:
-        """Wait for the gate, then answer like the stand-in."""
-        await self._gate.wait()
-        return await super().track_match(input)
-
-    @activity.defn(name="ingest")
-    async def ingest(self, input: IngestInput) -> IngestOutput:
-        """Refuse a pair named "mismatched" the way the real ingest does, else the stand-in."""
-        if "mismatched" in input.left_key:
-            raise ApplicationError(
-                "frame counts differ: left 100, right 50",
-                type="RecordingMismatch",
-                non_retryable=True,
-            )
-        return await super().ingest(input)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -111,19 +76,7 @@ async def workers(
 ) -> AsyncIterator[None]:
     """Workers on the test's cpu and gpu queues with the real workflows and gated stand-ins."""
     activities = GatedActivities(SHORT_MATCH, gate)
-    names = queue_names(settings.task_queue_suffix)
-    async with AsyncExitStack() as stack:
-        for role in (QueueRole.cpu, QueueRole.gpu):
-            workflows: Sequence[type] = ()
-            if role is QueueRole.cpu:
-                workflows = (MatchWorkflow, StitchDetectBatchWorkflow, RenderBatchWorkflow)
-            worker = Worker(
-                temporal_client,
-                task_queue=names[role],
-                workflows=workflows,
-                activities=activities.for_role(role),
-            )
-            await stack.enter_async_context(worker)
+    async with standin_workers(temporal_client, settings.task_queue_suffix, activities):
         try:
             yield
         finally:

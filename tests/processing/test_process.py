@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from polyvision.settings import Settings
 from polyvision.storage.metadata.models import Asset, Match, MatchStatus, Organization
@@ -29,7 +28,6 @@ from polyvision.temporal.apply import apply_namespace
 from polyvision.temporal.client import connect
 from polyvision.temporal.config import load_namespace_config
 from polyvision.temporal.devserver import DevServer
-from polyvision.temporal.queues import QueueRole, queue_names
 from polyvision.temporal.search_attributes import DEVICE_ID, MATCH_ID, ORGANIZATION_ID
 from processing import MatchProcessing, ProcessingState
 from programs.process import (
@@ -41,13 +39,8 @@ from programs.process import (
     start_match,
 )
 from programs.stack_state import publish_stack_state, running_stack, withdraw_stack_state
-from tests.processing.conftest import (
-    SHORT_MATCH,
-    GatedActivities,
-    started_input,
-    wait_for_stage,
-)
-from workflows.match import MatchWorkflow, RenderBatchWorkflow, StitchDetectBatchWorkflow
+from tests.fixtures.standin_workers import SHORT_MATCH, GatedActivities, standin_workers
+from tests.processing.conftest import started_input, wait_for_stage
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -312,20 +305,7 @@ async def stand_in_workers(
 ) -> AsyncIterator[None]:
     """Workers on the settings' queues: the real workflows, the gated stand-in activities."""
     activities = GatedActivities(SHORT_MATCH, gate)
-    names = queue_names(settings.task_queue_suffix)
-    async with contextlib.AsyncExitStack() as stack:
-        for role in (QueueRole.cpu, QueueRole.gpu):
-            workflows: list[type] = []
-            if role is QueueRole.cpu:
-                workflows = [MatchWorkflow, StitchDetectBatchWorkflow, RenderBatchWorkflow]
-            await stack.enter_async_context(
-                Worker(
-                    client,
-                    task_queue=names[role],
-                    workflows=workflows,
-                    activities=activities.for_role(role),
-                )
-            )
+    async with standin_workers(client, settings.task_queue_suffix, activities):
         try:
             yield
         finally:

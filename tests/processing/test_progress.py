@@ -7,23 +7,19 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
 
 import pytest_asyncio
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from activities.detect.contracts import DetectChunkInput, DetectChunkOutput
 from activities.stitch.contracts import StitchChunkInput, StitchChunkOutput
 from api.routes.processing import progress_view
 from polyvision.settings import Settings
-from polyvision.temporal.queues import QueueRole, queue_names
 from processing import MatchProcessing
 from programs.process import format_progress
-from tests.processing.conftest import SHORT_MATCH
+from tests.fixtures.standin_workers import SHORT_MATCH, standin_workers
 from tests.workflows.standins import StandinActivities
-from workflows.match import MatchWorkflow, RenderBatchWorkflow, StitchDetectBatchWorkflow
 from workflows.types import MatchInput, MatchProgress, StageProgress
 
 CHUNK_FRAMES = 250  # SHORT_MATCH: 30 s at 25 fps in 10 s chunks, three chunks
@@ -62,20 +58,7 @@ async def gates(
     """Workers on the test's queues with the held stand-ins; the stitch and detect gates."""
     stitch_gate, detect_gate = asyncio.Event(), asyncio.Event()
     activities = HeldChunks(stitch_gate, detect_gate)
-    names = queue_names(settings.task_queue_suffix)
-    async with AsyncExitStack() as stack:
-        for role in (QueueRole.cpu, QueueRole.gpu):
-            workflows: list[type] = []
-            if role is QueueRole.cpu:
-                workflows = [MatchWorkflow, StitchDetectBatchWorkflow, RenderBatchWorkflow]
-            await stack.enter_async_context(
-                Worker(
-                    temporal_client,
-                    task_queue=names[role],
-                    workflows=workflows,
-                    activities=activities.for_role(role),
-                )
-            )
+    async with standin_workers(temporal_client, settings.task_queue_suffix, activities):
         try:
             yield stitch_gate, detect_gate
         finally:
