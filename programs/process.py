@@ -86,9 +86,6 @@ def stage_lines(progress: MatchProgress) -> list[StageLine]:
         entry = progress.stages.get(name)
         if entry is None:
             continue
-        took = None
-        if entry.started_at is not None and entry.finished_at is not None:
-            took = entry.finished_at - entry.started_at
         lines.append(
             StageLine(
                 name=name,
@@ -96,7 +93,7 @@ def stage_lines(progress: MatchProgress) -> list[StageLine]:
                 total=entry.total,
                 frames_done=entry.frames_done,
                 frames_total=entry.frames_total,
-                seconds=took,
+                seconds=entry.seconds,
                 running=name in progress.running,
             )
         )

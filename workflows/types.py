@@ -74,6 +74,13 @@ class StageProgress:
     frames_total: int = 0
     """Frames the stage works through (0 for stages that do not count frames)."""
 
+    @property
+    def seconds(self) -> float | None:
+        """How long the stage took, once it finished (a property: not part of the payload)."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
 
 @dataclass
 class MatchProgress:

@@ -170,15 +170,12 @@ def progress_view(progress: MatchProgress) -> Progress:
         entry = progress.stages.get(name)
         if entry is None:
             continue
-        took = None
-        if entry.started_at is not None and entry.finished_at is not None:
-            took = entry.finished_at - entry.started_at
         stages[name] = StageStatus(
             done=entry.done,
             total=entry.total,
             started_at=_moment(entry.started_at),
             finished_at=_moment(entry.finished_at),
-            seconds=took,
+            seconds=entry.seconds,
             running=name in progress.running,
             frames_done=entry.frames_done,
             frames_total=entry.frames_total,
