@@ -2,8 +2,9 @@
 
 `run_eval` reads a ground-truth directory and an exported-results directory (formats in
 `evaluation.formats`) and returns an `EvalReport`: detection precision and recall per class,
-MOTA, IDF1 and HOTA (TrackEval), mean position error, distance-covered error, team accuracy and the
-virtual camera's ball-in-view share.
+MOTA, IDF1 and HOTA (TrackEval), mean position error and bias, track ids per true person,
+distance-covered error, team accuracy, team-and-role accuracy and the virtual camera's
+ball-in-view share.
 """
 
 from evaluation.detection import DetectionScore, box_iou, detection_pr, evaluate_detections
@@ -23,14 +24,22 @@ from evaluation.formats import (
 )
 from evaluation.report import EvalReport, evaluate, run_eval
 from evaluation.tracking import (
+    GROUPS,
     DistanceScores,
+    GroupAccuracy,
+    IdentityCounts,
     MatchedPairs,
     PlayerDistance,
+    PositionError,
     TrackingScores,
     build_sequence,
     distance_covered,
+    group_accuracy,
+    identity_counts,
     match_pairs,
     mean_position_error,
+    person_groups,
+    position_error,
     team_accuracy,
     tracking_scores,
 )
@@ -38,14 +47,18 @@ from evaluation.vcam import VcamScores, ball_in_view, points_in_quads
 
 __all__ = [
     "BALL_CLASS",
+    "GROUPS",
     "PERSON_CLASS",
     "DetectionScore",
     "Detections",
     "DistanceScores",
     "EvalReport",
     "FormatError",
+    "GroupAccuracy",
+    "IdentityCounts",
     "MatchedPairs",
     "PlayerDistance",
+    "PositionError",
     "Results",
     "TrackingScores",
     "Tracks",
@@ -59,11 +72,15 @@ __all__ = [
     "distance_covered",
     "evaluate",
     "evaluate_detections",
+    "group_accuracy",
+    "identity_counts",
     "load_results",
     "load_truth",
     "match_pairs",
     "mean_position_error",
+    "person_groups",
     "points_in_quads",
+    "position_error",
     "run_eval",
     "team_accuracy",
     "tracking_scores",

@@ -12,37 +12,60 @@ import io
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow.parquet as pq
 
 from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
 from activities.vcam.plan import VcamPath, ground_quads
-from evaluation.formats import Results, Tracks, VcamQuads, write_results
+from evaluation.formats import Results, StrArray, Tracks, VcamQuads, write_results
 from polyvision.artifacts import artifact_key
+from polyvision.roles import ROLE_NAMES, ROLE_REFEREE, TEAM_NAMES, UNKNOWN
 from polyvision.settings import Settings
 from polyvision.storage.analytics import AnalyticsStore, open_analytics_store
 from polyvision.storage.objects import ObjectNotFound, ObjectStore, open_object_store
 
-# `activities/track/teams.py` labels the bluer kit 0; in `polyvision synth` matches the away
-# side plays in blue. A real match needs the kit-to-side mapping from the catalog instead.
-TEAM_NAMES = {0: "away", 1: "home"}
+# Wide enough for every name, so that the referee's team fits in the teams array.
+_NAME_WIDTH = max(len(n) for n in [UNKNOWN, "referee", *TEAM_NAMES.values(), *ROLE_NAMES.values()])
+
+
+def _names(codes: npt.ArrayLike, names: dict[int, str]) -> StrArray:
+    # One pass per known code instead of a Python call per row: a match has millions of points.
+    values = np.asarray(codes, dtype=np.int64)
+    out = np.full(values.shape, UNKNOWN, dtype=f"<U{_NAME_WIDTH}")
+    for code, name in names.items():
+        out[values == code] = name
+    return out
+
+
+def track_names(team: npt.ArrayLike, role: npt.ArrayLike) -> tuple[StrArray, StrArray]:
+    """The evaluation's team and role names of `track_points` codes (`polyvision.roles`).
+
+    A referee track's team reads ``referee`` whatever its team code: the referee belongs to
+    neither side (the track stage writes -1 for them), and the results format names the referee
+    as a team, so that the team-only accuracy can score the referee's track as right.
+    """
+    teams, roles = _names(team, TEAM_NAMES), _names(role, ROLE_NAMES)
+    teams[roles == ROLE_NAMES[ROLE_REFEREE]] = "referee"
+    return teams, roles
 
 
 def export_tracks(
     analytics: AnalyticsStore, organization_id: str, match_id: str, revision: int
 ) -> Tracks:
-    """The match's track points as evaluation tracks."""
+    """The match's track points as evaluation tracks, with their team and role names."""
     rows = analytics.query_numpy(
-        "SELECT frame, track_id, team, pitch_x, pitch_y FROM track_points "
+        "SELECT frame, track_id, team, role, pitch_x, pitch_y FROM track_points "
         "WHERE organization_id = {org:String} AND match_id = {match:String} "
         "AND revision = {revision:UInt32} ORDER BY frame, track_id",
         {"org": organization_id, "match": match_id, "revision": revision},
     )
-    teams = np.array([TEAM_NAMES.get(int(t), "unknown") for t in rows["team"]], dtype=object)
+    teams, roles = track_names(rows["team"], rows["role"])
     return Tracks(
         frame=rows["frame"].astype(np.int32),
         track_id=rows["track_id"].astype(np.int32),
         team=teams,
         position=np.column_stack([rows["pitch_x"], rows["pitch_y"]]).astype(np.float32),
+        role=roles,
     )
 
 

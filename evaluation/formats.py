@@ -17,8 +17,10 @@ Results, one directory per processed match (exported by the pipeline); every fil
   ``left``, ``right``, later ``panorama``), ``class_id: int16`` (COCO: 0 person, 32 ball),
   ``score: float32``, ``x1, y1, x2, y2: float32`` pixels.
 * ``tracks.parquet``: ``frame: int32``, ``track_id: int32``, ``team: string`` nullable
-  (home/away/referee/unknown; null reads as unknown), ``x_m, y_m: float32`` pitch positions of
-  tracked people.
+  (home/away/referee/unknown; null reads as unknown), optional ``role: string`` nullable
+  (outfield/goalkeeper/referee/unknown, the truth's role names; null or a missing column read as
+  unknown, so files written before tracks had roles still load), ``x_m, y_m: float32`` pitch
+  positions of tracked people.
 * ``vcam.parquet``: ``frame: int32`` and the virtual camera's view of the ground plane as a quad,
   ``x0_m, y0_m, ..., x3_m, y3_m: float32``, corners in order around the quad (either direction).
 """
@@ -35,6 +37,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from polyvision.roles import UNKNOWN
+
 TRUTH_FILE = "truth.parquet"
 MATCH_FILE = "match.json"
 DETECTIONS_FILE = "detections.parquet"
@@ -43,7 +47,8 @@ VCAM_FILE = "vcam.parquet"
 
 PERSON_CLASS = 0
 BALL_CLASS = 32
-UNKNOWN_TEAM = "unknown"
+UNKNOWN_TEAM = UNKNOWN
+UNKNOWN_ROLE = UNKNOWN
 
 _TRUTH_REQUIRED = ("frame", "id", "team", "role", "x_m", "y_m", "z_m")
 _BOX_SUFFIXES = ("x1", "y1", "x2", "y2")
@@ -65,10 +70,13 @@ TRACKS_SCHEMA = pa.schema(
         ("frame", pa.int32()),
         ("track_id", pa.int32()),
         ("team", pa.string()),
+        ("role", pa.string()),
         ("x_m", pa.float32()),
         ("y_m", pa.float32()),
     ]
 )
+# `role` came later and is optional on read.
+_TRACKS_REQUIRED = tuple(name for name in TRACKS_SCHEMA.names if name != "role")
 VCAM_SCHEMA = pa.schema(
     [("frame", pa.int32())]
     + [(f"{axis}{corner}_m", pa.float32()) for corner in range(4) for axis in ("x", "y")]
@@ -189,16 +197,21 @@ class Tracks:
         track_id: ``[N]`` track identity.
         team: ``[N]`` home/away/referee/unknown.
         position: ``[N, 2]`` pitch metres ``x, y``.
+        role: ``[N]`` outfield/goalkeeper/referee/unknown (all unknown when not given, as for
+            results exported before tracks had roles).
     """
 
     frame: Int32Array
     track_id: Int32Array
     team: StrArray
     position: Float32Array
+    role: StrArray | None = None
 
     def __post_init__(self) -> None:
         n = self.frame.shape[0]
-        _same_length("tracks", n, track_id=self.track_id, team=self.team)
+        if self.role is None:
+            self.role = np.full(n, UNKNOWN_ROLE)  # dtype from the value: np.str_ would be <U1
+        _same_length("tracks", n, track_id=self.track_id, team=self.team, role=self.role)
         if self.position.shape != (n, 2):
             raise FormatError("tracks position must be [N, 2]")
 
@@ -340,12 +353,14 @@ def load_results(directory: Path) -> Results:
     path = directory / TRACKS_FILE
     if path.is_file():
         table = pq.read_table(path)
-        _require(table, TRACKS_SCHEMA.names, path)
+        _require(table, _TRACKS_REQUIRED, path)
+        has_role = "role" in table.column_names
         results.tracks = Tracks(
             frame=_col(table, "frame", np.int32),
             track_id=_col(table, "track_id", np.int32),
             team=_str_col(table, "team", UNKNOWN_TEAM),
             position=_stack(table, ["x_m", "y_m"]),
+            role=_str_col(table, "role", UNKNOWN_ROLE) if has_role else None,
         )
     path = directory / VCAM_FILE
     if path.is_file():
@@ -371,7 +386,8 @@ def write_results(results: Results, directory: Path) -> None:
         pq.write_table(table, directory / DETECTIONS_FILE)
     if results.tracks is not None:
         t = results.tracks
-        columns = [t.frame, t.track_id, t.team.tolist(), *t.position.T]
+        assert t.role is not None  # set by Tracks.__post_init__
+        columns = [t.frame, t.track_id, t.team.tolist(), t.role.tolist(), *t.position.T]
         table = pa.Table.from_arrays(
             [pa.array(c, f.type) for c, f in zip(columns, TRACKS_SCHEMA, strict=True)],
             schema=TRACKS_SCHEMA,

@@ -20,12 +20,20 @@ from evaluation.formats import (
     load_truth,
 )
 from evaluation.tracking import (
+    GROUPS,
+    UNKNOWN_GROUP,
     DistanceScores,
+    GroupAccuracy,
+    IdentityCounts,
+    PositionError,
     TrackingScores,
     build_sequence,
     distance_covered,
+    group_accuracy,
+    identity_counts,
     match_pairs,
     mean_position_error,
+    position_error,
     team_accuracy,
     tracking_scores,
 )
@@ -44,10 +52,14 @@ class EvalReport:
         match_threshold_m: Pitch distance under which a track matches a truth person.
         detection: Per image space, one score per class.
         tracking: MOTA, IDF1, HOTA and their counts.
-        matched_pairs: Number of truth-track pairs behind the next three scores.
+        matched_pairs: Number of truth-track pairs behind the pair-based scores below.
         position_error_m: Mean distance over matched pairs.
+        position: Signed (track minus truth) mean and median error and the mean bias.
+        identities: Track ids per true person.
         distance: Distance covered per player against the majority-matched track.
         team_accuracy: Share of matched pairs with the right team.
+        team_role: Truth (team, role) group against track group over matched pairs, with the
+            overall and per-group accuracy.
         vcam: Ball-in-view share of the virtual camera.
         notes: Sections skipped and why.
     """
@@ -61,8 +73,11 @@ class EvalReport:
     tracking: TrackingScores | None = None
     matched_pairs: int = 0
     position_error_m: float | None = None
+    position: PositionError | None = None
+    identities: IdentityCounts | None = None
     distance: DistanceScores | None = None
     team_accuracy: float | None = None
+    team_role: GroupAccuracy | None = None
     vcam: VcamScores | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -103,7 +118,15 @@ class EvalReport:
                 "idfn": t.idfn,
                 "matched_pairs": self.matched_pairs,
                 "mean_position_error_m": self.position_error_m,
+                "position_bias_m": None if self.position is None else self.position.bias_m,
+                "ids_per_person": (
+                    None if self.identities is None else self.identities.ids_per_person
+                ),
                 "team_accuracy": self.team_accuracy,
+                "team_role_accuracy": None if self.team_role is None else self.team_role.accuracy,
+                "position_error": _position_dict(self.position),
+                "identities": _identities_dict(self.identities),
+                "team_role": _team_role_dict(self.team_role),
             }
         distance = None
         if self.distance is not None:
@@ -167,7 +190,19 @@ class EvalReport:
         summary: list[list[object]] = []
         if self.tracking is not None:
             summary.append(["mean position error (m)", _fmt(self.position_error_m)])
+            p = self.position
+            summary.append(["mean position bias (m)", _fmt(None if p is None else p.bias_m)])
+            summary.append(["mean error x (m)", _fmt(None if p is None else p.mean_x_m)])
+            summary.append(["mean error y (m)", _fmt(None if p is None else p.mean_y_m)])
+            summary.append(["median error x (m)", _fmt(None if p is None else p.median_x_m)])
+            summary.append(["median error y (m)", _fmt(None if p is None else p.median_y_m)])
+            ids = self.identities
+            summary.append(["ids per person", _fmt(None if ids is None else ids.ids_per_person)])
+            matched = None if ids is None else ids.matched_ids_per_person
+            summary.append(["matched ids per person", _fmt(matched)])
             summary.append(["team accuracy", _fmt(self.team_accuracy)])
+            accuracy = None if self.team_role is None else self.team_role.accuracy
+            summary.append(["team and role accuracy", _fmt(accuracy)])
         if self.distance is not None:
             summary.append(["distance covered error (m)", _fmt(self.distance.mean_abs_error_m)])
             summary.append(["distance covered error (rel)", _fmt(self.distance.mean_rel_error)])
@@ -177,8 +212,63 @@ class EvalReport:
             summary.append(["frames without a vcam quad", self.vcam.missing_frames])
         if summary:
             lines += [*_table(["metric", "value"], summary), ""]
+        if self.team_role is not None and self.team_role.pairs:
+            lines.append("Team and role (matched pairs; rows truth, columns track)")
+            lines += [*_confusion_table(self.team_role), ""]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _position_dict(position: PositionError | None) -> dict[str, Any] | None:
+    if position is None:
+        return None
+    return {
+        "pairs": position.pairs,
+        "mean_m": position.mean_m,
+        "mean_x_m": position.mean_x_m,
+        "mean_y_m": position.mean_y_m,
+        "median_x_m": position.median_x_m,
+        "median_y_m": position.median_y_m,
+        "bias_m": position.bias_m,
+    }
+
+
+def _identities_dict(identities: IdentityCounts | None) -> dict[str, Any] | None:
+    if identities is None:
+        return None
+    return {
+        "truth_people": identities.truth_people,
+        "track_ids": identities.track_ids,
+        "matched_track_ids": identities.matched_track_ids,
+        "ids_per_person": identities.ids_per_person,
+        "matched_ids_per_person": identities.matched_ids_per_person,
+    }
+
+
+def _team_role_dict(scores: GroupAccuracy | None) -> dict[str, Any] | None:
+    if scores is None:
+        return None
+    return {
+        "pairs": scores.pairs,
+        "accuracy": scores.accuracy,
+        "groups": {
+            group: {"pairs": scores.group_pairs(group), "accuracy": scores.group_accuracy(group)}
+            for group in GROUPS
+        },
+        "confusion": {truth: dict(row) for truth, row in scores.confusion.items()},
+    }
+
+
+def _confusion_table(scores: GroupAccuracy) -> list[str]:
+    # Only truth groups that have pairs: a clip without, say, a goalkeeper on screen would
+    # otherwise print rows of zeros.
+    columns = [*GROUPS, UNKNOWN_GROUP]
+    rows: list[list[object]] = [
+        [truth, *(row[k] for k in columns), _fmt(scores.group_accuracy(truth))]
+        for truth, row in scores.confusion.items()
+        if scores.group_pairs(truth)
+    ]
+    return _table(["truth \\ track", *columns, "accuracy"], rows)
 
 
 def _fmt(value: float | None) -> str:
@@ -269,7 +359,13 @@ def _score_tracks(
     pairs = match_pairs(seq, match_threshold_m)
     report.matched_pairs = len(pairs.frame)
     report.position_error_m = mean_position_error(pairs)
+    report.position = position_error(pairs, truth.position[people, :2], tracks.position)
+    report.identities = identity_counts(pairs, truth.id[people], tracks.track_id)
     report.team_accuracy = team_accuracy(pairs, truth.team[people], tracks.team)
+    assert tracks.role is not None  # set by Tracks.__post_init__
+    report.team_role = group_accuracy(
+        pairs, truth.team[people], truth.role[people], tracks.team, tracks.role
+    )
     players = np.isin(truth.team, ["home", "away"])
     report.distance = distance_covered(
         pairs,

@@ -321,8 +321,187 @@ def team_accuracy(
     """Share of matched pairs whose track team equals the truth team (None without pairs).
 
     A track labelled ``unknown`` (or null) counts as wrong: the pipeline did not assign the team,
-    and scoring it as right or dropping it would reward abstaining.
+    and scoring it as right or dropping it would reward abstaining. The referee's track is right
+    when its team reads ``referee``, which the export writes for every track of role referee.
     """
     if not len(pairs.frame):
         return None
     return float(np.mean(truth_team[pairs.truth_row] == track_team[pairs.track_row]))
+
+
+@dataclass(frozen=True)
+class PositionError:
+    """Signed and absolute position error over matched pairs, error = track minus truth.
+
+    The signed mean is the systematic part (a homography offset, boxes' foot points taken too
+    high or low) that averaging more frames would not remove; ``bias_m`` is its length, the
+    issue's "mean position bias" figure. The median shows whether a few far pairs drive the mean.
+
+    Attributes:
+        pairs: Matched pairs behind the figures.
+        mean_m: Mean error magnitude (the same figure as `mean_position_error`).
+        mean_x_m: Mean signed error along the pitch x axis.
+        mean_y_m: Mean signed error along the pitch y axis.
+        median_x_m: Median signed error along x.
+        median_y_m: Median signed error along y.
+    """
+
+    pairs: int
+    mean_m: float
+    mean_x_m: float
+    mean_y_m: float
+    median_x_m: float
+    median_y_m: float
+
+    @property
+    def bias_m(self) -> float:
+        """Length of the mean error vector: the mean position bias."""
+        return float(np.hypot(self.mean_x_m, self.mean_y_m))
+
+
+def position_error(
+    pairs: MatchedPairs, truth_xy: npt.NDArray[np.floating], track_xy: npt.NDArray[np.floating]
+) -> PositionError | None:
+    """Mean and median of the track-minus-truth vectors over matched pairs (None without pairs).
+
+    Args:
+        pairs: The matching from `match_pairs`.
+        truth_xy: ``[N, 2]`` truth positions its ``truth_row`` indexes.
+        track_xy: ``[M, 2]`` track positions its ``track_row`` indexes.
+    """
+    if not len(pairs.frame):
+        return None
+    track = np.asarray(track_xy, dtype=np.float64)[pairs.track_row]
+    errors = track - np.asarray(truth_xy, dtype=np.float64)[pairs.truth_row]
+    mean, median = errors.mean(axis=0), np.median(errors, axis=0)
+    return PositionError(
+        pairs=len(errors),
+        mean_m=float(np.linalg.norm(errors, axis=1).mean()),
+        mean_x_m=float(mean[0]),
+        mean_y_m=float(mean[1]),
+        median_x_m=float(median[0]),
+        median_y_m=float(median[1]),
+    )
+
+
+@dataclass(frozen=True)
+class IdentityCounts:
+    """How many track identities the tracker spent per true person.
+
+    One means one track per person for the whole clip; more means fragmented or spurious
+    tracks (IDF1 weighs those by frames, this counts them).
+
+    Attributes:
+        truth_people: Distinct truth people (players, goalkeepers, referee; not the ball).
+        track_ids: Distinct track ids in the results.
+        matched_track_ids: Distinct track ids matched to some truth person at least once, so
+            without tracks on nobody (spectators, the ball, ghosts).
+    """
+
+    truth_people: int
+    track_ids: int
+    matched_track_ids: int
+
+    @property
+    def ids_per_person(self) -> float | None:
+        """Track ids per truth person (None without truth people)."""
+        return self.track_ids / self.truth_people if self.truth_people else None
+
+    @property
+    def matched_ids_per_person(self) -> float | None:
+        """Matched track ids per truth person (None without truth people)."""
+        return self.matched_track_ids / self.truth_people if self.truth_people else None
+
+
+def identity_counts(
+    pairs: MatchedPairs, truth_id: npt.NDArray[np.integer], track_id: npt.NDArray[np.integer]
+) -> IdentityCounts:
+    """Count the distinct truth people and track ids (pass people-only truth ids)."""
+    return IdentityCounts(
+        truth_people=len(np.unique(truth_id)),
+        track_ids=len(np.unique(track_id)),
+        matched_track_ids=len(np.unique(pairs.track_id)),
+    )
+
+
+REFEREE_GROUP = "referee"
+UNKNOWN_GROUP = "unknown"
+GROUPS = ("home-player", "home-goalkeeper", "away-player", "away-goalkeeper", REFEREE_GROUP)
+"""The (team, role) groups of the people on the pitch; the referee's group has no team."""
+_SIDES = ("home", "away")
+_ROLE_GROUP = {"outfield": "player", "goalkeeper": "goalkeeper"}
+
+
+def person_groups(team: npt.NDArray[np.str_], role: npt.NDArray[np.str_]) -> npt.NDArray[np.str_]:
+    """The group of each (team, role) name pair: one of `GROUPS`, or `UNKNOWN_GROUP`.
+
+    Used for the truth and for the tracks alike. The referee is ``referee`` when either the role
+    or the team says so, and the other label is then ignored: the referee belongs to neither
+    side, so a referee track's team code (the track stage writes -1, but a colour clustering may
+    put the referee's kit on a side) says nothing about it. Results without roles (older files)
+    still score their referee tracks through a ``referee`` team. A home or away person needs a
+    known role, and a player or goalkeeper a known side; anything else is ``unknown``.
+    """
+    team, role = np.asarray(team, dtype=np.str_), np.asarray(role, dtype=np.str_)
+    width = max(len(g) for g in (*GROUPS, UNKNOWN_GROUP))
+    out = np.full(team.shape, UNKNOWN_GROUP, dtype=f"<U{width}")
+    for side in _SIDES:
+        for role_name, group in _ROLE_GROUP.items():
+            out[(team == side) & (role == role_name)] = f"{side}-{group}"
+    out[(team == REFEREE_GROUP) | (role == REFEREE_GROUP)] = REFEREE_GROUP
+    return out
+
+
+@dataclass(frozen=True)
+class GroupAccuracy:
+    """Team-and-role labels of the matched pairs: truth group against track group.
+
+    Attributes:
+        confusion: Truth group → track group → matched pairs, for every group of `GROUPS`
+            (truth) and every group plus `UNKNOWN_GROUP` (track); zeros included, so the table
+            always has the same shape. Pairs whose truth person has no group are left out.
+    """
+
+    confusion: dict[str, dict[str, int]]
+
+    @property
+    def pairs(self) -> int:
+        """Matched pairs scored."""
+        return sum(sum(row.values()) for row in self.confusion.values())
+
+    @property
+    def accuracy(self) -> float | None:
+        """Share of scored pairs whose track group equals the truth's (None without pairs)."""
+        total = self.pairs
+        right = sum(row[group] for group, row in self.confusion.items())
+        return right / total if total else None
+
+    def group_pairs(self, group: str) -> int:
+        """Matched pairs of truth people in ``group``."""
+        return sum(self.confusion[group].values())
+
+    def group_accuracy(self, group: str) -> float | None:
+        """Share of ``group``'s pairs labelled ``group`` (its recall; None without pairs)."""
+        total = self.group_pairs(group)
+        return self.confusion[group][group] / total if total else None
+
+
+def group_accuracy(
+    pairs: MatchedPairs,
+    truth_team: npt.NDArray[np.str_],
+    truth_role: npt.NDArray[np.str_],
+    track_team: npt.NDArray[np.str_],
+    track_role: npt.NDArray[np.str_],
+) -> GroupAccuracy:
+    """Tabulate truth group against track group (`person_groups`) over the matched pairs.
+
+    A track with an unknown team or role is in `UNKNOWN_GROUP` and so counts as wrong, as in
+    `team_accuracy`: abstaining must not score better than guessing.
+    """
+    truth = person_groups(truth_team[pairs.truth_row], truth_role[pairs.truth_row])
+    track = person_groups(track_team[pairs.track_row], track_role[pairs.track_row])
+    columns = (*GROUPS, UNKNOWN_GROUP)
+    confusion = {
+        t: {k: int(np.count_nonzero((truth == t) & (track == k))) for k in columns} for t in GROUPS
+    }
+    return GroupAccuracy(confusion)

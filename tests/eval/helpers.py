@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -16,10 +16,12 @@ def make_truth(
     rows: Sequence[tuple[int, int, str, tuple[float, float, float], Box | None]],
     frames: int = 10,
     in_play: Sequence[bool] | None = None,
+    goalkeepers: Collection[int] = (),
 ) -> Truth:
     """Truth from ``(frame, id, team, (x, y, z), left_box)`` rows; ``None`` = not visible left.
 
     The right camera sees nothing, so detections in ``right`` only ever add false positives.
+    Home and away people are outfield players, except the ids in ``goalkeepers``.
     """
     role = {"home": "outfield", "away": "outfield", "referee": "referee", "ball": "ball"}
     n = len(rows)
@@ -32,7 +34,7 @@ def make_truth(
         frame=np.array([r[0] for r in rows], np.int32),
         id=np.array([r[1] for r in rows], np.int16),
         team=np.array([r[2] for r in rows], np.str_),
-        role=np.array([role[r[2]] for r in rows], np.str_),
+        role=np.array(["goalkeeper" if r[1] in goalkeepers else role[r[2]] for r in rows], np.str_),
         position=np.array([r[3] for r in rows], np.float32).reshape(n, 3),
         boxes={"left": left.reshape(n, 4), "right": np.zeros((n, 4), np.float32)},
         visible={
@@ -55,14 +57,17 @@ def make_detections(rows: Sequence[tuple[int, str, int, float, Box]]) -> Detecti
     )
 
 
-def make_tracks(rows: Sequence[tuple[int, int, str, float, float]]) -> Tracks:
-    """Tracks from ``(frame, track_id, team, x, y)`` rows."""
+def make_tracks(
+    rows: Sequence[tuple[int, int, str, float, float]], roles: Sequence[str] | None = None
+) -> Tracks:
+    """Tracks from ``(frame, track_id, team, x, y)`` rows and, if given, one role per row."""
     n = len(rows)
     return Tracks(
         frame=np.array([r[0] for r in rows], np.int32),
         track_id=np.array([r[1] for r in rows], np.int32),
         team=np.array([r[2] for r in rows], np.str_),
         position=np.array([(r[3], r[4]) for r in rows], np.float32).reshape(n, 2),
+        role=None if roles is None else np.array(roles, np.str_),
     )
 
 

@@ -69,7 +69,10 @@ def test_truth_missing_column_is_refused(tmp_path):
 def test_results_round_trip(tmp_path):
     results = Results(
         detections=make_detections([(3, "left", 0, 0.75, (1.0, 2.0, 3.0, 4.0))]),
-        tracks=make_tracks([(3, 42, "away", 10.25, 20.5), (4, 42, "unknown", 11.0, 20.5)]),
+        tracks=make_tracks(
+            [(3, 42, "away", 10.25, 20.5), (4, 42, "unknown", 11.0, 20.5)],
+            roles=["goalkeeper", "unknown"],
+        ),
         vcam=make_vcam([(3, 40.0, 20.0, 60.0, 50.0)]),
     )
     write_results(results, tmp_path)
@@ -89,6 +92,38 @@ def test_null_track_team_reads_as_unknown(tmp_path):
     back = load_results(tmp_path)
     assert back.tracks is not None
     assert back.tracks.team.tolist() == ["unknown"]
+
+
+def test_tracks_without_role_column_read_as_unknown(tmp_path):
+    # Results exported before tracks had roles: the column is missing, not null.
+    table = pa.Table.from_pylist(
+        [{"frame": 0, "track_id": 1, "team": "home", "role": None, "x_m": 1.0, "y_m": 2.0}],
+        schema=TRACKS_SCHEMA,
+    )
+    pq.write_table(table.drop_columns(["role"]), tmp_path / "tracks.parquet")
+    back = load_results(tmp_path)
+    assert back.tracks is not None and back.tracks.role is not None
+    assert back.tracks.role.tolist() == ["unknown"]
+    assert back.tracks.team.tolist() == ["home"]
+    # Written again, the file has the column.
+    write_results(back, tmp_path / "again")
+    assert "role" in pq.read_schema(tmp_path / "again" / "tracks.parquet").names
+
+
+def test_null_track_role_reads_as_unknown(tmp_path):
+    table = pa.Table.from_pylist(
+        [{"frame": 0, "track_id": 1, "team": "home", "role": None, "x_m": 1.0, "y_m": 2.0}],
+        schema=TRACKS_SCHEMA,
+    )
+    pq.write_table(table, tmp_path / "tracks.parquet")
+    back = load_results(tmp_path)
+    assert back.tracks is not None and back.tracks.role is not None
+    assert back.tracks.role.tolist() == ["unknown"]
+
+
+def test_tracks_role_must_match_length():
+    with pytest.raises(FormatError, match="role"):
+        make_tracks([(0, 1, "home", 1.0, 2.0)], roles=["outfield", "outfield"])
 
 
 def test_missing_result_files_are_none(tmp_path):

@@ -12,8 +12,16 @@ import motmetrics as mm
 import numpy as np
 import pytest
 
-from evaluation import EvalReport, Results, evaluate
-from evaluation.tracking import build_sequence, match_pairs, path_length, tracking_scores
+from evaluation import EvalReport, Results, Truth, evaluate
+from evaluation.tracking import (
+    GROUPS,
+    UNKNOWN_GROUP,
+    build_sequence,
+    match_pairs,
+    path_length,
+    person_groups,
+    tracking_scores,
+)
 from tests.eval.helpers import make_tracks, make_truth, perfect_tracks, two_players
 
 
@@ -159,6 +167,9 @@ def test_referee_counts_as_a_person_but_not_as_a_player():
     assert report.tracking is not None
     assert report.tracking.tp == 4
     assert report.team_accuracy == 1.0
+    # A results file without roles still scores a track whose team says referee as the referee.
+    assert report.team_role is not None and report.team_role.accuracy == 1.0
+    assert report.identities is not None and report.identities.truth_people == 1
     assert report.distance is not None
     assert report.distance.players == []
 
@@ -198,3 +209,162 @@ def test_path_length_orders_by_frame():
     frame = np.array([2, 0, 1])
     xy = np.array([[3.0, 4.0], [0.0, 0.0], [3.0, 0.0]])
     assert path_length(frame, xy) == 7.0
+
+
+# -- position bias ------------------------------------------------------------------------------
+
+
+def test_constant_offset_is_all_bias():
+    # Every track sits (0.375, 0.5) m off its player: the mean and median error vectors are that
+    # offset and the bias is its whole length, 0.625 m (exact in float32 and float64).
+    rows = [(f, k, team, x + 0.375, y + 0.5) for f, k, team, x, y in perfect_tracks()]
+    p = score(rows).position
+    assert p is not None
+    assert (p.pairs, p.mean_m, p.bias_m) == (20, 0.625, 0.625)
+    assert (p.mean_x_m, p.mean_y_m, p.median_x_m, p.median_y_m) == (0.375, 0.5, 0.375, 0.5)
+
+
+def test_opposite_offsets_cancel_in_the_bias_but_not_in_the_error():
+    # Track 11 sits (+0.5, +0.25) m off player 1, track 12 (-0.5, +0.25) m off player 2: each
+    # pair is hypot(0.5, 0.25) m off, but x errors cancel, leaving a 0.25 m bias along y. The
+    # median of ten +0.5 and ten -0.5 is their midpoint, 0.
+    rows = [
+        (f, k, t, x + (0.5 if k == 11 else -0.5), y + 0.25) for f, k, t, x, y in perfect_tracks()
+    ]
+    report = score(rows)
+    p = report.position
+    assert p is not None
+    assert p.mean_m == pytest.approx(math.hypot(0.5, 0.25), abs=1e-12)
+    assert report.position_error_m == pytest.approx(p.mean_m, abs=1e-12)
+    assert (p.mean_x_m, p.mean_y_m, p.median_x_m, p.median_y_m) == (0.0, 0.25, 0.0, 0.25)
+    assert p.bias_m == 0.25
+
+
+def test_median_error_ignores_one_outlier():
+    # One pair of 20 is 0.75 m off in x (still matched): the mean moves by 0.75/20, the median not.
+    rows = [
+        (f, k, t, x + (0.75 if (f, k) == (9, 11) else 0.0), y) for f, k, t, x, y in perfect_tracks()
+    ]
+    p = score(rows).position
+    assert p is not None
+    assert p.mean_x_m == pytest.approx(0.75 / 20, abs=1e-12)
+    assert p.bias_m == pytest.approx(0.75 / 20, abs=1e-12)
+    assert (p.median_x_m, p.median_y_m, p.mean_y_m) == (0.0, 0.0, 0.0)
+
+
+def test_no_pairs_no_position_error():
+    far = [(f, k, t, x + 5.0, y) for f, k, t, x, y in perfect_tracks()]
+    report = score(far)
+    assert report.position is None
+    assert report.to_dict()["tracking"]["position_bias_m"] is None
+
+
+# -- identities per person ----------------------------------------------------------------------
+
+
+def test_ids_per_person():
+    # Two truth people (the ball does not count).
+    perfect = score(perfect_tracks()).identities
+    assert perfect is not None
+    assert (perfect.truth_people, perfect.track_ids, perfect.matched_track_ids) == (2, 2, 2)
+    assert (perfect.ids_per_person, perfect.matched_ids_per_person) == (1.0, 1.0)
+    # Spurious track 13 is on nobody: it counts in ids per person but not in the matched ratio.
+    spurious = score(missed_and_spurious_tracks()).identities
+    assert spurious is not None
+    assert (spurious.ids_per_person, spurious.matched_ids_per_person) == (1.5, 1.0)
+    # Player 2's track breaks at frame 5 and goes on as track 22: both ratios count it.
+    fragmented = [
+        (f, 22 if (k == 12 and f >= 5) else k, t, x, y) for f, k, t, x, y in perfect_tracks()
+    ]
+    broken = score(fragmented).identities
+    assert broken is not None
+    assert (broken.ids_per_person, broken.matched_ids_per_person) == (1.5, 1.5)
+    # A swap keeps two ids for two people: ids per person does not see it (IDF1 does).
+    swapped = score(swapped_tracks()).identities
+    assert swapped is not None and swapped.ids_per_person == 1.0
+
+
+# -- team and role ------------------------------------------------------------------------------
+
+
+def test_person_groups():
+    pairs = [
+        ("home", "outfield"),
+        ("home", "goalkeeper"),
+        ("away", "outfield"),
+        ("away", "goalkeeper"),
+        ("referee", "referee"),
+        ("home", "referee"),
+        ("unknown", "goalkeeper"),
+        ("away", "unknown"),
+        ("home", "ball"),
+    ]
+    team, role = (np.array(column) for column in zip(*pairs, strict=True))
+    assert person_groups(team, role).tolist() == [
+        *GROUPS,
+        "referee",  # a referee role wins over the team, which is ignored
+        UNKNOWN_GROUP,  # a goalkeeper of no side
+        UNKNOWN_GROUP,  # a side without a role
+        UNKNOWN_GROUP,
+    ]
+
+
+def keeper_player_referee() -> tuple[Truth, list[tuple[int, int, str, float, float]], list[str]]:
+    """Home goalkeeper 1, away player 2 and the referee 3, 4 frames, and tracks 11, 12, 13 on
+    them: 11 always home goalkeeper (right); 12 away with role goalkeeper, unknown, outfield,
+    outfield (2 of 4 right); 13 role referee with team home, home, unknown, unknown (4 of 4
+    right: a referee's team is ignored)."""
+    truth_rows: list[tuple[int, int, str, tuple[float, float, float], None]] = []
+    rows, roles = [], []
+    for f in range(4):
+        truth_rows += [
+            (f, 1, "home", (5.0, 34.0, 0.0), None),
+            (f, 2, "away", (50.0, 20.0, 0.0), None),
+            (f, 3, "referee", (50.0, 50.0, 0.0), None),
+        ]
+        rows += [
+            (f, 11, "home", 5.0, 34.0),
+            (f, 12, "away", 50.0, 20.0),
+            (f, 13, "home" if f < 2 else "unknown", 50.0, 50.0),
+        ]
+        roles += ["goalkeeper", ("goalkeeper", "unknown", "outfield", "outfield")[f], "referee"]
+    return make_truth(truth_rows, frames=4, goalkeepers={1}), rows, roles
+
+
+def test_team_and_role_accuracy():
+    truth, rows, roles = keeper_player_referee()
+    report = evaluate(truth, Results(tracks=make_tracks(rows, roles)))
+    # Team only: 11 and 12 always right, 13 never says referee: 8 / 12.
+    assert report.team_accuracy == pytest.approx(8 / 12, abs=1e-12)
+    scores = report.team_role
+    assert scores is not None
+    assert scores.pairs == 12
+    assert scores.accuracy == pytest.approx(10 / 12, abs=1e-12)
+    accuracy = {group: scores.group_accuracy(group) for group in GROUPS}
+    assert accuracy == {
+        "home-player": None,
+        "home-goalkeeper": 1.0,
+        "away-player": 0.5,
+        "away-goalkeeper": None,
+        "referee": 1.0,
+    }
+    assert scores.confusion["away-player"] == {
+        "home-player": 0,
+        "home-goalkeeper": 0,
+        "away-player": 2,
+        "away-goalkeeper": 1,
+        "referee": 0,
+        "unknown": 1,
+    }
+    assert scores.confusion["referee"]["referee"] == 4
+    assert set(scores.confusion) == set(GROUPS)
+
+
+def test_tracks_without_roles_score_players_wrong():
+    # Older results have no role: every player track is unknown, so team-and-role accuracy is 0
+    # while team accuracy stays 1.
+    report = score(perfect_tracks())
+    assert report.team_accuracy == 1.0
+    assert report.team_role is not None
+    assert report.team_role.accuracy == 0.0
+    assert report.team_role.confusion["home-player"]["unknown"] == 10
