@@ -306,6 +306,18 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+def _models(settings: Settings, args: argparse.Namespace) -> int:
+    from programs.models_cli import run_models
+
+    return run_models(settings, args)
+
+
+def _detect(settings: Settings, args: argparse.Namespace) -> int:
+    from programs.detect_cli import run_detect
+
+    return run_detect(settings, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="polyvision", description=__doc__)
@@ -429,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(handler=_eval)
 
+    from programs.overlay import add_overlay_parser  # arguments only; the drawing loads on use
+
+    add_overlay_parser(commands)
+
     process = commands.add_parser(
         "process", help="process a recording pair on the running stack, with live progress"
     )
@@ -547,6 +563,80 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", help="apply metadata (Alembic) and analytics (.sql) migrations"
     )
     upgrade.set_defaults(handler=_db_upgrade)
+
+    models = commands.add_parser(
+        "models", help="detector models: register ONNX files, list them, choose the default"
+    )
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    models_add = models_commands.add_parser(
+        "add",
+        help="upload an ONNX detector to the object store and register it",
+        description=(
+            "Check the file with ONNX Runtime (input size, output layout, class indices), "
+            "upload it to models/NAME/VERSION/FILENAME in the object store (PV_OBJECTS_URL) "
+            "and record it in the metadata database (PV_DATABASE_URL)."
+        ),
+    )
+    models_add.add_argument("file", help="the .onnx file")
+    models_add.add_argument("--name", required=True, help="model name, e.g. yolov8s-football")
+    models_add.add_argument("--version", required=True, help="model version, e.g. 1")
+    models_add.add_argument(
+        "--decoder",
+        required=True,
+        choices=("yolox", "yolov8"),
+        help="output layout: yolox (raw grid heads [1, N, 5+C], BGR 0-255 input) or yolov8 "
+        "(Ultralytics [1, 4+C, N], RGB 0-1 input)",
+    )
+    models_add.add_argument(
+        "--input-size", required=True, metavar="WxH", help="the network's input, e.g. 640x640"
+    )
+    models_add.add_argument(
+        "--classes",
+        required=True,
+        metavar="MAP",
+        help="which model classes are ours, e.g. person=0,ball=32 (a class may repeat: "
+        "person=0,person=2,ball=1)",
+    )
+    models_add.add_argument(
+        "--default", action="store_true", help="make it the model the detect stage runs"
+    )
+    models_add.set_defaults(handler=_models)
+    models_list = models_commands.add_parser("list", help="list registered models (* = default)")
+    models_list.set_defaults(handler=_models)
+    models_default = models_commands.add_parser(
+        "set-default", help="make a registered model the one the detect stage runs"
+    )
+    models_default.add_argument("name", help="model name")
+    models_default.add_argument("version", help="model version")
+    models_default.set_defaults(handler=_models)
+
+    detect = commands.add_parser(
+        "detect",
+        help="run the detect stage's detector on images or video clips",
+        description=(
+            "Run the detect stage's detection (its model, tiling and score threshold) on still "
+            "images and video clips; print one JSON object per image or frame (or write them "
+            "with --json), and draw the boxes with --draw."
+        ),
+    )
+    detect.add_argument("inputs", nargs="+", metavar="IMAGE_OR_VIDEO", help="files to detect in")
+    detect.add_argument("--json", metavar="OUT", help="write the JSON here instead of stdout")
+    detect.add_argument("--draw", metavar="DIR", help="write an annotated PNG per image here")
+    detect.add_argument(
+        "--model",
+        metavar="NAME[:VERSION]",
+        help="a registered model (default: the registry's default, else the bundled yolox-nano)",
+    )
+    detect.add_argument(
+        "--score", type=float, default=None, help="score threshold (default: the stage's)"
+    )
+    detect.add_argument(
+        "--every", type=int, default=1, metavar="N", help="in videos, detect every N-th frame"
+    )
+    detect.add_argument(
+        "--max-frames", type=int, default=None, metavar="M", help="in videos, at most M frames"
+    )
+    detect.set_defaults(handler=_detect)
 
     keys = commands.add_parser("keys", help="the RS256 keys that sign the API's access tokens")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)

@@ -581,6 +581,11 @@ class MatchWorkflow:
                 panorama_model_key=prepare.panorama_model_key,
                 fps=ingest.fps,
                 detections_digest=",".join(d.manifest_key for d in batch.detected),
+                # Payload only, no command: histories recorded before these fields replay.
+                home_kit_colour=input.home_kit_colour,
+                away_kit_colour=input.away_kit_colour,
+                home_starts_left=input.home_starts_left,
+                teams_swapped=input.teams_swapped,
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=4),

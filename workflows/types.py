@@ -35,6 +35,14 @@ class MatchInput:
             workers on a shared server).
         heartbeat_timeout_s: How long a silent activity may go before Temporal gives its work
             to another worker (a crashed worker is noticed after this long).
+        home_kit_colour: The home team's shirt colour ``#rrggbb`` (catalog), if given.
+        away_kit_colour: The away team's shirt colour ``#rrggbb`` (catalog), if given.
+        home_starts_left: Whether the home team defends the goal at pitch ``x = 0`` in the
+            first minutes (catalog), if known.
+        teams_swapped: The operator's home/away override (catalog) when the run started.
+
+    The side settings are passed on to the track stage (`TrackInput`) unchanged; a change in
+    the catalog after the start is applied by the API at read time, not by this run.
     """
 
     organization_id: str
@@ -51,6 +59,10 @@ class MatchInput:
     panorama_scale: float = 1.0
     task_queue_suffix: str = ""
     heartbeat_timeout_s: float = 120.0
+    home_kit_colour: str | None = None
+    away_kit_colour: str | None = None
+    home_starts_left: bool | None = None
+    teams_swapped: bool = False
 
 
 @dataclass

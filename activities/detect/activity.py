@@ -1,4 +1,4 @@
-"""The detect stage as a Temporal activity: tiled YOLOX over one panorama chunk.
+"""The detect stage as a Temporal activity: tiled detection over one panorama chunk.
 
 Thin on purpose: it fetches the chunk's video, runs `detect_tiled` frame by frame (`rows`),
 checkpoints partial rows so a crashed attempt resumes where its last heartbeat says, writes the
@@ -14,14 +14,19 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.detect.backend import OnnxDetector
 from activities.detect.contracts import DetectChunkInput, DetectChunkOutput
 from activities.detect.frames import decode_frames
-from activities.detect.model_store import YOLOX_NANO_NAME, ModelStoreError, resolve_model
+from activities.detect.model_store import ModelStoreError
+from activities.detect.registry import RegisteredModel, default_model, materialise
 from activities.detect.rows import (
     concat_rows,
     detection_counts,
@@ -30,7 +35,6 @@ from activities.detect.rows import (
     rows_to_parquet,
 )
 from activities.detect.tiling import Detector, plan_tiles
-from activities.detect.yolox import YoloxDetector
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import heartbeat, resume_details
 from polyvision.stage import StageStep
@@ -51,15 +55,26 @@ CHECKPOINT_FRAMES = 50
 
 
 class DetectActivities:
-    """The detect activity, bound to the worker's stores and model directory.
+    """The detect activity, bound to the worker's stores and model sources.
+
+    Which model runs is decided once per worker, on the first chunk it detects: the registry's
+    default (``polyvision models set-default``) when ``sessions`` is given and one is set, else
+    the bundled YOLOX-nano from ``models_dir``. Once per worker, not per chunk, so a worker does
+    not switch models halfway through a match; workers that start detecting after a
+    ``set-default`` run the new default. A registered model's identity is part of each chunk's
+    manifest inputs, so a recorded result is never reused for another model; the file itself is
+    fetched and loaded only when a chunk has work to do, so a replayed chunk answers from its
+    manifest without a model, as it always did.
 
     Args:
-        objects: Object store holding the panorama chunks and the manifests.
+        objects: Object store holding the panorama chunks, the manifests and registered models.
         analytics: Analytics store receiving the detection rows.
-        models_dir: Directory holding the ONNX model (``PV_MODELS_DIR``).
-        detector_factory: Builds the detector (tests inject a counting one); by default
-            YOLOX-nano from ``models_dir``, created once per worker and shared by its threads
+        models_dir: Directory holding the bundled ONNX model (``PV_MODELS_DIR``).
+        detector_factory: Builds the detector (tests inject a counting one); by default the
+            chosen model on ONNX Runtime, created once per worker and shared by its threads
             (ONNX Runtime sessions are safe to call concurrently).
+        sessions: The metadata store holding the model registry; None: bundled model only.
+        cache_dir: Local cache of registered models (the worker's data directory).
     """
 
     def __init__(
@@ -68,34 +83,66 @@ class DetectActivities:
         analytics: AnalyticsStore,
         models_dir: Path,
         detector_factory: Callable[[], Detector] | None = None,
+        *,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self._objects = objects
         self._analytics = analytics
         self._models_dir = models_dir
-        self._factory = detector_factory or self._yolox
+        self._factory = detector_factory
+        self._sessions = sessions
+        self._cache_dir = cache_dir or Path(tempfile.gettempdir()) / "polyvision-model-cache"
         self._detector: Detector | None = None
+        self._chosen: tuple[RegisteredModel | None] | None = None
+        self._lock: asyncio.Lock | None = None
 
-    def _yolox(self) -> Detector:
+    async def _registered(self) -> RegisteredModel | None:
+        """The registered model this worker runs, read once (None: the bundled model)."""
+        if self._factory is not None or self._sessions is None:
+            return None
+        if self._chosen is None:
+            # Concurrent first chunks may both read it: the same row, so no lock is needed.
+            self._chosen = (await default_model(self._sessions),)
+        return self._chosen[0]
+
+    async def _load(self, registered: RegisteredModel | None) -> Detector:
+        """The worker's detector, fetching and loading its model on first use."""
+        if self._detector is not None:
+            return self._detector
+        # Created here, not in __init__: a lock binds to the loop that first waits on it.
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            if self._detector is None:
+                if self._factory is not None:
+                    self._detector = await asyncio.to_thread(self._factory)
+                else:
+                    self._detector = await self._load_model(registered)
+        return self._detector
+
+    async def _load_model(self, registered: RegisteredModel | None) -> Detector:
         try:
-            return YoloxDetector(resolve_model(self._models_dir, YOLOX_NANO_NAME))
+            model = await materialise(
+                self._objects,
+                registered,
+                cache_dir=self._cache_dir,
+                models_dir=self._models_dir,
+            )
+            return await asyncio.to_thread(OnnxDetector, model.path, model.spec)
         except ModelStoreError as exc:
             # A missing or corrupt model will not appear by retrying: fail the match at once,
-            # with the message that names the file, its sha256 and PV_MODELS_DIR.
+            # with the message that names the file, its sha256 and how to provide one.
             raise ApplicationError(str(exc), type="ModelNotFound", non_retryable=True) from exc
-
-    def detector(self) -> Detector:
-        if self._detector is None:
-            self._detector = self._factory()
-        return self._detector
 
     @activity.defn(name=names.DETECT_CHUNK)
     async def detect_chunk(self, input: DetectChunkInput) -> DetectChunkOutput:
         """Detect people and the ball in every frame of one panorama chunk."""
-        step = self._step(input)
+        registered = await self._registered()
+        step = self._step(input, registered)
         if (done := await step.recorded()) is not None:
             return done
+        detector = await self._load(registered)
         partial_key = self._partial_key(input)
-        detector = await asyncio.to_thread(self.detector)
         scratch = Path(tempfile.mkdtemp(prefix="pv-detect-"))
         try:
             video = scratch / "chunk.mp4"
@@ -119,20 +166,27 @@ class DetectActivities:
         await self._objects.delete(partial_key)
         return output
 
-    def _step(self, input: DetectChunkInput) -> StageStep[DetectChunkOutput]:
+    def _step(
+        self, input: DetectChunkInput, registered: RegisteredModel | None = None
+    ) -> StageStep[DetectChunkOutput]:
         """The chunk's stage step; its inputs are everything the rows depend on."""
+        inputs: dict[str, Any] = {
+            "video_sha256": input.video_sha256,
+            "first_frame": input.first_frame,
+            "roi": input.roi,
+            "score_threshold": input.score_threshold,
+            "tile": input.tile,
+            "overlap": input.overlap,
+        }
+        if registered is not None:
+            # Only registered models are named: manifests written with the bundled model
+            # before the registry existed keep matching.
+            inputs["model"] = registered.identity
         return StageStep.for_match(
             self._objects,
             input,
             stage=STAGE,
-            inputs={
-                "video_sha256": input.video_sha256,
-                "first_frame": input.first_frame,
-                "roi": input.roi,
-                "score_threshold": input.score_threshold,
-                "tile": input.tile,
-                "overlap": input.overlap,
-            },
+            inputs=inputs,
             code_version=CODE_VERSION,
             output_type=DetectChunkOutput,
             folder=(f"chunk-{input.chunk:05d}",),

@@ -26,6 +26,15 @@ class TrackInput:
         panorama_model_key: Object key of the panorama model JSON (stitch stage).
         fps: Frame rate of the match.
         detections_digest: Digest of the detect stage's outputs (manifest input).
+        home_kit_colour: The home team's shirt colour ``#rrggbb`` from the catalog, if given.
+        away_kit_colour: The away team's shirt colour ``#rrggbb``, if given.
+        home_starts_left: Whether the home team defends the goal at pitch ``x = 0`` in the
+            first minutes, if known.
+        teams_swapped: The operator's override: swap home and away whatever the rules decide.
+
+    The last four are the catalog's side settings (`activities.track.sides.SideSettings`), which
+    map the two kit clusters to home and away. They come last and with defaults: inputs
+    recorded in histories before they existed still decode.
     """
 
     organization_id: str
@@ -35,6 +44,10 @@ class TrackInput:
     panorama_model_key: str
     fps: float
     detections_digest: str = ""
+    home_kit_colour: str | None = None
+    away_kit_colour: str | None = None
+    home_starts_left: bool | None = None
+    teams_swapped: bool = False
 
 
 @dataclass

@@ -16,7 +16,7 @@ class TrackSeries(BaseModel):
 
     track_id: int
     team: int = Field(
-        description="0 or 1; -1 unknown, referee or ball. The team of most of the points."
+        description="1 home, 0 away; -1 unknown, referee or ball. The team of most of the points."
     )
     points: list[tuple[float, float, float, float | None]] = Field(
         description="[t, x, y, speed]: seconds from the start, pitch metres (x along the"
@@ -94,7 +94,9 @@ class PlayerStats(BaseModel):
     """One track's statistics summed over the match's chunks."""
 
     track_id: int
-    team: int = Field(description="The team the track was seen with in most frames.")
+    team: int = Field(
+        description="The team the track was seen with in most frames: 1 home, 0 away, -1 none."
+    )
     frames: int
     minutes_played: float = Field(description="Frames seen divided by the frame rate.")
     distance_m: float

@@ -35,11 +35,15 @@ class Scope:
         organization_id: The catalog organization id as the pipeline writes it (str(uuid)).
         match_id: The catalog match id (str(uuid)).
         revision: The match's current processing revision.
+        teams_swapped: Whether the teams served are the stored codes swapped (0 for 1 and 1
+            for 0): the match's side settings changed after this revision was tracked
+            (`activities.track.sides.served_swap`). The queries take stored codes.
     """
 
     organization_id: str
     match_id: str
     revision: int
+    teams_swapped: bool = False
 
     def parameters(self) -> dict[str, Any]:
         """The scope's values for the ``_SCOPE`` placeholders."""

@@ -18,7 +18,8 @@ import numpy as np
 
 from api.analytics.models import PlayerStats, TeamStats, TrackSeries
 
-#: The teams the teams endpoint reports: -1 (unknown, referee, ball) is not a team.
+#: The teams the teams endpoint reports (0 away, 1 home): -1 (unknown, referee, ball) is
+#: not a team.
 TEAMS = (0, 1)
 
 Columns = Mapping[str, np.ndarray[Any, Any]]
@@ -68,6 +69,26 @@ def frame_rate(summary: bytes | None, default: float) -> FrameRate:
         fps=default,
         note=f"The match summary gives no frame rate; {default:g} fps is assumed.",
     )
+
+
+def swap_team(team: int, swapped: bool) -> int:
+    """A team code with home and away swapped when ``swapped`` (-1 stays -1).
+
+    Its own inverse: it turns a served team into the stored one and back.
+    """
+    return 1 - team if swapped and team in TEAMS else team
+
+
+def served_teams(columns: Columns, swapped: bool) -> Columns:
+    """Query rows with their ``team`` column as served: swapped when ``swapped`` (-1 stays).
+
+    The stored codes follow the side settings the track stage was given; an operator's later
+    change is applied here, at read time, so no reprocessing is needed.
+    """
+    if not swapped or "team" not in columns:
+        return columns
+    team = np.asarray(columns["team"])
+    return {**columns, "team": np.where(np.isin(team, TEAMS), 1 - team, team).astype(team.dtype)}
 
 
 def group_tracks(columns: Columns, fps: float) -> list[TrackSeries]:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from api.catalog.sides import KitSettings
+
 Side = Literal["left", "right"]
 SessionStatus = Literal["created", "uploading", "completed", "failed", "aborted"]
 """A session's status as the protocol shows it: a session being completed shows `uploading`
@@ -28,8 +30,12 @@ class FileDeclaration(BaseModel):
     frames: int = Field(gt=0, description="Number of video frames.")
 
 
-class UploadOpen(BaseModel):
-    """Open (or re-open, by `client_ref`) an upload session for one recording pair."""
+class UploadOpen(KitSettings):
+    """Open (or re-open, by `client_ref`) an upload session for one recording pair.
+
+    The optional kit colours and starting side go to the match the session creates (which of
+    the tracker's two kits is home); a re-opened session keeps its match's settings.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -58,6 +64,9 @@ class UploadOpen(BaseModel):
                         "cameras": {"left": {"...": "..."}, "right": {"...": "..."}},
                     },
                     "part_size": None,
+                    "home_kit_colour": "#c8102e",
+                    "away_kit_colour": None,
+                    "home_starts_left": None,
                 }
             ]
         }

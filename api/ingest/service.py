@@ -301,6 +301,9 @@ async def open_session(
         title=body.title or default_title(body.recorded_at, uploader.source_name),
         device_id=uploader.device.id if uploader.device is not None else None,
         status=MatchStatus.uploading,
+        home_kit_colour=body.home_kit_colour,
+        away_kit_colour=body.away_kit_colour,
+        home_starts_left=body.home_starts_left,
     )
     upload = Upload(
         id=upload_id,
@@ -505,7 +508,7 @@ def match_input(upload: Upload, match: Match, revision: int) -> MatchInput:
 
     Used by a completed upload (revision 1) and by the reprocess of a finished match (the
     next revision, a new run under the same workflow id); `processing.MatchProcessing.start`
-    starts it.
+    starts it. The match's side settings as they are now go with it to the track stage.
     """
 
     def expected(side: Side) -> ExpectedRecording:
@@ -524,6 +527,10 @@ def match_input(upload: Upload, match: Match, revision: int) -> MatchInput:
         revision=revision,
         expected_left=expected("left"),
         expected_right=expected("right"),
+        home_kit_colour=match.home_kit_colour,
+        away_kit_colour=match.away_kit_colour,
+        home_starts_left=match.home_starts_left,
+        teams_swapped=match.teams_swapped,
     )
 
 

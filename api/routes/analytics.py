@@ -6,6 +6,12 @@ organization answers 404. A match with no published revision yet answers 409: it
 partial, and "no data yet" must not look like "no movement". A published match with no rows
 for the request (an empty window, a team never seen) answers 200 with empty results.
 
+Teams are 1 home and 0 away (-1: unknown, referee or ball). The stored codes follow the side
+settings the track stage was given; when an operator changed them since (kit colours,
+starting side, the home/away override), the teams are swapped at read time
+(`activities.track.sides.served_swap` against the revision's ``track/sides.json``), so the
+analytics follow the catalog without reprocessing.
+
 Queries are synchronous chDB/ClickHouse calls, so they run in a worker thread
 (`asyncio.to_thread`) and never block the event loop.
 """
@@ -15,12 +21,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from dataclasses import replace
 from typing import Annotated, Any
 
 import numpy as np
+import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import AfterValidator
 
+from activities.track.sides import SIDES_ARTIFACT, SidesRecord, served_swap
 from api.analytics.grid import CELL_SIZES_M, GridSpec, grid_from_cells, grid_spec
 from api.analytics.heatmap_png import DEFAULT_WIDTH_PX, MAX_WIDTH_PX, MIN_WIDTH_PX, heatmap_png
 from api.analytics.models import HeatmapResponse, PlayersResponse, TeamsResponse, TracksResponse
@@ -42,10 +51,13 @@ from api.analytics.shaping import (
     frame_rate,
     group_tracks,
     players,
+    served_teams,
+    swap_team,
     team_totals,
     track_totals,
 )
 from api.catalog import load_match
+from api.catalog.sides import side_settings
 from api.deps import AnalyticsDep, DbSession, ObjectsDep
 from api.openapi import problem_responses
 from api.security.tenancy import CanReadAnalytics
@@ -55,6 +67,8 @@ from polyvision.storage.analytics.base import AnalyticsUnavailableError
 from polyvision.storage.objects import ObjectNotFound, ObjectStore
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["analytics"])
+
+log = structlog.get_logger(__name__)
 
 NOT_READY = "Analytics are not available yet: the match has not finished processing."
 #: Private: the image shows one tenant's data. Five minutes: a revision's rows do not change
@@ -84,21 +98,41 @@ CellSize = Annotated[
 ]
 
 
+async def _sides_record(objects: ObjectStore, scope: Scope) -> SidesRecord | None:
+    """What the track stage decided for the revision; None where it recorded nothing (a
+    revision tracked before sides were assigned) or nothing readable."""
+    key = artifact_key(
+        scope.organization_id, scope.match_id, scope.revision, "track", SIDES_ARTIFACT
+    )
+    try:
+        return SidesRecord.from_json(await objects.get(key))
+    except ObjectNotFound:
+        return None
+    except ValueError:
+        # Served as if unrecorded (the override alone applies) rather than failing the route.
+        log.warning("unreadable sides record", key=key, exc_info=True)
+        return None
+
+
 async def get_analysed_match(
     match_id: Annotated[uuid.UUID, Path(description="The match.")],
     access: CanReadAnalytics,
     session: DbSession,
+    objects: ObjectsDep,
 ) -> Scope:
-    """The match's published revision, when the match is the caller's and has one."""
+    """The match's published revision, when the match is the caller's and has one, and
+    whether its teams are served swapped (the side settings changed since it was tracked)."""
     match = await load_match(session, access.organization_id, match_id)
     # The published revision: a reprocess in progress does not take the figures away.
     if match.published_revision is None:
         raise HTTPException(409, NOT_READY)
-    return Scope(
+    scope = Scope(
         organization_id=str(match.organization_id),
         match_id=str(match.id),
         revision=match.published_revision,
     )
+    swapped = served_swap(await _sides_record(objects, scope), side_settings(match))
+    return replace(scope, teams_swapped=swapped)
 
 
 AnalysedMatch = Annotated[Scope, Depends(get_analysed_match)]
@@ -133,7 +167,9 @@ def _column(columns: Columns, name: str) -> np.ndarray[Any, Any]:
 async def _grid(
     analytics: AnalyticsStore, scope: Scope, team: int, spec: GridSpec
 ) -> np.ndarray[Any, Any]:
-    rows = await _run(analytics, heatmap_query(scope, team, spec))
+    """The grid of served ``team`` (its stored code may be the other one)."""
+    stored = swap_team(team, scope.teams_swapped)
+    rows = await _run(analytics, heatmap_query(scope, stored, spec))
     return grid_from_cells(spec, _column(rows, "ix"), _column(rows, "iy"), _column(rows, "n"))
 
 
@@ -162,7 +198,8 @@ async def get_tracks(
         int | None, Query(ge=0, le=2**32 - 1, description="Only this track.")
     ] = None,
     team: Annotated[
-        int | None, Query(ge=-1, le=1, description="Only points of this team (-1: unknown).")
+        int | None,
+        Query(ge=-1, le=1, description="Only points of this team (1 home, 0 away, -1 unknown)."),
     ] = None,
 ) -> Response:
     """Positions and speeds of every track (or one track, or one team) between two times.
@@ -175,7 +212,9 @@ async def get_tracks(
         raise HTTPException(422, error)
     rate = await _frame_rate(objects, scope)
     first, end = frame_window(start_s, end_s, rate.fps)
-    rows = await _run(analytics, tracks_query(scope, first, end, track_id=track_id, team=team))
+    stored = None if team is None else swap_team(team, scope.teams_swapped)
+    rows = await _run(analytics, tracks_query(scope, first, end, track_id=track_id, team=stored))
+    rows = served_teams(rows, scope.teams_swapped)
     # Up to some 350,000 points: grouping and serializing take a second of CPU, so they run
     # off the event loop, and the body is written once here instead of being validated
     # again against response_model.
@@ -207,7 +246,7 @@ def _tracks_json(
 async def get_heatmap(
     scope: AnalysedMatch,
     analytics: AnalyticsDep,
-    team: Annotated[int, Query(ge=0, le=1, description="The team: 0 or 1.")],
+    team: Annotated[int, Query(ge=0, le=1, description="The team: 1 home, 0 away.")],
     cell_m: CellSize = None,
 ) -> HeatmapResponse:
     """How many of a team's track points fell in each pitch cell over the whole match."""
@@ -247,7 +286,7 @@ async def get_heatmap_png(
     request: Request,
     scope: AnalysedMatch,
     analytics: AnalyticsDep,
-    team: Annotated[int, Path(ge=0, le=1, description="The team: 0 or 1.")],
+    team: Annotated[int, Path(ge=0, le=1, description="The team: 1 home, 0 away.")],
     cell_m: CellSize = None,
     width: Annotated[
         int,
@@ -272,7 +311,8 @@ async def get_heatmap_png(
 
 
 async def _track_totals(analytics: AnalyticsStore, scope: Scope) -> list[TrackTotals]:
-    return track_totals(await _run(analytics, player_stats_query(scope)))
+    rows = await _run(analytics, player_stats_query(scope))
+    return track_totals(served_teams(rows, scope.teams_swapped))
 
 
 @router.get(
@@ -289,7 +329,8 @@ async def get_players(
         PlayerSort, Query(description="Order; a leading '-' sorts descending.")
     ] = PlayerSort.track_id,
     team: Annotated[
-        int | None, Query(ge=-1, le=1, description="Only tracks of this team (-1: unknown).")
+        int | None,
+        Query(ge=-1, le=1, description="Only tracks of this team (1 home, 0 away, -1 unknown)."),
     ] = None,
 ) -> PlayersResponse:
     """Each track's frames, minutes played, distance, top speed and sprints over the match.
@@ -319,7 +360,8 @@ async def get_players(
 async def get_teams(
     scope: AnalysedMatch, objects: ObjectsDep, analytics: AnalyticsDep
 ) -> TeamsResponse:
-    """Tracks, time on the pitch, distance, mean and top speed and sprints of teams 0 and 1.
+    """Tracks, time on the pitch, distance, mean and top speed and sprints of teams 0 (away)
+    and 1 (home).
 
     Possession is not reported: the pipeline does not produce it yet.
     """

@@ -1,5 +1,5 @@
 """Matches of an organization: list (filters, search, keyset pages), create, read, edit, delete,
-and the assets a match's processing produced.
+the side settings (which kit is home), and the assets a match's processing produced.
 
 A team named in a match body must belong to the caller's organization; any other id is refused
 with 422 "unknown team", whether it exists elsewhere or not, so the answer says nothing about
@@ -35,9 +35,10 @@ from api.catalog import (
 from api.catalog.lookup import MATCH_NOT_FOUND
 from api.catalog.matches import sort_value
 from api.catalog.purge import gather_stored_data, purge_stored_data, workflow_running
+from api.catalog.sides import HomeStartsLeft, KitColour, KitSettings, kits_problem
 from api.deps import AnalyticsDep, DbSession, EngineDep, ObjectsDep, TemporalDep
 from api.openapi import problem_responses
-from api.security.tenancy import CanEditCatalog, CanView, not_found
+from api.security.tenancy import CanAssignSides, CanEditCatalog, CanView, not_found
 from polyvision.artifacts import match_prefix
 from polyvision.storage.metadata.models import (
     Asset,
@@ -60,6 +61,8 @@ _MATCH_EXAMPLE: dict[str, JsonValue] = {
     "away_team_id": "5d0e8a7b-9c1d-4e2f-8a3b-6c7d8e9f0a1b",
     "venue": "Example Park",
     "kickoff_at": "2025-05-17T15:30:00Z",
+    "home_kit_colour": "#c8102e",
+    "away_kit_colour": "#1d428a",
 }
 
 
@@ -92,6 +95,15 @@ class MatchItem(BaseModel):
     revision: int
     created_at: datetime
     updated_at: datetime
+    home_kit_colour: str | None = Field(description="Home shirt colour, #rrggbb.")
+    away_kit_colour: str | None = Field(description="Away shirt colour, #rrggbb.")
+    home_starts_left: bool | None = Field(
+        description="Whether home defends the goal at pitch x = 0 in the first minutes."
+    )
+    teams_swapped: bool = Field(
+        description="The operator's override: home and away swapped after the kit colours or "
+        "starting side decided (applied to the analytics without reprocessing)."
+    )
 
 
 class MatchPage(BaseModel):
@@ -101,8 +113,13 @@ class MatchPage(BaseModel):
     next_cursor: str | None
 
 
-class MatchCreateBody(BaseModel):
-    """A match entered by hand (matches recorded by a device are created by their upload)."""
+class MatchCreateBody(KitSettings):
+    """A match entered by hand (matches recorded by a device are created by their upload).
+
+    The kit colours or the starting side say which of the two kits the tracker finds is home;
+    without them kit 1 is home. The override, ``teams_swapped``, is for an operator afterwards
+    (``PATCH .../sides``).
+    """
 
     model_config = ConfigDict(json_schema_extra={"examples": [_MATCH_EXAMPLE]})
 
@@ -132,6 +149,32 @@ class MatchUpdateBody(BaseModel):
         # Runs only when the client sent a title: an explicit null is refused.
         if value is None:
             raise ValueError("a match keeps a title; omit the field to leave it as it is")
+        return value
+
+
+class MatchSidesBody(BaseModel):
+    """Side settings to change; omitted fields stay, ``null`` clears (except the override)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"teams_swapped": True}, {"home_kit_colour": "#ffffff"}],
+        }
+    )
+
+    home_kit_colour: KitColour | None = None
+    away_kit_colour: KitColour | None = None
+    home_starts_left: HomeStartsLeft = None
+    teams_swapped: bool | None = Field(
+        default=None,
+        description="Swap home and away, whatever the kit colours or starting side decide.",
+    )
+
+    @field_validator("teams_swapped")
+    @classmethod
+    def _override_not_null(cls, value: bool | None) -> bool:
+        # Runs only when the client sent the field: an explicit null is refused.
+        if value is None:
+            raise ValueError("teams_swapped is true or false; omit it to leave it as it is")
         return value
 
 
@@ -166,6 +209,10 @@ def _item(row: MatchRow) -> MatchItem:
         revision=match.revision,
         created_at=match.created_at,
         updated_at=match.updated_at,
+        home_kit_colour=match.home_kit_colour,
+        away_kit_colour=match.away_kit_colour,
+        home_starts_left=match.home_starts_left,
+        teams_swapped=match.teams_swapped,
     )
 
 
@@ -336,6 +383,38 @@ async def update_match(
         setattr(match, name, value)
     session.add(match)
     await session.commit()
+    return await _load_item(session, access.organization_id, match.id)
+
+
+@router.patch(
+    "/matches/{match_id}/sides",
+    response_model=MatchItem,
+    summary="Set which kit is home, or swap home and away",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def update_sides(
+    match_id: uuid.UUID, body: MatchSidesBody, access: CanAssignSides, session: DbSession
+) -> MatchItem:
+    """Change a match's kit colours, starting side or home/away override (owners and admins).
+
+    A processed match needs no reprocessing: its analytics follow the new settings at once
+    (the track stage's recorded kits are matched to them again when read). A run in progress
+    uses the settings it started with, and its analytics too follow the new ones once served.
+    422 when the two kits would share a colour.
+    """
+    match = await load_match(session, access.organization_id, match_id)
+    changes = body.model_dump(exclude_unset=True)
+    problem = kits_problem(
+        changes.get("home_kit_colour", match.home_kit_colour),
+        changes.get("away_kit_colour", match.away_kit_colour),
+    )
+    if problem is not None:
+        raise HTTPException(422, problem)
+    for name, value in changes.items():
+        setattr(match, name, value)
+    session.add(match)
+    await session.commit()
+    log.info("match sides set", match_id=str(match_id), **changes)
     return await _load_item(session, access.organization_id, match.id)
 
 

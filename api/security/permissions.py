@@ -7,9 +7,14 @@
 | edit_catalog (matches, teams) | x | x | x |        |
 | upload                |   x   |   x   |    x    |        |
 | reprocess (and cancel)|   x   |   x   |         |        |
+| assign_sides (which kit is home, the home/away override) | x | x | |        |
 | manage_devices        |   x   |   x   |         |        |
 | manage_members        |   x   |   x   |         |        |
 | manage_organization (rename, delete) | x |  |       |        |
+
+``assign_sides`` is an operator's: it changes what a processed match's analytics say (kit
+colours, starting side, swapping home and away) without reprocessing. Analysts still give the
+kit colours and starting side when they create or upload a match (``edit_catalog``, ``upload``).
 
 Admins manage members below owner only: making, changing or removing an owner is for owners
 (enforced by the organizations router), and an organization always keeps one owner.
@@ -28,6 +33,7 @@ class Permission(StrEnum):
     edit_catalog = "edit_catalog"
     upload = "upload"
     reprocess = "reprocess"
+    assign_sides = "assign_sides"
     manage_devices = "manage_devices"
     manage_members = "manage_members"
     manage_organization = "manage_organization"
@@ -36,7 +42,12 @@ class Permission(StrEnum):
 _ANALYST = frozenset(
     {Permission.view, Permission.read_analytics, Permission.edit_catalog, Permission.upload}
 )
-_ADMIN = _ANALYST | {Permission.reprocess, Permission.manage_devices, Permission.manage_members}
+_ADMIN = _ANALYST | {
+    Permission.reprocess,
+    Permission.assign_sides,
+    Permission.manage_devices,
+    Permission.manage_members,
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.owner: frozenset(Permission),

@@ -80,6 +80,7 @@ CanReadAnalytics = Annotated[OrgAccess, Depends(require(Permission.read_analytic
 CanEditCatalog = Annotated[OrgAccess, Depends(require(Permission.edit_catalog))]
 CanUpload = Annotated[OrgAccess, Depends(require(Permission.upload))]
 CanReprocess = Annotated[OrgAccess, Depends(require(Permission.reprocess))]
+CanAssignSides = Annotated[OrgAccess, Depends(require(Permission.assign_sides))]
 CanManageDevices = Annotated[OrgAccess, Depends(require(Permission.manage_devices))]
 CanManageMembers = Annotated[OrgAccess, Depends(require(Permission.manage_members))]
 CanManageOrganization = Annotated[OrgAccess, Depends(require(Permission.manage_organization))]

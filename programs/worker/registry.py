@@ -79,7 +79,13 @@ def activities_for(role: QueueRole, deps: WorkerDeps) -> list[Callable[..., Any]
     if role is QueueRole.gpu:
         # The GPU stages (their CPU implementations run where no GPU is present).
         stitch = StitchActivities(objects, stores.work_dir / "cache")
-        detect = DetectActivities(objects, analytics, stores.models_dir)
+        detect = DetectActivities(
+            objects,
+            analytics,
+            stores.models_dir,
+            sessions=stores.sessions,
+            cache_dir=stores.work_dir / "models",
+        )
         vcam = VcamActivities(objects, analytics)
         activities += [stitch.stitch_chunk, detect.detect_chunk, vcam.render_chunk]
     elif role is QueueRole.cpu:

@@ -39,6 +39,7 @@ ALL_PERMISSIONS = [
     "edit_catalog",
     "upload",
     "reprocess",
+    "assign_sides",
     "manage_devices",
     "manage_members",
     "manage_organization",

@@ -31,6 +31,7 @@ EXPECTED: dict[Role, set[str]] = {
         "edit_catalog",
         "upload",
         "reprocess",
+        "assign_sides",
         "manage_devices",
         "manage_members",
         "manage_organization",
@@ -41,6 +42,7 @@ EXPECTED: dict[Role, set[str]] = {
         "edit_catalog",
         "upload",
         "reprocess",
+        "assign_sides",
         "manage_devices",
         "manage_members",
     },
@@ -70,6 +72,9 @@ def _probe(permission: Permission) -> Probe:
         ),
         # The match never started: past the permission check the answer is 409.
         Permission.reprocess: Probe("POST", "/orgs/{org}/matches/{match}/processing/cancel", 409),
+        Permission.assign_sides: Probe(
+            "PATCH", "/orgs/{org}/matches/{match}/sides", 200, {"teams_swapped": True}
+        ),
         Permission.manage_devices: Probe(
             "POST", "/orgs/{org}/devices/provisioning-codes", 201, {"ttl_s": 600}
         ),

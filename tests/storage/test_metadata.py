@@ -100,7 +100,7 @@ async def test_upgrade_creates_all_tables_and_is_idempotent(database_url: str) -
     await asyncio.to_thread(upgrade, database_url)
     await asyncio.to_thread(upgrade, database_url)  # already at head: no-op
 
-    assert await asyncio.to_thread(current, database_url) == head() == "0006"
+    assert await asyncio.to_thread(current, database_url) == head() == "0008"
     engine = create_engine(database_url)
     try:
         tables = await _run_sync(engine, lambda c: set(inspect(c).get_table_names()))

@@ -287,6 +287,14 @@ class Match(MetadataModel, table=True):
     workflow_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
+    # Which kit is home (`activities.track.sides`): shirt colours ``#rrggbb`` (lower case),
+    # whether home defends the goal at pitch x = 0 in the first minutes, and the operator's
+    # override that swaps whatever those decide. Passed to the track stage at the start of a
+    # run; the API applies later changes to the served analytics at read time.
+    home_kit_colour: str | None = Field(default=None, max_length=7)
+    away_kit_colour: str | None = Field(default=None, max_length=7)
+    home_starts_left: bool | None = None
+    teams_swapped: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 # --- assets and uploads ------------------------------------------------------------------
@@ -397,3 +405,33 @@ class SigningKey(MetadataModel, table=True):
     is_current: bool | None = Field(default=None, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
     retired_at: datetime | None = None
+
+
+# --- detector models ---------------------------------------------------------------------
+
+
+# The detector registry (`polyvision models`): one row per ONNX file in the object store, with
+# what the detect stage needs to run it. Not tenant-owned: every organization's matches go
+# through the same detector. `is_default` is true on the model the stage uses and NULL on the
+# others: its unique constraint (NULLs are distinct) lets at most one row be the default, so two
+# racing `set-default` calls cannot leave two.
+class DetectorModel(MetadataModel, table=True):
+    __tablename__ = "detector_models"
+    __table_args__ = (sa.UniqueConstraint("name", "version"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=64)
+    version: str = Field(max_length=64)
+    format: str = Field(default="onnx", max_length=16)
+    # The output layout the backend decodes: "yolox" or "yolov8" (activities.detect.model_spec).
+    decoder: str = Field(max_length=16)
+    input_width: int = Field(ge=1)
+    input_height: int = Field(ge=1)
+    # Model class index (as a string: JSON object keys) to our class name, e.g.
+    # {"0": "person", "32": "ball"}; several indices may name one class.
+    class_map: dict[str, str] = Field(sa_type=sa.JSON)
+    sha256: str = Field(max_length=64, schema_extra={"pattern": SHA256_HEX})
+    size_bytes: int = Field(ge=0, sa_type=sa.BigInteger)
+    object_key: str = Field(max_length=1024)
+    is_default: bool | None = Field(default=None, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
