@@ -109,7 +109,7 @@ class AnalyzeActivities:
 
     def _chunk_points(self, input: AnalyzeInput, chunk: int) -> dict[str, np.ndarray]:
         return self._analytics.query_numpy(
-            "SELECT frame, track_id, team, pitch_x, pitch_y FROM track_points "
+            "SELECT frame, track_id, team, role, pitch_x, pitch_y FROM track_points "
             "WHERE organization_id = {org:String} AND match_id = {match:String} "
             "AND revision = {revision:UInt32} AND chunk = {chunk:UInt32}",
             {**self._scope(input), "chunk": chunk},

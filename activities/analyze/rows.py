@@ -20,6 +20,7 @@ TRACK_POINTS_SCHEMA = pa.schema(
         ("frame", pa.uint32()),
         ("track_id", pa.uint32()),
         ("team", pa.int8()),
+        ("role", pa.int8()),
         ("pitch_x", pa.float32()),
         ("pitch_y", pa.float32()),
         ("speed", pa.float32()),
@@ -50,6 +51,7 @@ def track_points_table(
     x: npt.ArrayLike,
     y: npt.ArrayLike,
     speed: npt.ArrayLike,
+    role: npt.ArrayLike | None = None,
 ) -> pa.Table:
     """The ``track_points`` rows of one chunk.
 
@@ -60,6 +62,7 @@ def track_points_table(
         x: Pitch x in metres (NaN when unknown).
         y: Pitch y in metres (NaN when unknown).
         speed: Speed in metres per second (see `metrics.speeds`).
+        role: Role code of each point (`polyvision.roles`); None: all unknown (-1).
 
     Returns:
         A table with `TRACK_POINTS_SCHEMA`.
@@ -67,7 +70,8 @@ def track_points_table(
     Raises:
         pyarrow.ArrowInvalid: A value does not fit its column type.
     """
-    columns = [frame, track_id, team, x, y, speed]
+    roles = np.full(len(np.asarray(frame)), -1, np.int8) if role is None else role
+    columns = [frame, track_id, team, roles, x, y, speed]
     # pyarrow's conversion is checked: a negative frame or an out-of-range team raises
     # instead of wrapping around.
     return pa.table(

@@ -74,7 +74,8 @@ def analyze_chunk(
     """One chunk's rows with speeds, its per-track statistics; adds to ``totals``.
 
     Args:
-        rows: The chunk's ``frame, track_id, team, pitch_x, pitch_y`` columns.
+        rows: The chunk's ``frame, track_id, team, role, pitch_x, pitch_y`` columns (``role``
+            optional).
         fps: Frame rate.
         totals: Running sums, updated in place (``chunks_done`` is the caller's).
 
@@ -88,8 +89,9 @@ def analyze_chunk(
     team = rows["team"][order].astype(np.int64)
     x = rows["pitch_x"][order].astype(np.float64)
     y = rows["pitch_y"][order].astype(np.float64)
+    role = rows["role"][order].astype(np.int64) if "role" in rows else None
     speed = speeds(frame, track_id, x, y, fps)
-    points = track_points_table(frame, track_id, team, x, y, speed)
+    points = track_points_table(frame, track_id, team, x, y, speed, role)
     stats = player_stats_table(frame, track_id, team, x, y, fps, speed)
     for track, metres in zip(
         stats.column("track_id").to_pylist(), stats.column("distance_m").to_pylist(), strict=True

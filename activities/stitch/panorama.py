@@ -337,21 +337,27 @@ def _surface_points(model: PanoramaModel, rays: Float64Array) -> Float64Array:
     return np.asarray(np.asarray(model.center) + distance[..., None] * rays, dtype=np.float64)
 
 
-def panorama_to_pitch(model: PanoramaModel, pixels: npt.ArrayLike) -> Float64Array:
-    """Where the rays through panorama pixels meet the ground (``z = 0``).
+def panorama_to_pitch(
+    model: PanoramaModel, pixels: npt.ArrayLike, height_m: float = 0.0
+) -> Float64Array:
+    """Where the rays through panorama pixels meet the ground (or the plane ``z = height_m``).
 
     Args:
         model: The panorama.
         pixels: ``[N, 2]`` panorama pixel coordinates ``(u, v)``.
+        height_m: Height of the horizontal plane the rays are cut with (0: the ground; a
+            person's height for the top of their box).
 
     Returns:
-        ``[N, 2]`` pitch coordinates ``(x, y)`` in metres; NaN at or above the horizon.
+        ``[N, 2]`` pitch coordinates ``(x, y)`` in metres; NaN where the ray never meets the
+        plane in front of the camera.
     """
     pts = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
     az = model.heading_rad - (pts[:, 0] - model.cu) / model.focal_px
     tan_e = (model.cv - pts[:, 1]) / model.focal_px
+    drop = height_m - model.center[2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        distance = np.where(tan_e < 0, -model.center[2] / tan_e, np.nan)
+        distance = np.where(tan_e * drop > 0, drop / tan_e, np.nan)
     return np.stack(
         [model.center[0] + distance * np.cos(az), model.center[1] + distance * np.sin(az)], axis=1
     )

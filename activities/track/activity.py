@@ -1,40 +1,47 @@
-"""The track stage as a Temporal activity: ByteTrack over every chunk's detections, in order.
+"""The track stage as a Temporal activity: people tracked on the pitch through every chunk.
 
 Tracking is sequential by nature (identities carry across chunks), so this is one long activity
-over the whole match. After each chunk it writes that chunk's track points (a replaceable
-slice) and heartbeats the tracking state (`activities.track.chunk.MatchTracking`), so an
-attempt that dies resumes at the next chunk with the same identities. Foot points become pitch
-metres through the panorama model.
+over the whole match, in two passes:
 
-Teams come from kit colour: each live track is matched (IoU) to the frame's detection it was
-updated with, whose torso colour (detect stage) is a sample of the track's colour; the samples
-are summarised per track (`ColourAccumulator`, carried in the heartbeat details too). A track's
-team is only known once enough of it has been seen, so the chunks are first written with team
--1 and, after the last chunk, every chunk's slice is rewritten with the teams of
-`assign_teams` over the whole match.
+1. Online, chunk by chunk: the chunk's person detections become pitch metres and feed the
+   tracker (`activities.track.chunk.MatchTracking`). Each chunk's online points are saved as
+   an artifact and the tracking state rides in the heartbeat, so an attempt that dies resumes
+   at the next chunk with the same identities.
+2. Match-wide, after the last chunk: the online points of every chunk are read back, the
+   fragments of one player joined, short gaps filled, stubs dropped, and every identity given
+   its team and role (`activities.track.finish`); the outfield kits become home and away by
+   the match's settings (`activities.track.sides`). Each chunk's slice of the analytics table
+   ``track_points`` is then replaced with the final rows, so a retried finish writes the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from temporalio import activity
 
 from activities.stitch.panorama import PanoramaModel
-from activities.track.bytetrack import ByteTracker
 from activities.track.chunk import MatchTracking, track_points_table
-from activities.track.contracts import TrackInput, TrackOutput
-from activities.track.teams import team_column
+from activities.track.contracts import TrackChunk, TrackInput, TrackOutput
+from activities.track.finish import FinishedTracks, finish_tracks
+from activities.track.linking import TrackRows
+from activities.track.pitch_tracker import PitchTracker
+from activities.track.sides import SIDES_ARTIFACT, KitCluster, SideSettings, SidesRecord
+from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import heartbeat, resume_details
+from polyvision.roles import ROLE_PLAYER, TEAM_UNKNOWN
 from polyvision.stage import StageStep
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "track-3"
-"""track-3: the manifest records the typed output (StageStep); track-2: teams from kit colour."""
+CODE_VERSION = "track-4"
+"""track-4: pitch-space tracker, match-wide joining, roles; track-3: typed output (StageStep);
+track-2: teams from kit colour."""
 
 STAGE = "track"
 
@@ -48,7 +55,7 @@ class TrackActivities:
 
     @activity.defn(name=names.TRACK_MATCH)
     async def track_match(self, input: TrackInput) -> TrackOutput:
-        """Track people through every chunk; write track points per chunk."""
+        """Track people through every chunk, then finish the match's identities and kits."""
         step = self._step(input)
         if (done := await step.recorded()) is not None:
             return done
@@ -59,23 +66,31 @@ class TrackActivities:
         for chunk in input.chunks[state.chunks_done :]:
             detections = await asyncio.to_thread(self._chunk_detections, input, chunk.chunk)
             points = await asyncio.to_thread(state.track, model, chunk, *detections)
-            await asyncio.to_thread(self._write_points, input, chunk.chunk, points)
+            await self._objects.put(self._online_key(input, chunk), _to_parquet(points))
             heartbeat(state.to_state())
-        # Teams need the whole match's colours: rewrite every chunk's slice with them. Redone
-        # in full by a resumed attempt (the heartbeat after the last chunk holds the colours).
-        teams = state.colours.teams()
-        finished = state.to_state()
-        for chunk in input.chunks:
-            await asyncio.to_thread(self._write_teams, input, chunk.chunk, teams)
-            heartbeat(finished)
-        output = TrackOutput(
-            tracks=await asyncio.to_thread(self._count_tracks, input),
-            points=sum(state.points_per_chunk),
-            manifest_key=step.manifest_key,
-            points_per_chunk=list(state.points_per_chunk),
+        online = [await self._online_points(input, chunk) for chunk in input.chunks]
+        finished = await asyncio.to_thread(
+            finish_tracks, _rows_of(online), state.colours, input.fps
         )
-        team_sizes = [sum(1 for t in teams.values() if t == k) for k in (0, 1)]
-        return await step.record(output, {"teams": team_sizes})
+        sides = _decide_sides(input, finished)
+        await self._objects.put(self._sides_key(input), sides.to_json())
+        per_chunk: list[int] = []
+        for chunk in input.chunks:
+            table = _chunk_table(finished, sides, chunk)
+            await asyncio.to_thread(self._write_points, input, chunk.chunk, table)
+            per_chunk.append(len(table))
+            heartbeat(state.to_state())
+        output = TrackOutput(
+            tracks=len(np.unique(finished.rows.track_id)),
+            points=sum(per_chunk),
+            manifest_key=step.manifest_key,
+            points_per_chunk=per_chunk,
+        )
+        roles = {
+            str(r): sum(1 for v in finished.kits.role.values() if v == r) for r in range(-1, 3)
+        }
+        details = {"roles": roles, "sides": sides.assignment.rule}
+        return await step.record(output, details)
 
     def _step(self, input: TrackInput) -> StageStep[TrackOutput]:
         return StageStep.for_match(
@@ -98,7 +113,21 @@ class TrackActivities:
         details = resume_details()
         if details is not None and "tracker" in details:
             return MatchTracking.from_state(details)
-        return MatchTracking(ByteTracker(frame_rate=input.fps))
+        return MatchTracking(PitchTracker(input.fps))
+
+    @staticmethod
+    def _sides_key(input: TrackInput) -> str:
+        return artifact_key(
+            input.organization_id, input.match_id, input.revision, STAGE, SIDES_ARTIFACT
+        )
+
+    @staticmethod
+    def _online_key(input: TrackInput, chunk: TrackChunk) -> str:
+        name = f"online-{chunk.chunk:05d}.parquet"
+        return artifact_key(input.organization_id, input.match_id, input.revision, STAGE, name)
+
+    async def _online_points(self, input: TrackInput, chunk: TrackChunk) -> pa.Table:
+        return pq.read_table(io.BytesIO(await self._objects.get(self._online_key(input, chunk))))
 
     def _chunk_detections(
         self, input: TrackInput, chunk: int
@@ -136,34 +165,57 @@ class TrackActivities:
             table,
         )
 
-    def _write_teams(self, input: TrackInput, chunk: int, teams: dict[int, int]) -> None:
-        """Rewrite one chunk's track points with the match's teams."""
-        rows = self._analytics.query_numpy(
-            "SELECT frame, track_id, pitch_x, pitch_y FROM track_points "
-            "WHERE organization_id = {org:String} AND match_id = {match:String} "
-            "AND revision = {revision:UInt32} AND chunk = {chunk:UInt32} "
-            "ORDER BY frame, track_id",
-            {
-                "org": input.organization_id,
-                "match": input.match_id,
-                "revision": input.revision,
-                "chunk": chunk,
-            },
-        )
-        track_id = rows["track_id"].astype(np.int64)
-        table = track_points_table(
-            rows["frame"],
-            track_id,
-            np.column_stack([rows["pitch_x"], rows["pitch_y"]]).reshape(-1, 2),
-            team_column(track_id, teams),
-        )
-        self._write_points(input, chunk, table)
 
-    def _count_tracks(self, input: TrackInput) -> int:
-        rows = self._analytics.query_numpy(
-            "SELECT uniqExact(track_id) AS n FROM track_points "
-            "WHERE organization_id = {org:String} AND match_id = {match:String} "
-            "AND revision = {revision:UInt32}",
-            {"org": input.organization_id, "match": input.match_id, "revision": input.revision},
-        )
-        return int(rows["n"][0])
+def _to_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _rows_of(tables: list[pa.Table]) -> TrackRows:
+    table = (
+        pa.concat_tables(tables)
+        if tables
+        else track_points_table(np.zeros(0), np.zeros(0), np.zeros((0, 2)))
+    )
+    return TrackRows.of(
+        table["frame"].to_numpy(),
+        table["track_id"].to_numpy(),
+        np.column_stack([table["pitch_x"].to_numpy(), table["pitch_y"].to_numpy()]),
+    )
+
+
+STARTING_MINUTES = 3.0
+"""Which side a kit defends is read from where its players stand in the first minutes."""
+
+
+def _decide_sides(input: TrackInput, finished: FinishedTracks) -> SidesRecord:
+    """Home and away for the two kit clusters, from the match's settings (see `sides`)."""
+    rows = finished.rows
+    early = (
+        rows.frame < rows.frame.min() + STARTING_MINUTES * 60 * input.fps
+        if len(rows.frame)
+        else rows.frame
+    )
+    clusters: dict[int, KitCluster] = {}
+    for cluster, lab in finished.kits.cluster_lab.items():
+        members = early & (finished.team == cluster) & (finished.role == ROLE_PLAYER)
+        mean_x = float(rows.xy[members, 0].mean()) if members.any() else float("nan")
+        clusters[cluster] = KitCluster.from_float_lab(lab, mean_x)
+    settings = SideSettings(
+        home_kit_colour=input.home_kit_colour,
+        away_kit_colour=input.away_kit_colour,
+        home_starts_left=input.home_starts_left,
+        teams_swapped=input.teams_swapped,
+    )
+    return SidesRecord.decide(clusters, settings)
+
+
+def _chunk_table(finished: FinishedTracks, sides: SidesRecord, chunk: TrackChunk) -> pa.Table:
+    rows = finished.rows
+    inside = (rows.frame >= chunk.first_frame) & (rows.frame < chunk.first_frame + chunk.frames)
+    codes = sides.assignment.team_codes()
+    team = np.array([codes.get(int(k), TEAM_UNKNOWN) for k in finished.team[inside]], np.int8)
+    return track_points_table(
+        rows.frame[inside], rows.track_id[inside], rows.xy[inside], team, finished.role[inside]
+    )

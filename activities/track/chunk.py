@@ -1,10 +1,13 @@
-"""Tracking chunk by chunk: detections fed to the tracker frame by frame, as pitch-metre rows.
+"""Tracking chunk by chunk: person detections to pitch metres, fed to the tracker frame by frame.
 
-Foot points of the live tracks become pitch metres through the panorama model, and each live
-track is matched (IoU, one to one) to the frame's person detection it was updated with, whose
-torso colour (detect stage) is a sample of the track's kit colour for `activities.track.teams`.
-`MatchTracking` is what carries from one chunk to the next (identities, colour samples, points
-written), as plain data an attempt that dies leaves in its heartbeat for the next one.
+Each person detection's ground point (`activities.track.ground`, with the foot lift measured
+on the chunk's own boxes) becomes pitch metres through the panorama model; detections off the
+pitch (plus a margin) are spectators, staff or substitutes and are dropped before tracking.
+The tracker (`PitchTracker`) reports, for every live identity, the detection it was updated
+with, whose torso colour (detect stage) is a sample of the identity's kit colour for the teams
+and roles at the end of the match. `MatchTracking` is what carries from one chunk to the next
+(identities, colour samples, points written), as plain data an attempt that dies leaves in its
+heartbeat for the next one.
 """
 
 from __future__ import annotations
@@ -14,32 +17,37 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.optimize import linear_sum_assignment
 
-from activities.detect.detections import Detections
 from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
-from activities.track.bytetrack import ByteTracker, box_iou
 from activities.track.contracts import TrackChunk
+from activities.track.ground import calibrate_lift, ground_points, on_pitch
+from activities.track.pitch_tracker import PitchTracker
 from activities.track.teams import ColourAccumulator
 
-COLOUR_MATCH_IOU = 0.5
-"""A live track takes the colour of the frame's person detection overlapping it at least this."""
+PERSON_CLASS = 0
+"""Class id of a person in the detections table (COCO's, as the detect stage writes it)."""
 
 
 def track_points_table(
-    frame: np.ndarray, track_id: np.ndarray, pitch_xy: np.ndarray, team: np.ndarray | None = None
+    frame: np.ndarray,
+    track_id: np.ndarray,
+    pitch_xy: np.ndarray,
+    team: np.ndarray | None = None,
+    role: np.ndarray | None = None,
 ) -> pa.Table:
     """Rows of the analytics `track_points` table (speed unset until analyze).
 
-    ``team`` is per row (0, 1, -1 unknown); None: all unknown.
+    ``team`` and ``role`` are per row (`polyvision.roles` codes); None: all unknown (-1).
     """
     count = len(frame)
     teams = np.full(count, -1, np.int8) if team is None else np.asarray(team, np.int8)
+    roles = np.full(count, -1, np.int8) if role is None else np.asarray(role, np.int8)
     return pa.table(
         {
-            "frame": pa.array(frame.astype(np.uint32)),
-            "track_id": pa.array(track_id.astype(np.uint32)),
+            "frame": pa.array(np.asarray(frame).astype(np.uint32)),
+            "track_id": pa.array(np.asarray(track_id).astype(np.uint32)),
             "team": pa.array(teams),
+            "role": pa.array(roles),
             "pitch_x": pa.array(pitch_xy[:, 0].astype(np.float32)),
             "pitch_y": pa.array(pitch_xy[:, 1].astype(np.float32)),
             "speed": pa.array(np.zeros(count, np.float32)),
@@ -62,25 +70,8 @@ class ChunkTracks:
     colour_lab: np.ndarray
 
 
-def match_colours(
-    track_xyxy: np.ndarray, det_xyxy: np.ndarray, det_lab: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pair live tracks with the frame's coloured detections, one to one, by IoU.
-
-    Returns:
-        Indices of the matched tracks and the Lab colour of their detections ``[M, 3]``.
-    """
-    coloured = np.flatnonzero(np.isfinite(det_lab).all(axis=1))
-    if len(track_xyxy) == 0 or len(coloured) == 0:
-        return np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
-    iou = box_iou(track_xyxy, det_xyxy[coloured])
-    rows, cols = linear_sum_assignment(-iou)
-    good = iou[rows, cols] >= COLOUR_MATCH_IOU
-    return rows[good].astype(np.int64), det_lab[coloured[cols[good]]].astype(np.float32)
-
-
 def track_chunk(
-    tracker: ByteTracker,
+    tracker: PitchTracker,
     model: PanoramaModel,
     chunk: TrackChunk,
     frame: np.ndarray,
@@ -92,48 +83,50 @@ def track_chunk(
     """Feed one chunk's detections to the tracker, frame by frame; returns its track points.
 
     Frames without a detection are still fed, so lost tracks age correctly. ``torso_lab``
-    (``[N, 3]``, NaN: none) gives each detection's kit colour; the live tracks' matched
-    detections' colours come back as samples.
+    (``[N, 3]``, NaN: none) gives each detection's kit colour; the colour of the detection
+    each reported identity was updated with comes back as a sample.
     """
-    frames_out: list[np.ndarray] = []
-    ids_out: list[np.ndarray] = []
-    feet_out: list[np.ndarray] = []
-    sample_ids: list[np.ndarray] = []
-    sample_lab: list[np.ndarray] = []
     lab = np.full((len(frame), 3), np.nan, np.float32) if torso_lab is None else torso_lab
+    people = (class_id == PERSON_CLASS) & (score >= tracker.settings.low_score)
+    frame, score, xyxy, lab = frame[people], score[people], xyxy[people], lab[people]
+    # The foot lift is measured on the chunk's own confident boxes: shadows and the way
+    # figures stand differ with the sun and the side of the pitch (`activities.track.ground`).
+    lift = calibrate_lift(model, xyxy[score >= tracker.settings.high_score])
+    pitch = panorama_to_pitch(model, ground_points(xyxy, lift)) if len(frame) else np.zeros((0, 2))
+    inside = np.isfinite(pitch).all(axis=1) & on_pitch(pitch)
+    frame, score, pitch, lab = frame[inside], score[inside], pitch[inside], lab[inside]
     order = np.argsort(frame, kind="stable")
-    frame, class_id, score, xyxy = frame[order], class_id[order], score[order], xyxy[order]
-    lab = lab[order]
+    frame, score, pitch, lab = frame[order], score[order], pitch[order], lab[order]
     bounds = np.searchsorted(
         frame, np.arange(chunk.first_frame, chunk.first_frame + chunk.frames + 1)
     )
+    frames_out: list[np.ndarray] = []
+    ids_out: list[np.ndarray] = []
+    xy_out: list[np.ndarray] = []
+    sample_lab: list[np.ndarray] = []
     for offset in range(chunk.frames):
         rows = slice(bounds[offset], bounds[offset + 1])
-        tracks = tracker.update(
-            Detections(xyxy=xyxy[rows], score=score[rows], class_id=class_id[rows])
-        )
-        live = tracks.score > 0  # coasted (predicted, undetected) boxes are not positions
-        if not live.any():
+        answer = tracker.update(pitch[rows], score[rows], lab[rows])
+        if not len(answer.track_id) and not answer.earlier:
             continue
-        frames_out.append(np.full(int(live.sum()), chunk.first_frame + offset, np.int64))
-        ids_out.append(tracks.track_id[live])
-        feet_out.append(tracks.foot_points()[live])
-        people = class_id[rows] == Detections.PERSON
-        matched, colours = match_colours(tracks.xyxy[live], xyxy[rows][people], lab[rows][people])
-        sample_ids.append(tracks.track_id[live][matched].astype(np.int64))
-        sample_lab.append(colours)
-    colour_ids = np.concatenate(sample_ids) if sample_ids else np.zeros(0, np.int64)
-    colour_lab = np.concatenate(sample_lab) if sample_lab else np.zeros((0, 3), np.float32)
+        frames_out.append(np.full(len(answer.track_id), chunk.first_frame + offset, np.int64))
+        ids_out.append(answer.track_id)
+        xy_out.append(answer.xy)
+        sample_lab.append(lab[rows][answer.detection])
+        if answer.earlier:
+            # Hits of the tracks confirmed now, from before (maybe in the previous chunk: the
+            # match-wide pass files every row under its own frame's chunk).
+            earlier = np.array(answer.earlier, np.float64)
+            frames_out.append(chunk.first_frame + offset - earlier[:, 0].astype(np.int64))
+            ids_out.append(earlier[:, 1].astype(np.int64))
+            xy_out.append(earlier[:, 2:4])
+            sample_lab.append(earlier[:, 4:7].astype(np.float32))
     if not frames_out:
         empty = track_points_table(np.zeros(0), np.zeros(0), np.zeros((0, 2)))
-        return ChunkTracks(empty, colour_ids, colour_lab)
-    feet = np.concatenate(feet_out)
-    pitch = panorama_to_pitch(model, feet)
-    keep = np.isfinite(pitch).all(axis=1)
-    points = track_points_table(
-        np.concatenate(frames_out)[keep], np.concatenate(ids_out)[keep], pitch[keep]
-    )
-    return ChunkTracks(points, colour_ids, colour_lab)
+        return ChunkTracks(empty, np.zeros(0, np.int64), np.zeros((0, 3), np.float32))
+    ids = np.concatenate(ids_out)
+    points = track_points_table(np.concatenate(frames_out), ids, np.concatenate(xy_out))
+    return ChunkTracks(points, ids, np.concatenate(sample_lab).astype(np.float32))
 
 
 @dataclass
@@ -150,7 +143,7 @@ class MatchTracking:
         points_per_chunk: Track points of each chunk done (one entry per chunk tracked).
     """
 
-    tracker: ByteTracker
+    tracker: PitchTracker
     colours: ColourAccumulator = field(default_factory=ColourAccumulator)
     points_per_chunk: list[int] = field(default_factory=list)
 
@@ -188,7 +181,7 @@ class MatchTracking:
     def from_state(cls, state: dict[str, Any]) -> MatchTracking:
         """Inverse of :meth:`to_state`."""
         return cls(
-            tracker=ByteTracker.from_state(state["tracker"]),
+            tracker=PitchTracker.from_state(state["tracker"]),
             colours=ColourAccumulator.from_state(state.get("colours", [])),
             points_per_chunk=list(state["points_per_chunk"]),
         )

@@ -16,6 +16,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.stitch.panorama import PanoramaModel, panorama_model_from_rig, pitch_to_panorama
 from activities.track.activity import TrackActivities
 from activities.track.contracts import TrackChunk, TrackInput
+from activities.track.ground import FOOT_LIFT
 from evaluation.formats import Truth, load_truth
 from evaluation.tracking import build_sequence, tracking_scores
 from polyvision.geometry import Rig
@@ -59,8 +60,11 @@ def _write_detections(analytics: AnalyticsStore, truth: Truth, model: PanoramaMo
     foot_px = pitch_to_panorama(model, feet)
     head_px = pitch_to_panorama(model, heads)
     height = foot_px[:, 1] - head_px[:, 1]
+    # The box's bottom sits below the ground contact as a detector's does (`ground.FOOT_LIFT`).
+    box_height = height / (1.0 - FOOT_LIFT)
+    bottom = head_px[:, 1] + box_height
     xyxy = np.column_stack(
-        [foot_px[:, 0] - 0.2 * height, head_px[:, 1], foot_px[:, 0] + 0.2 * height, foot_px[:, 1]]
+        [foot_px[:, 0] - 0.2 * height, head_px[:, 1], foot_px[:, 0] + 0.2 * height, bottom]
     )
     frames = truth.frame[people]
     for chunk in CHUNKS:

@@ -230,6 +230,7 @@ async def test_tracks_of_a_synthetic_match_split_into_the_two_kits(pipeline: Pip
     # thresholds guard against regressions, not the target (>= 0.8 for both).
     assert accuracy["home"] >= 0.8 and accuracy["away"] >= 0.5, accuracy
     ids, _, counts = pipeline.track_colours.colours()
-    assert ids.tolist() == sorted(track_team) and (counts > 0).all()
+    # Samples are kept per online fragment; a final identity is its earliest fragment's id.
+    assert set(track_team) <= set(ids.tolist()) and (counts > 0).all()
     teams = points["team"][points["team"] >= 0]
     assert (np.bincount(teams, minlength=2) > 0).all()
