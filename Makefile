@@ -58,7 +58,17 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
+# The benchmarks' peers: the `bench` extra, then BoxMOT without its dependencies (see the extra's
+# note in pyproject.toml: they would replace our OpenCV and pandas and pull a CUDA PyTorch).
+BENCH_STAMP := $(VENV)/.bench-stamp
+BOXMOT := boxmot==25.0.0
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[dev,bench]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps "$(BOXMOT)"
+	touch $@
+
+bench: $(BENCH_STAMP)
 	$(PY) -m bench
 
 clean:
