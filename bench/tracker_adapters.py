@@ -89,7 +89,7 @@ def our_tracks(
     Returns:
         The track points, pitch metres.
     """
-    from activities.track.chunk import MatchTracking
+    from activities.track.chunk import TORSO_COLUMNS, MatchTracking
     from activities.track.finish import finish_tracks
     from activities.track.linking import TrackRows
     from activities.track.pitch_tracker import PitchTracker
@@ -111,7 +111,10 @@ def our_tracks(
         table.column("track_id").to_numpy(),
         np.column_stack([table.column("pitch_x").to_numpy(), table.column("pitch_y").to_numpy()]),
     )
-    final = finish_tracks(online, tracking.colours, fps).rows if finish else online
+    lab = np.column_stack(
+        [table.column(c).to_numpy(zero_copy_only=False) for c in TORSO_COLUMNS]
+    ).astype(np.float64)
+    final = finish_tracks(online, tracking.colours, fps, lab=lab).rows if finish else online
     return TrackPoints(final.frame, final.track_id, final.xy)
 
 

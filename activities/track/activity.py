@@ -17,6 +17,7 @@ over the whole match, in two passes:
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 
 import numpy as np
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 from temporalio import activity
 
 from activities.stitch.panorama import PanoramaModel
-from activities.track.chunk import MatchTracking, track_points_table
+from activities.track.chunk import TORSO_COLUMNS, MatchTracking, track_points_table
 from activities.track.contracts import TrackChunk, TrackInput, TrackOutput
 from activities.track.finish import FinishedTracks, finish_tracks
 from activities.track.linking import TrackRows
@@ -69,8 +70,9 @@ class TrackActivities:
             await self._objects.put(self._online_key(input, chunk), _to_parquet(points))
             heartbeat(state.to_state())
         online = [await self._online_points(input, chunk) for chunk in input.chunks]
+        rows, lab = _rows_of(online)
         finished = await asyncio.to_thread(
-            finish_tracks, _rows_of(online), state.colours, input.fps
+            functools.partial(finish_tracks, rows, state.colours, input.fps, lab=lab)
         )
         sides = _decide_sides(input, finished)
         await self._objects.put(self._sides_key(input), sides.to_json())
@@ -172,17 +174,22 @@ def _to_parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def _rows_of(tables: list[pa.Table]) -> TrackRows:
-    table = (
-        pa.concat_tables(tables)
-        if tables
-        else track_points_table(np.zeros(0), np.zeros(0), np.zeros((0, 2)))
-    )
-    return TrackRows.of(
+def _rows_of(tables: list[pa.Table]) -> tuple[TrackRows, np.ndarray | None]:
+    """The online points of every chunk, and their torso colours (None: saved without)."""
+    if not tables:
+        return TrackRows.of(np.zeros(0), np.zeros(0), np.zeros((0, 2))), None
+    table = pa.concat_tables(tables, promote_options="default")
+    rows = TrackRows.of(
         table["frame"].to_numpy(),
         table["track_id"].to_numpy(),
         np.column_stack([table["pitch_x"].to_numpy(), table["pitch_y"].to_numpy()]),
     )
+    if not all(c in table.column_names for c in TORSO_COLUMNS):
+        return rows, None
+    lab = np.column_stack([table[c].to_numpy(zero_copy_only=False) for c in TORSO_COLUMNS]).astype(
+        np.float64
+    )
+    return rows, lab
 
 
 STARTING_MINUTES = 3.0

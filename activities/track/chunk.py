@@ -24,6 +24,9 @@ from activities.track.ground import calibrate_lift, ground_points, on_pitch
 from activities.track.pitch_tracker import PitchTracker
 from activities.track.teams import ColourAccumulator
 
+TORSO_COLUMNS = ("torso_l", "torso_a", "torso_b")
+"""The online points' extra columns: the torso colour of the detection behind each point."""
+
 PERSON_CLASS = 0
 """Class id of a person in the detections table (COCO's, as the detect stage writes it)."""
 
@@ -166,7 +169,10 @@ class MatchTracking:
         tracked = track_chunk(self.tracker, model, chunk, frame, class_id, score, xyxy, torso_lab)
         self.colours.add_chunk(tracked.colour_track_id, tracked.colour_lab)
         self.points_per_chunk.append(len(tracked.points))
-        return tracked.points
+        points = tracked.points
+        for column, values in zip(TORSO_COLUMNS, tracked.colour_lab.T, strict=True):
+            points = points.append_column(column, pa.array(values.astype(np.float32)))
+        return points
 
     def to_state(self) -> dict[str, Any]:
         """Everything needed to resume, as JSON-able plain data."""

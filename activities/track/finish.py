@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from activities.track.cleave import CleaveSettings, split_on_kit_change
 from activities.track.kits import IdentitySummary, Kits, KitSettings, assign_kits
 from activities.track.linking import LinkSettings, TrackRows, link_tracks
 from activities.track.teams import ColourAccumulator
@@ -43,8 +44,19 @@ def finish_tracks(
     *,
     link: LinkSettings | None = None,
     kit: KitSettings | None = None,
+    lab: npt.NDArray[np.float64] | None = None,
+    cleave: CleaveSettings | None = None,
 ) -> FinishedTracks:
-    """Join fragments, fill gaps, drop stubs, then give every identity its team and role."""
+    """Cut identities where their kit changes, join fragments, fill gaps, drop stubs, then
+    give every identity its team and role.
+
+    ``lab`` (``[R, 3]``, each row's torso colour) enables the cut (`activities.track.cleave`);
+    the identities' colours then come from the rows, not from ``colours``.
+    """
+    if lab is not None and len(lab) == len(rows.frame):
+        rows = split_on_kit_change(rows, lab, fps, cleave)
+        colours = ColourAccumulator()
+        colours.add_chunk(rows.track_id, lab)
     ids, lab, _ = colours.colours()
     by_track = {int(t): lab[i] for i, t in enumerate(ids.tolist())}
     linked, joined_of = link_tracks(rows, by_track, fps, link)

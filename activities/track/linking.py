@@ -46,10 +46,10 @@ class LinkSettings:
     """
 
     max_gap_s: float = 20.0
-    reach_m: float = 2.5
+    reach_m: float = 4.0
     max_speed_mps: float = 6.0
     colour_scale: float = 20.0
-    max_colour: float = 1.0
+    max_colour: float = 1.5
     velocity_frames: int = 10
     interpolate_s: float = 0.4
     min_length_s: float = 3.0
