@@ -115,6 +115,9 @@ async def register_match(
     title: str,
     revision: int,
     recordings: Sequence[Recording],
+    home_kit_colour: str | None = None,
+    away_kit_colour: str | None = None,
+    home_starts_left: bool | None = None,
 ) -> Match:
     """Create (or bring up to date) the catalog row of a match about to be processed.
 
@@ -132,6 +135,13 @@ async def register_match(
         raise LookupError(f"match {match_id} belongs to another organization")
     match.status = MatchStatus.processing
     match.revision = revision
+    # Side settings given with this run replace the row's; absent ones leave it as it is.
+    if home_kit_colour is not None:
+        match.home_kit_colour = home_kit_colour.lower()
+    if away_kit_colour is not None:
+        match.away_kit_colour = away_kit_colour.lower()
+    if home_starts_left is not None:
+        match.home_starts_left = home_starts_left
     match.workflow_id = names.match_workflow_id(str(match_id))
     session.add(match)
     await session.flush()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -283,6 +284,13 @@ def _rig_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _kit_colour(text: str) -> str:
+    """A shirt colour ``#rrggbb`` (argparse type)."""
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a colour #rrggbb")
+    return text.lower()
+
+
 def _process(settings: Settings, args: argparse.Namespace) -> int:
     from programs.process import ProcessRequest, run_process
 
@@ -301,6 +309,9 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
             title=args.title,
             chunk_seconds=args.chunk_seconds,
             panorama_scale=args.panorama_scale,
+            home_kit_colour=args.home_kit,
+            away_kit_colour=args.away_kit,
+            home_starts_left=args.home_starts_left,
         ),
         stack_dir=Path(args.stack) if args.stack else None,
     )
@@ -470,6 +481,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="data directory of the running `polyvision up` to process on (default: "
         "PV_DATA_DIR; without a stack running there, this environment's PV_ settings)",
+    )
+    process.add_argument(
+        "--home-kit", type=_kit_colour, default=None, help="home shirt colour, #rrggbb"
+    )
+    process.add_argument(
+        "--away-kit", type=_kit_colour, default=None, help="away shirt colour, #rrggbb"
+    )
+    starting_side = process.add_mutually_exclusive_group()
+    starting_side.add_argument(
+        "--home-starts-left",
+        dest="home_starts_left",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the home team defends the goal at x = 0 m in the first minutes",
+    )
+    starting_side.add_argument(
+        "--home-starts-right",
+        dest="home_starts_left",
+        action="store_const",
+        const=False,
+        help="the home team defends the goal at x = 105 m in the first minutes",
     )
     process.set_defaults(handler=_process)
 

@@ -67,6 +67,9 @@ class ProcessRequest:
         organization: An organization's id, or the slug of one to find or create.
         match_id: The match (default: a new one).
         title: The match's title in the catalog (default: the two files' names).
+        home_kit_colour, away_kit_colour, home_starts_left: The side settings that map the two
+            kits to home and away (`activities.track.sides`); kept in the catalog row too, so
+            the API's read-time swap compares like with like.
     """
 
     left: Path
@@ -77,6 +80,9 @@ class ProcessRequest:
     title: str | None = None
     chunk_seconds: float = 10.0
     panorama_scale: float = 1.0
+    home_kit_colour: str | None = None
+    away_kit_colour: str | None = None
+    home_starts_left: bool | None = None
 
 
 def stage_lines(progress: MatchProgress) -> list[StageLine]:
@@ -215,6 +221,9 @@ async def start_match(
             title=request.title or default_title(request),
             revision=revision,
             recordings=pair.recordings,
+            home_kit_colour=request.home_kit_colour,
+            away_kit_colour=request.away_kit_colour,
+            home_starts_left=request.home_starts_left,
         )
     try:
         run_id = await processing.start(
@@ -227,6 +236,9 @@ async def start_match(
                 revision=revision,
                 chunk_seconds=request.chunk_seconds,
                 panorama_scale=request.panorama_scale,
+                home_kit_colour=request.home_kit_colour,
+                away_kit_colour=request.away_kit_colour,
+                home_starts_left=request.home_starts_left,
             )
         )
     except Exception:

@@ -195,3 +195,18 @@ def test_up_port_flags_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit):
             build_parser().parse_args(["up", *bad])
     assert "is not a TCP port" in capsys.readouterr().err
+
+
+def test_process_takes_the_side_settings_and_refuses_a_bad_colour(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from programs.cli import build_parser
+
+    base = ["process", "--left", "l.mp4", "--right", "r.mp4", "--rig", "rig.json"]
+    args = build_parser().parse_args([*base, "--home-kit", "#C81923", "--home-starts-right"])
+    assert (args.home_kit, args.away_kit, args.home_starts_left) == ("#c81923", None, False)
+    assert build_parser().parse_args(base).home_starts_left is None
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*base, "--away-kit", "blue"])
+    assert exit_info.value.code == 2
+    assert "'blue' is not a colour #rrggbb" in capsys.readouterr().err
