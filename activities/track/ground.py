@@ -5,13 +5,14 @@ the toe of the nearer foot, and often a shadow cast towards the camera: on a syn
 with a low sun the bottom edge sat 18 % of the box height below the feet on one half of the
 pitch and 7 % on the other, which put players 0.4 to 1 m nearer the cameras than they were.
 A fixed correction cannot be right for every sun and every side of the pitch, so the match
-corrects itself: the top of a box (the head, no shadow there) is where a person of average
-height `PERSON_HEIGHT_M` stands too, and the lift that makes the bottom agree with the top, as
-a fraction of the box height, is measured per band of panorama columns over a chunk's
-confident detections (`calibrate_lift`). The bottom edge raised by that lift is then the
-ground point: per detection it is steadier than the top (a person's height varies by ±10 cm,
-which moves a top-based point by a metre on the far side), and the band's median removes its
-bias. `bench/foot_point.py` measures the estimators on synthetic matches.
+corrects itself. The top of a box (the head, no shadow there), taken at the average box-top
+height `PERSON_HEIGHT_M`, also says where the person stands; the lift that makes the bottom
+agree with the top, as a fraction of the box height, is measured per cell of panorama columns
+and rows (far and near boxes have different slack) over a chunk's confident detections
+(`calibrate_lift`). The bottom edge raised by that lift is then the ground point: per detection
+it is steadier than the top (a person's height varies by 10 cm either way, which moves a
+top-based point by a metre on the far side), and the cell's median removes its bias.
+`bench/foot_point.py` measures the estimators against a synthetic match's truth.
 """
 
 from __future__ import annotations
@@ -28,11 +29,16 @@ FOOT_LIFT = 0.07
 """Ground contact above the box bottom, as a fraction of the box height, where a band has too
 few detections to measure its own (the figure for shadowless, upright players)."""
 
-PERSON_HEIGHT_M = 1.8
-"""Height a box's top edge is taken to be at: the average adult footballer."""
+PERSON_HEIGHT_M = 1.85
+"""Height of a person box's top edge above the ground: an average footballer (1.80 m) plus the
+detector's slack above the head. Measured: 1.80 left tracked positions 0.1 to 0.2 m beyond the
+players on synthetic matches, 1.90 as much in front of them (`bench/foot_point.py`)."""
 
 LIFT_BANDS = 8
 """Bands of panorama columns the lift is measured in (the sun's shadow turns across them)."""
+
+ROW_QUANTILES = (1 / 3, 2 / 3)
+"""Row bands: split at these quantiles of the boxes' bottom edges (far, middle and near)."""
 
 MIN_BOX_PX = 12.0
 """Boxes shorter than this are too coarse to measure the lift with."""
@@ -50,15 +56,25 @@ referees, goalkeepers behind the line); beyond it they are spectators, staff or 
 
 @dataclass(frozen=True)
 class FootLift:
-    """The lift per band of panorama columns (`calibrate_lift`)."""
+    """The lift per cell of panorama columns x rows (`calibrate_lift`).
+
+    Attributes:
+        band_width_px: width of a column band.
+        row_edges: rows where one row band ends and the next begins (near and far players
+            differ: a far box has more slack around a smaller figure).
+        lift: ``lift[row_band][column_band]``.
+    """
 
     band_width_px: float
-    lift: tuple[float, ...]
+    row_edges: tuple[float, ...]
+    lift: tuple[tuple[float, ...], ...]
 
-    def at(self, u: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """The lift of each panorama column ``u``."""
-        band = np.floor(np.asarray(u, np.float64) / self.band_width_px).astype(np.int64)
-        return np.asarray(self.lift, np.float64)[np.clip(band, 0, len(self.lift) - 1)]
+    def at(self, u: npt.ArrayLike, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The lift at panorama columns ``u`` and rows ``v`` (a box's bottom edge)."""
+        grid = np.asarray(self.lift, np.float64)
+        column = np.floor(np.asarray(u, np.float64) / self.band_width_px).astype(np.int64)
+        row = np.searchsorted(np.asarray(self.row_edges, np.float64), np.asarray(v, np.float64))
+        return grid[np.clip(row, 0, grid.shape[0] - 1), np.clip(column, 0, grid.shape[1] - 1)]
 
 
 def _boxes(xyxy: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -78,7 +94,10 @@ def ground_points(
     boxes = _boxes(xyxy)
     u = (boxes[:, 0] + boxes[:, 2]) * 0.5
     height = boxes[:, 3] - boxes[:, 1]
-    fraction = lift.at(u) if isinstance(lift, FootLift) else np.full(len(u), float(lift))
+    if isinstance(lift, FootLift):
+        fraction = lift.at(u, boxes[:, 3])
+    else:
+        fraction = np.full(len(u), float(lift))
     return np.stack([u, boxes[:, 3] - fraction * height], axis=1)
 
 
@@ -112,17 +131,25 @@ def calibrate_lift(
     width = model.width / bands
     band = np.clip(np.floor(u / width).astype(np.int64), 0, bands - 1)
     u, band, measured = u[usable], band[usable], measured[usable]
-    lifts: list[float] = []
-    for b in range(bands):
-        mine = measured[band == b]
-        if len(mine) < MIN_SAMPLES and len(measured) >= MIN_SAMPLES:
-            # A band with few players (a goal area, the panorama's ends) borrows from the
-            # nearest boxes: the shadow's direction changes smoothly across the panorama.
-            nearest = np.argsort(np.abs(u - (b + 0.5) * width), kind="stable")[:MIN_SAMPLES]
-            mine = measured[nearest]
-        value = float(np.median(mine)) if len(mine) >= MIN_SAMPLES else default
-        lifts.append(float(np.clip(value, *LIFT_RANGE)))
-    return FootLift(band_width_px=width, lift=tuple(lifts))
+    bottom = boxes[usable, 3]
+    row_edges = tuple(float(e) for e in np.quantile(bottom, ROW_QUANTILES)) if len(bottom) else ()
+    row = np.searchsorted(np.asarray(row_edges, np.float64), bottom)
+    grid: list[tuple[float, ...]] = []
+    for r in range(len(row_edges) + 1):
+        lifts: list[float] = []
+        for b in range(bands):
+            cell = (band == b) & (row == r)
+            mine = measured[cell]
+            if len(mine) < MIN_SAMPLES and np.sum(row == r) >= MIN_SAMPLES:
+                # A cell with few players (a goal area, the panorama's ends) borrows from the
+                # nearest boxes of its row band: the shadow turns smoothly across the panorama.
+                in_row = np.flatnonzero(row == r)
+                nearest = in_row[np.argsort(np.abs(u[in_row] - (b + 0.5) * width), kind="stable")]
+                mine = measured[nearest[:MIN_SAMPLES]]
+            value = float(np.median(mine)) if len(mine) >= MIN_SAMPLES else default
+            lifts.append(float(np.clip(value, *LIFT_RANGE)))
+        grid.append(tuple(lifts))
+    return FootLift(band_width_px=width, row_edges=row_edges, lift=tuple(grid))
 
 
 def on_pitch(xy: npt.ArrayLike, margin_m: float = PITCH_MARGIN_M) -> npt.NDArray[np.bool_]:
