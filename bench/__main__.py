@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from bench import (
     detect_tiling,
+    foot_point,
     native_blend,
     stitch_activity,
     stitch_kernel,
     stitch_quality,
     synth_detect_recall,
     synth_speed,
+    trackers,
 )
 
 
@@ -21,6 +23,8 @@ def main() -> None:
     synth_detect_recall.main([])
     stitch_quality.main([])
     stitch_activity.main([])
+    trackers.main([])
+    foot_point.main([])
 
 
 if __name__ == "__main__":
