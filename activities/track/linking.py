@@ -16,7 +16,8 @@ difference). Joined identities take the id of their earliest fragment. Gaps up t
 ``interpolate_s`` are then filled linearly, so distance and heatmaps do not lose the metres run
 while unseen; longer gaps stay gaps (the player may have left the picture). Identities still
 shorter than ``min_length_s`` after joining are dropped: on a football pitch nobody appears for
-half a second, so those are false detections (a shadow, a fan's head at the fence).
+half a second, so those are false detections (a shadow, a fan's head at the fence). So are
+people who stand beyond the lines all along (`drop_bystanders`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from polyvision.geometry.pitch import PITCH_LENGTH_M, PITCH_WIDTH_M
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -188,7 +191,8 @@ def link_tracks(
     filled = interpolate_gaps(joined, round(s.interpolate_s * fps))
     # A clip shorter than a few stubs' length keeps identities seen for half of it.
     span = int(rows.frame.max() - rows.frame.min()) + 1
-    return drop_short(filled, min(round(s.min_length_s * fps), span // 2)), new_id
+    kept = drop_short(filled, min(round(s.min_length_s * fps), span // 2))
+    return drop_bystanders(kept, fps), new_id
 
 
 def interpolate_gaps(rows: TrackRows, max_gap_frames: int) -> TrackRows:
@@ -234,3 +238,33 @@ def _sorted(rows: TrackRows) -> TrackRows:
     return TrackRows(
         rows.frame[order], rows.track_id[order], rows.xy[order], rows.interpolated[order]
     )
+
+
+def drop_bystanders(
+    rows: TrackRows,
+    fps: float,
+    outside_m: float = 0.5,
+    extent_m: float = 3.0,
+    still_m: float = 1.0,
+    still_s: float = 8.0,
+) -> TrackRows:
+    """Drop identities that stand outside the lines all their life: substitutes, staff, ball
+    kids by the touchline. Their median position lies more than ``outside_m`` beyond a line
+    and they never cover more than ``extent_m``; or they stand on a line (within a metre of
+    it), moving less than ``still_m`` for at least ``still_s``, which no player in the game
+    does. An assistant referee runs along the line and a player taking a throw-in comes back
+    in, so both stay."""
+    if not len(rows.frame):
+        return rows
+    keep = np.ones(len(rows.frame), np.bool_)
+    for track in np.unique(rows.track_id).tolist():
+        mine = rows.track_id == track
+        xy = rows.xy[mine]
+        x, y = np.median(xy, axis=0)
+        beyond = max(-x, x - PITCH_LENGTH_M, -y, y - PITCH_WIDTH_M)
+        extent = float(np.max(np.ptp(xy, axis=0)))
+        life_s = (int(rows.frame[mine].max()) - int(rows.frame[mine].min()) + 1) / fps
+        standing_by = beyond > -1.0 and extent < still_m and life_s >= still_s
+        if (beyond > outside_m and extent < extent_m) or standing_by:
+            keep[mine] = False
+    return TrackRows(rows.frame[keep], rows.track_id[keep], rows.xy[keep], rows.interpolated[keep])

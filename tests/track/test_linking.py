@@ -66,3 +66,14 @@ def test_stubs_are_dropped_and_long_gaps_stay_gaps() -> None:
         _run(1, range(100, 110), (0.0, 0.0), (0.0, 0.0)),
     )
     assert len(interpolate_gaps(rows, 50).frame) == 20
+
+
+def test_people_standing_beyond_the_lines_are_dropped_but_a_linesman_stays() -> None:
+    from activities.track.linking import drop_bystanders
+
+    substitute = _run(1, range(0, 250), (40.0, 70.0), (0.0, 0.001))  # 2 m beyond, still
+    on_the_line = _run(2, range(0, 250), (66.0, 68.1), (0.001, 0.0))  # on the line, still
+    linesman = _run(3, range(0, 250), (60.0, -0.4), (0.04, 0.0))  # runs 10 m along it
+    player = _run(4, range(0, 250), (30.0, 30.0), (0.05, 0.02))
+    kept = drop_bystanders(_rows(substitute, on_the_line, linesman, player), 25.0)
+    assert np.unique(kept.track_id).tolist() == [3, 4]
