@@ -67,6 +67,7 @@ class StageDefaults:
     score_threshold: float
     tile: int
     overlap: int
+    upscale: float
 
 
 def stage_defaults() -> StageDefaults:
@@ -76,6 +77,7 @@ def stage_defaults() -> StageDefaults:
         score_threshold=float(defaults["score_threshold"]),
         tile=int(defaults["tile"]),
         overlap=int(defaults["overlap"]),
+        upscale=float(defaults["upscale"]),
     )
 
 
@@ -103,7 +105,7 @@ def detect_image(
 ) -> Detections:
     """The stage's tiled detection on one BGR image (no region of interest: the whole image)."""
     height, width = image.shape[:2]
-    tiles = plan_tiles(width, height, defaults.tile, defaults.overlap)
+    tiles = plan_tiles(width, height, defaults.tile, defaults.overlap, upscale=defaults.upscale)
     return detect_tiled(detector, image, tiles, score_threshold=score)
 
 

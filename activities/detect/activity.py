@@ -42,11 +42,12 @@ from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectNotFound, ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "detect-3"
+CODE_VERSION = "detect-4"
 """Bump when the same inputs would give different rows (model, tiling or merge changes).
 
 detect-2: person rows carry their torso colour (``torso_l, torso_a, torso_b``).
-detect-3: the manifest has the stage skeleton's layout (`polyvision.stage`)."""
+detect-3: the manifest has the stage skeleton's layout (`polyvision.stage`).
+detect-4: tiles may be upscaled for small players (``DetectChunkInput.upscale``)."""
 
 STAGE = "detect"
 
@@ -177,6 +178,7 @@ class DetectActivities:
             "score_threshold": input.score_threshold,
             "tile": input.tile,
             "overlap": input.overlap,
+            "upscale": input.upscale,
         }
         if registered is not None:
             # Only registered models are named: manifests written with the bundled model
@@ -230,7 +232,9 @@ class DetectActivities:
                 continue
             if tiles is None:
                 height, width = image.shape[:2]
-                tiles = plan_tiles(width, height, input.tile, input.overlap, roi=input.roi)
+                tiles = plan_tiles(
+                    width, height, input.tile, input.overlap, roi=input.roi, upscale=input.upscale
+                )
             tables.append(
                 await asyncio.to_thread(
                     frame_rows,

@@ -27,6 +27,17 @@ We use IoU (NMS) rather than intersection-over-min-area for step 3 on purpose: i
 players a partly occluded player's box lies largely inside his neighbour's, and an
 IoMin merge would delete him. IoMin is used only where we *know* one box is a fragment.
 
+Why upsampling (``upscale``): YOLOX-nano was trained on COCO, where few people are under
+30 px tall; on a wide panorama far players are 10-25 px and the model misses most of those
+under 15 px at native resolution. A tile can instead cover a window of ``tile / upscale``
+source pixels and be resized to the model's ``tile`` input, so every figure in it is
+``upscale`` times bigger. The cost is the number of tiles, which grows roughly with
+``upscale**2``. On the SoccerTrack-v2 panoramas 1.5 pays best (``bench/detect_real.py``);
+2 and more do worse than 1.5: the upsampled blur scores lower, and near players are cut by the
+smaller windows. Each :class:`Tile` carries its own scale, so code that only passes tiles around
+(``detect_tiled``, the detect rows) runs upsampled tiles unchanged, and tiles of different
+scales (two plans concatenated, say) merge like any others.
+
 Optionally, a downscaled whole-frame pass (``full_frame_pass=True``) adds the boxes of very
 large objects (at least ``full_frame_min_size`` px on their longer side): a near player taller
 than a tile is only ever seen in fragments by the tiles, while the whole frame, shrunk, shows
@@ -49,19 +60,39 @@ import numpy.typing as npt
 from activities.detect.detections import Detections
 from activities.detect.yolox import nms
 
-__all__ = ["Detector", "Tile", "detect_tiled", "merge_tiled", "plan_tiles", "tile_positions"]
+__all__ = [
+    "Detector",
+    "Tile",
+    "detect_tiled",
+    "detect_tiles",
+    "merge_tiled",
+    "plan_tiles",
+    "tile_positions",
+    "window_size",
+]
 
 Roi = npt.NDArray[np.generic] | Sequence[tuple[float, float]]
 
 
 @dataclass(frozen=True)
 class Tile:
-    """A rectangle of the image, in pixels: columns ``x .. x + w``, rows ``y .. y + h``."""
+    """A window of the image, in pixels: columns ``x .. x + w``, rows ``y .. y + h``.
+
+    ``scale`` is how many model-input pixels one source pixel becomes: the window is resized to
+    :attr:`input_size` before detection, so ``scale`` 2 shows the detector every figure twice
+    as tall. It lives on the tile (not on the call) so that a plan can mix scales and code that
+    only passes tiles along runs them as planned.
+    """
 
     x: int
     y: int
     w: int
     h: int
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.w > 0 and self.h > 0 and math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"a tile needs a positive size and scale, got {self}")
 
     @property
     def x2(self) -> int:
@@ -73,8 +104,13 @@ class Tile:
         """One past the last row."""
         return self.y + self.h
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(width, height)`` the window is resized to for the detector."""
+        return max(1, round(self.w * self.scale)), max(1, round(self.h * self.scale))
+
     def crop(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """A view of ``image`` under this tile (no copy)."""
+        """A view of ``image`` under this tile (no copy, not resized)."""
         return image[self.y : self.y2, self.x : self.x2]
 
 
@@ -136,6 +172,17 @@ def _roi_mask(roi: Roi, width: int, height: int) -> npt.NDArray[np.bool_]:
     )
 
 
+def window_size(tile: int, upscale: float) -> int:
+    """Source pixels a tile window spans so that, resized to ``tile``, it is ``upscale`` bigger.
+
+    Rounded to whole pixels; the tile's own scale (``tile / window``) then absorbs the rounding,
+    so the detector always gets exactly ``tile`` pixels.
+    """
+    if tile <= 0 or not (math.isfinite(upscale) and upscale > 0):
+        raise ValueError(f"tile and upscale must be positive, got {tile} and {upscale}")
+    return max(1, round(tile / upscale))
+
+
 def plan_tiles(
     width: int,
     height: int,
@@ -144,35 +191,51 @@ def plan_tiles(
     roi: Roi | None = None,
     *,
     roi_margin: int = 0,
+    upscale: float = 1.0,
 ) -> list[Tile]:
     """Overlapping tiles covering an image, minus those that miss the region of interest.
 
     Args:
         width: image width in pixels.
         height: image height in pixels.
-        tile: tile side (the detector's input size, so tiles run at native resolution).
-            A side longer than the image is shrunk to it.
-        overlap: minimum shared pixels between neighbouring tiles; make it at least the size
-            of the objects that should be seen whole by some tile.
+        tile: the detector's input side: each tile is resized to ``tile`` pixels (at
+            ``upscale`` 1 it is a native-resolution crop of that size). A window longer than
+            the image is shrunk to it (and then fed smaller; the detector letterboxes it).
+        overlap: minimum shared *source* pixels between neighbouring windows; make it at least
+            the size of the objects that should be seen whole by some tile. Clamped below the
+            window size.
         roi: where objects can be: a polygon ``[K, 2]`` of ``(x, y)`` image points (e.g. the
             pitch outline projected into the image) or a boolean mask ``[height, width]``;
             ``None`` keeps every tile.
         roi_margin: keep also tiles within this many pixels of the region (Chebyshev
             distance), e.g. a player's height, so a player standing on the far touchline
             whose head leaves the pitch polygon is not cut off.
+        upscale: how much bigger the detector sees the image: each window spans
+            ``tile / upscale`` source pixels (:func:`window_size`) and is resized to ``tile``.
+            1 is native resolution; 2 shows a 12-px far player as 24 px, for about 4 times
+            the tiles at the same overlap.
 
     Returns:
         Tiles in row-major order (top to bottom, left to right).
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
-    tw, th = min(tile, width), min(tile, height)
+    window = window_size(tile, upscale)
+    scale = tile / window
+    tw, th = min(window, width), min(window, height)
     xs = tile_positions(width, tw, min(overlap, tw - 1))
     ys = tile_positions(height, th, min(overlap, th - 1))
-    tiles = [Tile(x, y, tw, th) for y in ys for x in xs]
+    tiles = [Tile(x, y, tw, th, scale) for y in ys for x in xs]
     if roi is None:
         return tiles
-    mask = _roi_mask(roi, width, height)
+    return _touching_roi(tiles, _roi_mask(roi, width, height), roi_margin)
+
+
+def _touching_roi(
+    tiles: Sequence[Tile], mask: npt.NDArray[np.bool_], roi_margin: int
+) -> list[Tile]:
+    """The tiles that have a region pixel within ``roi_margin`` (Chebyshev) of them."""
+    height, width = mask.shape
     # A summed-area table answers "any ROI pixel under this (grown) tile?" in O(1) per tile.
     sat = np.zeros((height + 1, width + 1), np.int64)
     sat[1:, 1:] = mask.cumsum(0, dtype=np.int64).cumsum(1)
@@ -313,6 +376,53 @@ def merge_tiled(
     return nms(Detections.concat(merged), nms_iou)
 
 
+def detect_tiles(
+    detector: Detector,
+    image: npt.NDArray[np.uint8],
+    tiles: Sequence[Tile],
+    *,
+    score_threshold: float = 0.3,
+    nms_iou: float = 0.45,
+    interpolation: int = cv2.INTER_LINEAR,
+) -> list[tuple[Tile, Detections]]:
+    """Run the detector on every tile, each resized by its scale; boxes back in image pixels.
+
+    This is :func:`detect_tiled` before the merge. It is public so that a benchmark can detect
+    once at a low threshold and merge at many: the per-tile NMS is greedy, so filtering its
+    output by ``score > t`` gives exactly what detecting at ``t`` would.
+
+    Args:
+        detector: e.g. a ``YoloxDetector``; called once per tile (batching gains nothing on
+            CPU ONNX Runtime).
+        image: ``[H, W, 3]`` uint8 BGR frame.
+        tiles: from :func:`plan_tiles` for this image's size.
+        score_threshold: per-detection minimum score.
+        nms_iou: IoU of the per-tile NMS.
+        interpolation: OpenCV resize filter for tiles whose scale is not 1.
+
+    Returns:
+        Each tile with its detections, boxes in image pixels (divided by the tile's exact
+        resize factor per axis, then shifted by its origin).
+    """
+    height, width = image.shape[:2]
+    per_tile: list[tuple[Tile, Detections]] = []
+    for t in tiles:
+        if t.x < 0 or t.y < 0 or t.x2 > width or t.y2 > height:
+            raise ValueError(f"{t} leaves the {width}x{height} image")
+        crop = t.crop(image)
+        in_w, in_h = t.input_size
+        if (in_w, in_h) != (t.w, t.h):
+            resized = cv2.resize(crop, (in_w, in_h), interpolation=interpolation)
+            crop = np.asarray(resized, dtype=np.uint8)  # no copy: types the OpenCV result
+        det = detector.detect(crop, score_threshold=score_threshold, nms_iou=nms_iou)
+        # The exact factors of the resize actually done, not t.scale: the sizes were rounded.
+        factor = np.array([in_w / t.w, in_h / t.h, in_w / t.w, in_h / t.h], np.float64)
+        offset = np.array([t.x, t.y, t.x, t.y], np.float64)
+        xyxy = (det.xyxy.astype(np.float64) / factor + offset).astype(np.float32)
+        per_tile.append((t, Detections(xyxy, det.score, det.class_id)))
+    return per_tile
+
+
 def detect_tiled(
     detector: Detector,
     image: npt.NDArray[np.uint8],
@@ -324,34 +434,39 @@ def detect_tiled(
     edge_margin: float = 2.0,
     full_frame_pass: bool = False,
     full_frame_min_size: float = 128.0,
+    interpolation: int = cv2.INTER_LINEAR,
 ) -> Detections:
-    """Detect in every tile at native resolution and merge the results into image pixels.
+    """Detect in every tile (resized by its scale) and merge the results into image pixels.
 
     Args:
         detector: e.g. a ``YoloxDetector``; called once per tile (batching gains nothing on
             CPU ONNX Runtime).
         image: ``[H, W, 3]`` uint8 BGR frame.
-        tiles: from :func:`plan_tiles` for this image's size.
+        tiles: from :func:`plan_tiles` for this image's size; each tile's ``scale`` says how
+            much it is enlarged (``plan_tiles(..., upscale=2)``), so the upscale is chosen
+            where the tiles are planned, not here.
         score_threshold: per-detection minimum score.
         nms_iou: IoU of the per-tile and the final class-wise NMS.
         containment: see :func:`merge_tiled`.
-        edge_margin: see :func:`merge_tiled`.
+        edge_margin: see :func:`merge_tiled`; in image pixels.
         full_frame_pass: also run the detector on the whole (downscaled) frame and keep its
             boxes of at least ``full_frame_min_size`` px (longer side), for objects too large
             for any tile.
         full_frame_min_size: see ``full_frame_pass``.
+        interpolation: OpenCV resize filter for upscaled tiles (see :func:`detect_tiles`).
 
     Returns:
         Detections in image pixels, highest score first.
     """
     height, width = image.shape[:2]
-    per_tile: list[tuple[Tile, Detections]] = []
-    for t in tiles:
-        if t.x < 0 or t.y < 0 or t.x2 > width or t.y2 > height:
-            raise ValueError(f"{t} leaves the {width}x{height} image")
-        det = detector.detect(t.crop(image), score_threshold=score_threshold, nms_iou=nms_iou)
-        offset = np.array([t.x, t.y, t.x, t.y], np.float32)
-        per_tile.append((t, Detections(det.xyxy + offset, det.score, det.class_id)))
+    per_tile = detect_tiles(
+        detector,
+        image,
+        tiles,
+        score_threshold=score_threshold,
+        nms_iou=nms_iou,
+        interpolation=interpolation,
+    )
     extra = None
     if full_frame_pass:
         whole = detector.detect(image, score_threshold=score_threshold, nms_iou=nms_iou)

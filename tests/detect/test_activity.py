@@ -27,7 +27,7 @@ from tests.fixtures.pipeline import MODELS_DIR, requires_model
 pytestmark = requires_model
 
 
-TILES_PER_FRAME = len(plan_tiles(640, 360))
+TILES_PER_FRAME = len(plan_tiles(640, 360, upscale=DetectChunkInput.upscale))
 
 
 class CountingDetector:

@@ -8,6 +8,7 @@ tests also check that ``detect_tiled`` crops where the tile says.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,9 +16,11 @@ from activities.detect.detections import Detections
 from activities.detect.tiling import (
     Tile,
     detect_tiled,
+    detect_tiles,
     merge_tiled,
     plan_tiles,
     tile_positions,
+    window_size,
 )
 from activities.detect.yolox import nms
 
@@ -207,3 +210,138 @@ def test_distinct_neighbours_and_unmatched_fragments_survive() -> None:
     edge = Detections.from_arrays([[700, 10, 736, 90]], [0.5], [0])
     assert len(merge_tiled([(tiles[1], edge)], WIDTH, HEIGHT)) == 1
     assert len(merge_tiled([], WIDTH, HEIGHT)) == 0
+
+
+# --- upsampled tiles ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+@pytest.mark.parametrize(("upscale", "overlap"), [(1.5, 64), (2.0, 48), (2.5, 40), (3.0, 32)])
+def test_upscaled_windows_cover_the_image_and_feed_the_model_its_input_size(
+    width: int, height: int, upscale: float, overlap: int
+) -> None:
+    window = window_size(416, upscale)
+    assert window == round(416 / upscale)
+    tiles = plan_tiles(width, height, tile=416, overlap=overlap, upscale=upscale)
+    assert all(t.x >= 0 and t.x2 <= width and t.y >= 0 and t.y2 <= height for t in tiles)
+    assert all(t.w == min(window, width) and t.h == min(window, height) for t in tiles)
+    assert all(t.scale == 416 / window for t in tiles)
+    # A full window becomes exactly the model's input; one clamped to a small image less.
+    assert all(t.input_size == (416, 416) for t in tiles if t.w == t.h == window)
+    assert (_coverage(tiles, width, height) >= 1).all()
+    for axis_len, starts in (
+        (width, sorted({t.x for t in tiles})),
+        (height, sorted({t.y for t in tiles})),
+    ):
+        side = min(window, axis_len)
+        assert (side - np.diff(starts) >= min(overlap, side - 1)).all()  # source-pixel overlap
+
+
+def test_upscale_one_is_the_native_plan() -> None:
+    assert plan_tiles(3072, 1728, upscale=1.0) == plan_tiles(3072, 1728)
+    assert all(t.scale == 1.0 and t.input_size == (t.w, t.h) for t in plan_tiles(3072, 1728))
+    # Twice the scale: windows of 208 px at a 48-px overlap, 14 x 7 of them on 2160x1080.
+    assert len(plan_tiles(2160, 1080, 416, 48, upscale=2.0)) == 14 * 7
+    # The ROI test runs on the windows, as at native resolution.
+    rect = np.array([[1000, 900], [1100, 900], [1100, 950], [1000, 950]], np.float64)
+    kept = plan_tiles(3072, 1728, 416, 48, roi=rect, upscale=2.0)
+    assert kept and all(t.x < 1100 and t.x2 > 1000 and t.y < 950 and t.y2 > 900 for t in kept)
+
+
+def test_bad_scales_are_refused() -> None:
+    for upscale in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="upscale"):
+            plan_tiles(1000, 500, upscale=upscale)
+    with pytest.raises(ValueError, match="scale"):
+        Tile(0, 0, 10, 10, scale=0.0)
+
+
+class FixedBoxDetector:
+    """Returns one box at fixed *input* pixels for every image, and records the input sizes."""
+
+    def __init__(self, box: list[float]) -> None:
+        self.box = box
+        self.sizes: list[tuple[int, int]] = []
+
+    def detect(
+        self, image_bgr: np.ndarray, score_threshold: float = 0.3, nms_iou: float = 0.45
+    ) -> Detections:
+        self.sizes.append((image_bgr.shape[1], image_bgr.shape[0]))
+        return Detections.from_arrays([self.box], [0.9], [Detections.PERSON])
+
+
+@pytest.mark.parametrize("upscale", [1.0, 1.5, 2.0, 2.5])
+def test_boxes_in_upscaled_tiles_map_back_to_source_pixels(upscale: float) -> None:
+    width, height = 2160, 1080
+    tiles = plan_tiles(width, height, 416, 40, upscale=upscale)
+    fake = FixedBoxDetector([100.0, 52.0, 140.0, 132.0])
+    per_tile = detect_tiles(fake, np.zeros((height, width, 3), np.uint8), tiles)
+    assert fake.sizes == [t.input_size for t in tiles] == [(416, 416)] * len(tiles)
+    for t, det in per_tile:
+        sx, sy = 416 / t.w, 416 / t.h  # the resize actually done
+        expected = [t.x + 100 / sx, t.y + 52 / sy, t.x + 140 / sx, t.y + 132 / sy]
+        assert det.xyxy[0].tolist() == pytest.approx(expected, abs=1e-3)
+        # Twice the scale, half the box: the 40 x 80 input box is a 20 x 40 source box.
+        if upscale == 2.0:
+            assert det.xyxy[0].tolist() == [t.x + 50, t.y + 26, t.x + 70, t.y + 66]
+
+
+class ScaledSceneDetector(SceneDetector):
+    """The scene detector for resized crops: reads origin *and* scale back from the pixels.
+
+    With nearest-neighbour resizing a resized coded crop still holds source codes: its first
+    pixel is the window's origin and its last the window's far corner, which gives the scale.
+    """
+
+    def detect(
+        self, image_bgr: np.ndarray, score_threshold: float = 0.3, nms_iou: float = 0.45
+    ) -> Detections:
+        self.calls += 1
+        h, w = image_bgr.shape[:2]
+        x0, y0 = _origin(image_bgr)
+        x1, y1 = _origin(image_bgr[-1:, -1:])
+        sx, sy = w / (x1 - x0 + 1), h / (y1 - y0 + 1)
+        boxes = (self.scene.xyxy - np.array([x0, y0, x0, y0], np.float32)) * [sx, sy, sx, sy]
+        clipped = boxes.copy()
+        np.clip(clipped[:, 0::2], 0, w, out=clipped[:, 0::2])
+        np.clip(clipped[:, 1::2], 0, h, out=clipped[:, 1::2])
+        visible = np.prod(clipped[:, 2:] - clipped[:, :2], axis=1)
+        keep = visible >= 0.2 * np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+        return Detections.from_arrays(
+            clipped[keep], self.scene.score[keep], self.scene.class_id[keep]
+        )
+
+
+def test_upscaled_tiles_merge_a_player_cut_by_a_window_edge_into_one_source_box() -> None:
+    width, height = 736, 384
+    tiles = plan_tiles(width, height, 416, 32, upscale=2.0)
+    # Windows of 208 px sharing 32: columns at 0, 176, 352, 528, rows at 0, 176.
+    assert sorted({t.x for t in tiles}) == [0, 176, 352, 528]
+    assert sorted({t.y for t in tiles}) == [0, 176]
+    # A 20 x 40 player cut by the first window's right (208) and bottom (208) edges but whole
+    # in its neighbour, a small far player inside one window, and a ball: each comes back
+    # once, in source pixels.
+    scene = Detections.from_arrays(
+        [[196, 190, 216, 230], [400, 40, 410, 60], [600, 300, 606, 306]],
+        [0.8, 0.6, 0.5],
+        [Detections.PERSON, Detections.PERSON, 32],
+    )
+    fake = ScaledSceneDetector(scene)
+    merged = detect_tiled(fake, _coded_image(width, height), tiles, interpolation=cv2.INTER_NEAREST)
+    assert fake.calls == len(tiles) == 8
+    assert sorted(merged.xyxy.tolist()) == sorted(scene.xyxy.tolist())
+
+
+def test_tiles_of_mixed_scales_merge_in_source_pixels() -> None:
+    # A far band upscaled 2x over rows 0..208 and a native band below: one plan, two scales.
+    width, height = 736, 624
+    far = [Tile(x, 0, 208, 208, 2.0) for x in (0, 176, 352, 528)]
+    near = [Tile(x, 208, 416, 416) for x in (0, 320)]
+    scene = Detections.from_arrays(
+        [[100, 150, 112, 200], [500, 300, 540, 400]], [0.7, 0.9], [Detections.PERSON] * 2
+    )
+    fake = ScaledSceneDetector(scene)
+    merged = detect_tiled(
+        fake, _coded_image(width, height), far + near, interpolation=cv2.INTER_NEAREST
+    )
+    assert sorted(merged.xyxy.tolist()) == sorted(scene.xyxy.tolist())
