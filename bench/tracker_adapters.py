@@ -37,6 +37,7 @@ import pyarrow as pa
 from activities.detect.detections import Detections
 from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
 from activities.track.contracts import TrackChunk
+from activities.track.ground import ground_points
 from bench.tracker_data import MatchDetections
 
 
@@ -155,10 +156,7 @@ def _to_pitch(
     """Foot points of the tracks' boxes to pitch metres; points at or above the horizon go."""
     if not frames:
         return TrackPoints.empty()
-    xyxy = np.concatenate(boxes).astype(np.float64).reshape(-1, 4)
-    height = xyxy[:, 3] - xyxy[:, 1]
-    feet = np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3] - foot_lift * height])
-    pitch = panorama_to_pitch(model, feet)
+    pitch = panorama_to_pitch(model, ground_points(np.concatenate(boxes), foot_lift))
     keep = np.isfinite(pitch).all(axis=1)
     return TrackPoints(
         np.concatenate(frames)[keep], np.concatenate(ids)[keep], pitch[keep].astype(np.float64)

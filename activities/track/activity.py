@@ -32,9 +32,10 @@ from activities.track.finish import FinishedTracks, finish_tracks
 from activities.track.linking import TrackRows
 from activities.track.pitch_tracker import PitchTracker
 from activities.track.sides import SIDES_ARTIFACT, KitCluster, SideSettings, SidesRecord
+from activities.track.teams import team_column
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import heartbeat, resume_details
-from polyvision.roles import ROLE_PLAYER, TEAM_UNKNOWN
+from polyvision.roles import ROLE_PLAYER
 from polyvision.stage import StageStep
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
@@ -219,10 +220,10 @@ def _decide_sides(input: TrackInput, finished: FinishedTracks) -> SidesRecord:
 
 
 def _chunk_table(finished: FinishedTracks, sides: SidesRecord, chunk: TrackChunk) -> pa.Table:
-    rows = finished.rows
-    inside = (rows.frame >= chunk.first_frame) & (rows.frame < chunk.first_frame + chunk.frames)
-    codes = sides.assignment.team_codes()
-    team = np.array([codes.get(int(k), TEAM_UNKNOWN) for k in finished.team[inside]], np.int8)
+    rows = finished.rows  # sorted by frame (`linking`): a chunk's rows are one slice
+    start, end = np.searchsorted(rows.frame, [chunk.first_frame, chunk.first_frame + chunk.frames])
+    inside = slice(int(start), int(end))
+    team = team_column(finished.team[inside], sides.assignment.team_codes())
     return track_points_table(
         rows.frame[inside], rows.track_id[inside], rows.xy[inside], team, finished.role[inside]
     )

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from activities.analyze.rows import track_points_table as points_table
 from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
 from activities.track.contracts import TrackChunk
 from activities.track.ground import calibrate_lift, ground_points, on_pitch
@@ -41,20 +42,19 @@ def track_points_table(
     """Rows of the analytics `track_points` table (speed unset until analyze).
 
     ``team`` and ``role`` are per row (`polyvision.roles` codes); None: all unknown (-1).
+    The table itself is `activities.analyze.rows.track_points_table`'s, the one schema.
     """
     count = len(frame)
-    teams = np.full(count, -1, np.int8) if team is None else np.asarray(team, np.int8)
-    roles = np.full(count, -1, np.int8) if role is None else np.asarray(role, np.int8)
-    return pa.table(
-        {
-            "frame": pa.array(np.asarray(frame).astype(np.uint32)),
-            "track_id": pa.array(np.asarray(track_id).astype(np.uint32)),
-            "team": pa.array(teams),
-            "role": pa.array(roles),
-            "pitch_x": pa.array(pitch_xy[:, 0].astype(np.float32)),
-            "pitch_y": pa.array(pitch_xy[:, 1].astype(np.float32)),
-            "speed": pa.array(np.zeros(count, np.float32)),
-        }
+    unknown = np.full(count, -1, np.int8)
+    xy = np.asarray(pitch_xy, np.float64).reshape(-1, 2)
+    return points_table(
+        frame,
+        track_id,
+        unknown if team is None else team,
+        xy[:, 0],
+        xy[:, 1],
+        np.zeros(count, np.float32),
+        unknown if role is None else role,
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from activities.track.linking import TrackRows
+from activities.track.linking import TrackRows, identity_rows
 from activities.track.teams import assign_teams
 
 F64 = npt.NDArray[np.float64]
@@ -45,8 +45,10 @@ def kit_centroids(track_id: I64, lab: F64) -> F64 | None:
     ids = np.unique(track_id[finite])
     if len(ids) < 4:
         return None
-    medians = np.array([np.median(lab[finite & (track_id == t)], axis=0) for t in ids])
-    counts = np.array([np.sum(finite & (track_id == t)) for t in ids])
+    samples = lab[finite]
+    groups = identity_rows(track_id[finite])
+    medians = np.array([np.median(samples[g], axis=0) for g in groups])
+    counts = np.array([len(g) for g in groups])
     teams = assign_teams(ids, medians, counts)
     labels = np.array([teams[int(t)] for t in ids])
     if not ((labels == 0).any() and (labels == 1).any()):
@@ -79,8 +81,7 @@ def split_on_kit_change(
     min_run = max(1, round(s.min_run_s * fps))
     new_ids = rows.track_id.copy()
     next_id = int(rows.track_id.max()) + 1
-    for track in np.unique(rows.track_id).tolist():
-        mine = np.flatnonzero(rows.track_id == track)
+    for mine in identity_rows(rows.track_id):
         mine = mine[np.argsort(rows.frame[mine], kind="stable")]
         smooth = _majority(kit[mine], window)
         cuts = _cuts(smooth, min_run)

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from activities.track.cleave import CleaveSettings, split_on_kit_change
 from activities.track.kits import IdentitySummary, Kits, KitSettings, assign_kits
 from activities.track.linking import LinkSettings, TrackRows, link_tracks
-from activities.track.teams import ColourAccumulator
+from activities.track.teams import ColourAccumulator, team_column
 
 F64 = npt.NDArray[np.float64]
 
@@ -71,16 +71,16 @@ def finish_tracks(
             into[k] += entry[k]
     summary = _summary(linked, merged)
     kits = assign_kits(summary, kit)
-    team = _column(linked.track_id, kits.team)
-    role = _column(linked.track_id, kits.role)
+    team = team_column(linked.track_id, kits.team)
+    role = team_column(linked.track_id, kits.role)
     return FinishedTracks(linked, team, role, kits)
 
 
 def _summary(rows: TrackRows, colours: ColourAccumulator) -> IdentitySummary:
-    ids = np.unique(rows.track_id)
-    observed = ~rows.interpolated
-    frames = np.array([np.sum(observed & (rows.track_id == t)) for t in ids], np.int64)
-    mean_x = np.array([rows.xy[rows.track_id == t, 0].mean() for t in ids], np.float64)
+    ids, inverse = np.unique(rows.track_id, return_inverse=True)
+    observed = np.bincount(inverse, weights=~rows.interpolated, minlength=len(ids))
+    seen = np.bincount(inverse, minlength=len(ids))
+    mean_x = np.bincount(inverse, weights=rows.xy[:, 0], minlength=len(ids)) / np.maximum(seen, 1)
     lab = np.full((len(ids), 3), np.nan)
     samples = np.zeros(len(ids), np.int64)
     for i, t in enumerate(ids.tolist()):
@@ -88,8 +88,4 @@ def _summary(rows: TrackRows, colours: ColourAccumulator) -> IdentitySummary:
         if entry and entry[0] > 0:
             samples[i] = int(entry[0])
             lab[i] = np.array(entry[1:4]) / entry[0]
-    return IdentitySummary(ids.astype(np.int64), lab, samples, frames, mean_x)
-
-
-def _column(track_id: npt.NDArray[np.int64], values: dict[int, int]) -> npt.NDArray[np.int8]:
-    return np.array([values.get(int(t), -1) for t in track_id], np.int8)
+    return IdentitySummary(ids.astype(np.int64), lab, samples, observed.astype(np.int64), mean_x)
