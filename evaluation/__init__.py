@@ -3,14 +3,18 @@
 `run_eval` reads a ground-truth directory and an exported-results directory (formats in
 `evaluation.formats`) and returns an `EvalReport`: detection precision and recall per class,
 MOTA, IDF1 and HOTA (TrackEval), mean position error and bias, track ids per true person,
-distance-covered error, team accuracy, team-and-role accuracy and the virtual camera's
-ball-in-view share.
+distance-covered error, team accuracy, team-and-role accuracy, the virtual camera's
+ball-in-view share and the ball track's scores (found within 2 m and 1 m, false reports, height
+error, in/out of play agreement).
 """
 
+from evaluation.ball import BallScores, score_ball
 from evaluation.detection import DetectionScore, box_iou, detection_pr, evaluate_detections
 from evaluation.formats import (
     BALL_CLASS,
+    BALL_FILE,
     PERSON_CLASS,
+    BallResults,
     Detections,
     FormatError,
     Results,
@@ -47,8 +51,11 @@ from evaluation.vcam import VcamScores, ball_in_view, points_in_quads
 
 __all__ = [
     "BALL_CLASS",
+    "BALL_FILE",
     "GROUPS",
     "PERSON_CLASS",
+    "BallResults",
+    "BallScores",
     "DetectionScore",
     "Detections",
     "DistanceScores",
@@ -82,6 +89,7 @@ __all__ = [
     "points_in_quads",
     "position_error",
     "run_eval",
+    "score_ball",
     "team_accuracy",
     "tracking_scores",
     "write_results",

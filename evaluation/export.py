@@ -1,7 +1,8 @@
 """Exporting a processed match's results from the stores, in `polyvision eval`'s format.
 
-Tracks come from the analytics store's `track_points` (pitch metres); the virtual camera's
-ground quads from its path and the panorama model in the object store. Detections stay out:
+Tracks come from the analytics store's `track_points` (pitch metres), the ball from its
+`ball_points`; the virtual camera's ground quads from its path and the panorama model in the
+object store. Detections stay out:
 they are in panorama pixels, and the synthetic truth has boxes only in the camera images.
 """
 
@@ -16,8 +17,9 @@ import numpy.typing as npt
 import pyarrow.parquet as pq
 
 from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
+from activities.track.ball_points import MatchRevision, read_ball_track
 from activities.vcam.plan import VcamPath, ground_quads
-from evaluation.formats import Results, StrArray, Tracks, VcamQuads, write_results
+from evaluation.formats import BallResults, Results, StrArray, Tracks, VcamQuads, write_results
 from polyvision.artifacts import artifact_key
 from polyvision.roles import ROLE_NAMES, ROLE_REFEREE, TEAM_NAMES, UNKNOWN
 from polyvision.settings import Settings
@@ -69,6 +71,22 @@ def export_tracks(
     )
 
 
+def export_ball(
+    analytics: AnalyticsStore, organization_id: str, match_id: str, revision: int
+) -> BallResults | None:
+    """The match's ball track, one row per frame, or None when it has no ``ball_points`` rows
+    (a revision processed before the ball was tracked)."""
+    track = read_ball_track(analytics, MatchRevision(organization_id, match_id, revision))
+    if not len(track):
+        return None
+    return BallResults(
+        frame=track.frame.astype(np.int32),
+        position=np.column_stack([track.xy, track.z]).astype(np.float32),
+        visible=track.visible.copy(),
+        in_play=track.in_play.copy(),
+    )
+
+
 async def export_vcam(
     objects: ObjectStore, organization_id: str, match_id: str, revision: int
 ) -> VcamQuads | None:
@@ -91,15 +109,17 @@ async def export_vcam(
 async def export_match(
     settings: Settings, organization_id: str, match_id: str, revision: int, out_dir: Path
 ) -> Results:
-    """Write ``tracks.parquet`` and ``vcam.parquet`` of a processed match into ``out_dir``."""
+    """Write ``tracks.parquet``, ``ball.parquet`` and ``vcam.parquet`` of a processed match
+    into ``out_dir`` (the ball and the camera only where the match has them)."""
     with open_analytics_store(settings.analytics_url) as analytics:
         tracks = await asyncio.to_thread(
             export_tracks, analytics, organization_id, match_id, revision
         )
+        ball = await asyncio.to_thread(export_ball, analytics, organization_id, match_id, revision)
     async with open_object_store(
         settings.objects_url, secret=settings.secret, public_base_url=settings.api_public_url
     ) as objects:
         vcam = await export_vcam(objects, organization_id, match_id, revision)
-    results = Results(tracks=tracks, vcam=vcam)
+    results = Results(tracks=tracks, vcam=vcam, ball=ball)
     write_results(results, out_dir)
     return results

@@ -23,6 +23,10 @@ Results, one directory per processed match (exported by the pipeline); every fil
   positions of tracked people.
 * ``vcam.parquet``: ``frame: int32`` and the virtual camera's view of the ground plane as a quad,
   ``x0_m, y0_m, ..., x3_m, y3_m: float32``, corners in order around the quad (either direction).
+* ``ball.parquet``: the ball's track, one row per frame: ``frame: int32``, ``x_m, y_m: float32``
+  (pitch metres of the grass under the ball's centre, NaN when not visible), ``z_m: float32``
+  (the centre's height above the grass), ``visible: bool`` (a position is reported, seen or
+  bridged), ``in_play: bool``. A frame without a row reports no ball.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ MATCH_FILE = "match.json"
 DETECTIONS_FILE = "detections.parquet"
 TRACKS_FILE = "tracks.parquet"
 VCAM_FILE = "vcam.parquet"
+BALL_FILE = "ball.parquet"
 
 PERSON_CLASS = 0
 BALL_CLASS = 32
@@ -80,6 +85,17 @@ _TRACKS_REQUIRED = tuple(name for name in TRACKS_SCHEMA.names if name != "role")
 VCAM_SCHEMA = pa.schema(
     [("frame", pa.int32())]
     + [(f"{axis}{corner}_m", pa.float32()) for corner in range(4) for axis in ("x", "y")]
+)
+
+BALL_SCHEMA = pa.schema(
+    [
+        ("frame", pa.int32()),
+        ("x_m", pa.float32()),
+        ("y_m", pa.float32()),
+        ("z_m", pa.float32()),
+        ("visible", pa.bool_()),
+        ("in_play", pa.bool_()),
+    ]
 )
 
 Int32Array = npt.NDArray[np.int32]
@@ -234,12 +250,42 @@ class VcamQuads:
 
 
 @dataclass
+class BallResults:
+    """The exported ball track; row ``i`` is one frame.
+
+    Attributes:
+        frame: ``[N]`` frame index.
+        position: ``[N, 3]`` pitch metres ``x, y`` of the grass under the ball and its height
+            ``z``; NaN where not visible.
+        visible: ``[N]`` a position is reported (seen, or bridged through an occlusion).
+        in_play: ``[N]`` the ball is in play.
+    """
+
+    frame: Int32Array
+    position: Float32Array
+    visible: BoolArray
+    in_play: BoolArray
+
+    def __post_init__(self) -> None:
+        n = self.frame.shape[0]
+        _same_length("ball", n, visible=self.visible, in_play=self.in_play)
+        if self.position.shape != (n, 3):
+            raise FormatError("ball position must be [N, 3]")
+
+    @property
+    def reported(self) -> BoolArray:
+        """Frames where a ball in play is reported (what is scored)."""
+        return np.asarray(self.visible & self.in_play, dtype=np.bool_)
+
+
+@dataclass
 class Results:
     """A processed match's exported results; a part is None when its file is missing."""
 
     detections: Detections | None = None
     tracks: Tracks | None = None
     vcam: VcamQuads | None = None
+    ball: BallResults | None = None
 
 
 def _require(table: pa.Table, columns: list[str] | tuple[str, ...], path: Path) -> None:
@@ -333,7 +379,7 @@ def write_truth(truth: Truth, directory: Path) -> None:
 
 
 def load_results(directory: Path) -> Results:
-    """Read whichever of ``detections``, ``tracks`` and ``vcam`` parquet files exist.
+    """Read whichever of ``detections``, ``tracks``, ``vcam`` and ``ball`` parquet files exist.
 
     Raises:
         FormatError: A present file lacks a required column.
@@ -370,6 +416,16 @@ def load_results(directory: Path) -> Results:
         results.vcam = VcamQuads(
             frame=_col(table, "frame", np.int32), quad=corners.reshape(-1, 4, 2)
         )
+    path = directory / BALL_FILE
+    if path.is_file():
+        table = pq.read_table(path)
+        _require(table, BALL_SCHEMA.names, path)
+        results.ball = BallResults(
+            frame=_col(table, "frame", np.int32),
+            position=_stack(table, ["x_m", "y_m", "z_m"]),
+            visible=_col(table, "visible", np.bool_),
+            in_play=_col(table, "in_play", np.bool_),
+        )
     return results
 
 
@@ -401,3 +457,11 @@ def write_results(results: Results, directory: Path) -> None:
             schema=VCAM_SCHEMA,
         )
         pq.write_table(table, directory / VCAM_FILE)
+    if results.ball is not None:
+        b = results.ball
+        columns = [b.frame, *b.position.T, b.visible, b.in_play]
+        table = pa.Table.from_arrays(
+            [pa.array(c, f.type) for c, f in zip(columns, BALL_SCHEMA, strict=True)],
+            schema=BALL_SCHEMA,
+        )
+        pq.write_table(table, directory / BALL_FILE)

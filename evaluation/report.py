@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.ball import BallScores, score_ball
 from evaluation.detection import DetectionScore, evaluate_detections
 from evaluation.formats import (
+    BALL_FILE,
     DETECTIONS_FILE,
     TRACKS_FILE,
     VCAM_FILE,
@@ -61,6 +63,8 @@ class EvalReport:
         team_role: Truth (team, role) group against track group over matched pairs, with the
             overall and per-group accuracy.
         vcam: Ball-in-view share of the virtual camera.
+        ball: The ball track's scores: found within 2 m and 1 m, false reports, height error,
+            in/out of play agreement.
         notes: Sections skipped and why.
     """
 
@@ -79,6 +83,7 @@ class EvalReport:
     team_accuracy: float | None = None
     team_role: GroupAccuracy | None = None
     vcam: VcamScores | None = None
+    ball: BallScores | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,6 +170,7 @@ class EvalReport:
             "tracking": tracking,
             "distance_covered": distance,
             "vcam": vcam,
+            "ball": _ball_dict(self.ball),
             "notes": list(self.notes),
         }
 
@@ -210,6 +216,15 @@ class EvalReport:
         if self.vcam is not None:
             summary.append(["ball in view (share)", _fmt(self.vcam.ball_in_view_share)])
             summary.append(["frames without a vcam quad", self.vcam.missing_frames])
+        if self.ball is not None:
+            b = self.ball
+            summary.append(["ball frames (visible, in play)", b.ball_frames])
+            summary.append(["ball found within 2 m (share)", _fmt(b.found_2m_share)])
+            summary.append(["ball found within 1 m (share)", _fmt(b.found_1m_share)])
+            summary.append(["ball false reports (share, no ball)", _fmt(b.false_report_share)])
+            summary.append(["ball false reports (share, all)", _fmt(b.false_report_share_all)])
+            summary.append(["ball height error > 1 m (m)", _fmt(b.height_mae_m)])
+            summary.append(["ball in/out of play agreement", _fmt(b.in_play_agreement)])
         if summary:
             lines += [*_table(["metric", "value"], summary), ""]
         if self.team_role is not None and self.team_role.pairs:
@@ -217,6 +232,28 @@ class EvalReport:
             lines += [*_confusion_table(self.team_role), ""]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _ball_dict(ball: BallScores | None) -> dict[str, Any] | None:
+    if ball is None:
+        return None
+    return {
+        "frames": ball.frames,
+        "ball_frames": ball.ball_frames,
+        "within_2m": ball.within_2m,
+        "within_1m": ball.within_1m,
+        "found_2m_share": ball.found_2m_share,
+        "found_1m_share": ball.found_1m_share,
+        "no_ball_frames": ball.no_ball_frames,
+        "false_reports": ball.false_reports,
+        "false_report_share": ball.false_report_share,
+        "false_report_share_all": ball.false_report_share_all,
+        "high_frames": ball.high_frames,
+        "height_mae_m": ball.height_mae_m,
+        "in_play_frames": ball.in_play_frames,
+        "in_play_agree": ball.in_play_agree,
+        "in_play_agreement": ball.in_play_agreement,
+    }
 
 
 def _position_dict(position: PositionError | None) -> dict[str, Any] | None:
@@ -337,6 +374,10 @@ def evaluate(
             results.vcam.frame,
             results.vcam.quad,
         )
+    if results.ball is None:
+        report.notes.append(f"no {BALL_FILE}: ball scores skipped")
+    else:
+        report.ball = score_ball(truth, results.ball)
     return report
 
 
@@ -390,8 +431,8 @@ def run_eval(
 
     Args:
         truth_dir: Directory with ``truth.parquet`` and ``match.json``.
-        results_dir: Directory with any of ``detections``, ``tracks``, ``vcam`` parquet files;
-            missing ones skip their section with a note.
+        results_dir: Directory with any of ``detections``, ``tracks``, ``vcam``, ``ball`` parquet
+            files; missing ones skip their section with a note.
         out_json: Where to write ``report.to_dict()`` as JSON, if given.
         iou_threshold: IoU for a detection to match a truth box.
         match_threshold_m: Pitch distance for a track to match a truth person.

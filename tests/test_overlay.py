@@ -19,6 +19,8 @@ import pytest
 
 from activities.ingest.contracts import ChunkPlan, IngestOutput, RecordingSummary
 from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
+from activities.track.ball_points import ball_points_table
+from activities.track.ball_track import BallTrack
 from polyvision.artifacts import Manifest, artifact_key
 from polyvision.media.writer import VideoWriter
 from polyvision.roles import (
@@ -37,10 +39,13 @@ from polyvision.storage.objects import open_object_store
 from programs.cli import main
 from programs.overlay import render
 from programs.overlay.draw import (
+    BALL_COLOUR,
+    BALL_OUT_COLOUR,
     GOALKEEPER_OUTLINE,
     REFEREE_COLOUR,
     TEAM_COLOURS,
     TrackTable,
+    ball_image_points,
     draw_overlay,
     image_points,
     trails,
@@ -448,3 +453,157 @@ def test_the_processed_match_is_drawn(processed_match: ProcessedMatch, tmp_path:
     assert main(["overlay", *args, "--frames", "40"]) == 0  # across the two 2 s chunks
     assert len(decoded_frames(out / "overlay.mp4")) == 40
     assert (out / "overlay-frame-49.png").is_file()
+
+
+# -- the ball ------------------------------------------------------------------------------------
+
+
+def ball_rows(
+    pixels: np.ndarray,
+    z: float = 0.0,
+    *,
+    observed: bool = True,
+    in_play: bool = True,
+    first_frame: int = 0,
+) -> BallTrack:
+    """The ball at the panorama's ground ``pixels`` (one a frame), lifted by ``z`` metres."""
+    n = len(pixels)
+    return BallTrack(
+        frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
+        xy=panorama_to_pitch(MODEL, pixels),
+        z=np.full(n, z),
+        visible=np.ones(n, np.bool_),
+        observed=np.full(n, observed),
+        in_play=np.full(n, in_play),
+        confidence=np.full(n, 0.9),
+    )
+
+
+def ring_point(centre: np.ndarray, degrees: float, radius: int = 8) -> np.ndarray:
+    """A point of the ball's ring (radius 8 px on a 640-wide image), clockwise from the right."""
+    angle = math.radians(degrees)
+    return np.round(centre) + radius * np.array([math.cos(angle), math.sin(angle)])
+
+
+def test_the_ball_is_a_ring_where_it_is_in_the_air_with_a_line_to_the_grass() -> None:
+    ball = ball_rows(np.array([[320.0, 140.0]]), z=3.0)
+    out = draw_overlay(grass(), frame_points(np.zeros((0, 2))), {}, MODEL, frame=0, ball=ball)
+    centre = ball_image_points(MODEL, ball.xy, ball.z, out.shape)[0]
+    assert centre[1] < 140.0 - 10  # lifted: seen above its ground point
+    assert colour_at(out, centre) == BALL_COLOUR  # seen: a dot in the ring
+    for degrees in (0, 90, 180, 270):
+        assert near(colour_at(out, ring_point(centre, degrees)), BALL_COLOUR, 60)
+    assert colour_at(out, [320.0, 140.0]) == BALL_COLOUR  # the grass point under it
+    between = (np.round(centre) + np.array([320.0, 140.0])) / 2
+    assert near(colour_at(out, between), BALL_COLOUR, 90)  # the line down to the grass
+    # Without a ball, nothing there; a ball on the grass has no line.
+    no_ball = draw_overlay(grass(), frame_points(np.zeros((0, 2))), {}, MODEL, frame=0)
+    assert colour_at(no_ball, centre) == GRASS
+    low = draw_overlay(
+        grass(),
+        frame_points(np.zeros((0, 2))),
+        {},
+        MODEL,
+        frame=0,
+        ball=ball_rows(np.array([[320.0, 140.0]]), z=0.11),
+    )
+    assert colour_at(low, between) == GRASS
+
+
+def test_a_bridged_ball_is_dashed_and_hollow_and_one_out_of_play_grey() -> None:
+    pixels = np.array([[320.0, 140.0]])
+    bridged = draw_overlay(
+        grass(),
+        frame_points(np.zeros((0, 2))),
+        {},
+        MODEL,
+        frame=0,
+        ball=ball_rows(pixels, observed=False),
+    )
+    centre = ball_image_points(MODEL, panorama_to_pitch(MODEL, pixels), [0.0], bridged.shape)[0]
+    assert colour_at(bridged, centre) == GRASS  # hollow
+    for dash, gap in ((22.5, 67.5), (112.5, 157.5), (202.5, 247.5), (292.5, 337.5)):
+        assert near(colour_at(bridged, ring_point(centre, dash)), BALL_COLOUR, 60)
+        assert colour_at(bridged, ring_point(centre, gap)) == GRASS
+
+    out_of_play = draw_overlay(
+        grass(),
+        frame_points(np.zeros((0, 2))),
+        {},
+        MODEL,
+        frame=0,
+        ball=ball_rows(pixels, in_play=False),
+    )
+    assert colour_at(out_of_play, centre) == BALL_OUT_COLOUR
+    assert near(colour_at(out_of_play, ring_point(centre, 0)), BALL_OUT_COLOUR, 40)
+
+    # A frame where the ball is not visible: no ring.
+    hidden = ball_rows(pixels)
+    hidden.visible[0] = False
+    out = draw_overlay(grass(), frame_points(np.zeros((0, 2))), {}, MODEL, frame=0, ball=hidden)
+    assert colour_at(out, centre) == GRASS
+
+
+def test_the_ball_trail_fades_with_age() -> None:
+    # Frames 0-10 along y = 150 from x = 200 to 400; drawn at frame 10.
+    pixels = np.column_stack([np.linspace(200.0, 400.0, 11), np.full(11, 150.0)])
+    out = draw_overlay(
+        grass(), frame_points(np.zeros((0, 2))), {}, MODEL, frame=10, ball=ball_rows(pixels)
+    )
+
+    def strength(x: float) -> int:
+        """How far the colour on the trail at ``x`` is from the grass."""
+        return max(abs(a - b) for a, b in zip(colour_at(out, [x, 150.0]), GRASS, strict=True))
+
+    oldest, middle, newest = strength(210.0), strength(290.0), strength(370.0)
+    assert 0 < oldest < middle < newest
+    assert colour_at(out, [210.0, 140.0]) == GRASS  # nothing beside it
+    # A frame without the ball breaks the trail there.
+    gap = ball_rows(pixels)
+    gap.visible[5] = False
+    broken = draw_overlay(grass(), frame_points(np.zeros((0, 2))), {}, MODEL, frame=10, ball=gap)
+    assert colour_at(broken, [310.0, 150.0]) == GRASS  # the steps 4-5 and 5-6
+    assert colour_at(broken, [350.0, 150.0]) != GRASS
+
+
+def _fill_ball(root: Path) -> BallTrack:
+    """The ball at the panorama's (100 + 10 f, 170) in every frame of the hand-made match."""
+    frames = sum(n for _, n in CHUNKS)
+    pixels = np.column_stack([100.0 + 10.0 * np.arange(frames), np.full(frames, 170.0)])
+    ball = ball_rows(pixels, z=0.11)
+    with open_analytics_store(f"chdb://{root / 'analytics'}") as analytics:
+        for chunk, (first, n) in enumerate(CHUNKS):
+            part = ball_points_table(ball.slice_frames(first, first + n))
+            analytics.replace_slice("ball_points", ORG, MATCH, 1, chunk, part)
+    return ball
+
+
+@pytest.mark.usefixtures("env")
+def test_the_command_draws_the_ball_from_ball_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = stack_dir(tmp_path / "stack")
+    ball = _fill_ball(root)
+    out = tmp_path / "out"
+    args = ["--stack", str(root), "--out", str(out), "--start-frame", "20", "--frames", "10"]
+    assert overlay(*args, "--png-frame", "27") == 0
+    png = cv2.imread(str(out / "overlay-frame-27.png"))
+    assert png is not None
+    at = ball.slice_frames(27, 28)
+    centre = ball_image_points(MODEL, at.xy, at.z, png.shape)[0]
+    assert near(colour_at(png, centre), BALL_COLOUR, 40)
+    # The trail of the second before: where the ball was 5 frames earlier, between two steps.
+    before = ball.slice_frames(22, 23)
+    trail = ball_image_points(MODEL, before.xy, before.z, png.shape)[0] + np.array([5.0, 0.0])
+    assert colour_at(png, trail) != colour_at(png, trail + np.array([0.0, 8.0]))
+    assert "ball: visible in 10 of the frames" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("env")
+def test_a_match_without_ball_points_is_drawn_without_a_ball(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = stack_dir(tmp_path / "stack")
+    out = tmp_path / "out"
+    assert overlay("--stack", str(root), "--out", str(out), "--frames", "5") == 0
+    assert "ball: visible in 0 of the frames" in capsys.readouterr().out

@@ -1,12 +1,15 @@
-"""The analyze stage as a Temporal activity: speeds, distances and heatmaps from track points.
+"""The analyze stage as a Temporal activity: speeds, distances, heatmaps and possession from
+track points and the ball.
 
-Thin on purpose. Chunk by chunk it reads the chunk's ``track_points`` (pitch metres), computes
-the speeds and the chunk's per-track statistics
-(:func:`~activities.analyze.totals.analyze_chunk`), and writes both back as replaceable
-(match, revision, chunk) slices with :func:`~activities.analyze.rows.write_chunk`, so a retried
-chunk leaves one copy. Distances per track and the teams' heatmap grids are summed over chunks;
-after every chunk the sums go into the heartbeat, so an attempt that dies resumes at the next
-chunk. The heatmaps are stored as JSON and the manifest is written last.
+Thin on purpose. Chunk by chunk it reads the chunk's ``track_points`` (pitch metres) and
+``ball_points``, computes the speeds and the chunk's per-track statistics
+(:func:`~activities.analyze.totals.analyze_chunk`) and who had the ball
+(:func:`~activities.analyze.possession.chunk_possession`; nobody in a revision tracked before
+the ball was), and writes them back as replaceable (match, revision, chunk) slices with
+:func:`~activities.analyze.rows.write_chunk`, so a retried chunk leaves one copy. Distances
+per track and the teams' heatmap grids are summed over chunks; after every chunk the sums go
+into the heartbeat, so an attempt that dies resumes at the next chunk. The heatmaps are stored
+as JSON and the manifest is written last.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Any
 import numpy as np
 from temporalio import activity
 
-from activities.analyze.contracts import AnalyzeInput, AnalyzeOutput
+from activities.analyze.contracts import AnalyzeChunk, AnalyzeInput, AnalyzeOutput
+from activities.analyze.possession import chunk_possession
 from activities.analyze.rows import write_chunk
 from activities.analyze.totals import MatchTotals, analyze_chunk, heatmaps_document
+from activities.track.ball_points import ball_points_digest, read_ball_track
+from activities.track.ball_track import BallTrack
 from activities.track.points import track_points_digest
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import heartbeat, resume_details
@@ -29,8 +35,9 @@ from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "analyze-2"
-"""analyze-2: the manifest records the typed output (StageStep)."""
+CODE_VERSION = "analyze-3"
+"""analyze-2: the manifest records the typed output (StageStep).
+analyze-3: possession per chunk (``team_possession``) from the ball."""
 
 STAGE = "analyze"
 
@@ -57,6 +64,8 @@ class AnalyzeActivities:
         for chunk in input.chunks[totals.chunks_done :]:
             rows = await asyncio.to_thread(self._chunk_points, input, chunk.chunk)
             points, stats = await asyncio.to_thread(analyze_chunk, rows, input.fps, totals)
+            ball = await asyncio.to_thread(self._chunk_ball, input, chunk)
+            possession = await asyncio.to_thread(chunk_possession, ball, points)
             await asyncio.to_thread(
                 write_chunk,
                 self._analytics,
@@ -66,6 +75,7 @@ class AnalyzeActivities:
                 chunk.chunk,
                 track_points=points,
                 player_stats=stats,
+                team_possession=possession,
             )
             totals.chunks_done += 1
             heartbeat(totals.to_details())
@@ -91,6 +101,7 @@ class AnalyzeActivities:
                 "chunks": [(c.chunk, c.first_frame, c.frames) for c in input.chunks],
                 "fps": input.fps,
                 "track_points": await asyncio.to_thread(self._track_points_digest, input),
+                "ball_points": await asyncio.to_thread(ball_points_digest, self._analytics, input),
             },
             code_version=CODE_VERSION,
             output_type=AnalyzeOutput,
@@ -113,6 +124,14 @@ class AnalyzeActivities:
             "WHERE organization_id = {org:String} AND match_id = {match:String} "
             "AND revision = {revision:UInt32} AND chunk = {chunk:UInt32}",
             {**self._scope(input), "chunk": chunk},
+        )
+
+    def _chunk_ball(self, input: AnalyzeInput, chunk: AnalyzeChunk) -> BallTrack:
+        return read_ball_track(
+            self._analytics,
+            input,
+            start_frame=chunk.first_frame,
+            end_frame=chunk.first_frame + chunk.frames,
         )
 
     def _track_points_digest(self, input: AnalyzeInput) -> str:

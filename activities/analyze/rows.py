@@ -12,6 +12,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from activities.analyze.metrics import MAX_SPEED_MPS, distance_per_track, speeds
+from activities.analyze.possession import TEAM_POSSESSION_SCHEMA
 from polyvision.storage.analytics import AnalyticsStore
 
 #: ``track_points`` columns written by this stage (the slice keys come from replace_slice).
@@ -173,8 +174,10 @@ def write_chunk(
     *,
     track_points: pa.Table,
     player_stats: pa.Table,
+    team_possession: pa.Table | None = None,
 ) -> dict[str, int]:
-    """Replace one chunk's ``track_points`` and ``player_stats`` rows.
+    """Replace one chunk's ``track_points`` and ``player_stats`` rows (and ``team_possession``
+    when given).
 
     Idempotent through `AnalyticsStore.replace_slice`: a retried activity leaves one copy.
 
@@ -186,6 +189,8 @@ def write_chunk(
         chunk: Chunk index.
         track_points: Rows from `track_points_table`.
         player_stats: Rows from `player_stats_table`.
+        team_possession: Rows from `activities.analyze.possession.chunk_possession`; None:
+            that table is left as it is.
 
     Returns:
         Rows written per table.
@@ -194,10 +199,13 @@ def write_chunk(
         ValueError: A table does not have its expected schema.
     """
     written: dict[str, int] = {}
-    for table, data, schema in (
+    tables = [
         ("track_points", track_points, TRACK_POINTS_SCHEMA),
         ("player_stats", player_stats, PLAYER_STATS_SCHEMA),
-    ):
+    ]
+    if team_possession is not None:
+        tables.append(("team_possession", team_possession, TEAM_POSSESSION_SCHEMA))
+    for table, data, schema in tables:
         if not data.schema.equals(schema):
             raise ValueError(f"{table} rows have schema {data.schema}, expected {schema}")
         written[table] = analytics.replace_slice(

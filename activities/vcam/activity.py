@@ -1,9 +1,11 @@
 """The vcam stage as Temporal activities: plan the virtual camera once, render it per chunk.
 
-Thin on purpose. ``vcam_plan`` reads every track point of the revision (pitch metres), maps
-the foot points into panorama pixels (:func:`~activities.vcam.points.panorama_points`), plans
-the "Centered" path over the whole match with :func:`~activities.vcam.plan.plan_centered` and
-stores it as Parquet. ``vcam_render`` cuts one chunk's views out of its panorama video with
+Thin on purpose. ``vcam_plan`` reads every track point of the revision (pitch metres) and the
+frames where the ball is reported (``ball_points``: visible and in play), maps the foot points
+and the ball at its height into panorama pixels (:mod:`activities.vcam.points`), plans the
+"Centered" path over the whole match with :func:`~activities.vcam.plan.plan_centered` (pulled
+towards the ball where it is known; a revision without ball rows plans on the players alone)
+and stores it as Parquet. ``vcam_render`` cuts one chunk's views out of its panorama video with
 :func:`~activities.vcam.render.render_chunk` and stores the H.264 MP4 (its first frame is a
 keyframe: the chunk start is an HLS segment boundary). Both write their manifest last
 (`polyvision.stage.StageStep`), so a retried or replayed attempt with the same inputs returns
@@ -16,6 +18,7 @@ import asyncio
 import io
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.stitch.panorama import PanoramaModel
+from activities.track.ball_points import ball_points_digest
 from activities.track.points import track_points_digest
 from activities.vcam.contracts import (
     VcamPlanInput,
@@ -32,7 +36,7 @@ from activities.vcam.contracts import (
     VcamRenderOutput,
 )
 from activities.vcam.plan import VcamPath, plan_centered
-from activities.vcam.points import panorama_points
+from activities.vcam.points import ball_panorama_points, panorama_points
 from activities.vcam.render import RenderChunkResult, render_chunk
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import frames_done_reporter, heartbeating
@@ -41,8 +45,9 @@ from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "vcam-2"
-"""vcam-2: manifests record the typed output (StageStep), in ``plan/`` and ``chunk-NNNNN/``."""
+CODE_VERSION = "vcam-3"
+"""vcam-2: manifests record the typed output (StageStep), in ``plan/`` and ``chunk-NNNNN/``.
+vcam-3: the plan follows the reported ball (``ball_points``) too."""
 
 STAGE = "vcam"
 
@@ -54,7 +59,7 @@ class VcamActivities:
 
     Args:
         objects: Object store holding the panorama chunks, the path, the views and manifests.
-        analytics: Analytics store holding the track points.
+        analytics: Analytics store holding the track points and the ball.
     """
 
     def __init__(self, objects: ObjectStore, analytics: AnalyticsStore) -> None:
@@ -76,8 +81,22 @@ class VcamActivities:
             points = await asyncio.to_thread(
                 panorama_points, model, rows["frame"], rows["pitch_x"], rows["pitch_y"], frames
             )
+            ball_rows = await asyncio.to_thread(self._ball_points, input)
+            ball = await asyncio.to_thread(
+                ball_panorama_points,
+                model,
+                ball_rows["frame"],
+                ball_rows["pitch_x"],
+                ball_rows["pitch_y"],
+                ball_rows["height_m"],
+                frames,
+            )
             path = await asyncio.to_thread(
-                plan_centered, frames, points, (model.width, model.height), input.fps
+                partial(plan_centered, ball=ball),
+                frames,
+                points,
+                (model.width, model.height),
+                input.fps,
             )
         path_key = artifact_key(
             input.organization_id, input.match_id, input.revision, STAGE, PATH_NAME
@@ -88,7 +107,9 @@ class VcamActivities:
         output = VcamPlanOutput(
             path_key=path_key, frames=path.frames, manifest_key=step.manifest_key
         )
-        return await step.record(output, {"points": len(points.frame)})
+        return await step.record(
+            output, {"points": len(points.frame), "ball_points": len(ball.frame)}
+        )
 
     @activity.defn(name=names.VCAM_RENDER)
     async def render_chunk(self, input: VcamRenderInput) -> VcamRenderOutput:
@@ -137,6 +158,7 @@ class VcamActivities:
                 "fps": input.fps,
                 "panorama_model": await object_digest(self._objects, input.panorama_model_key),
                 "track_points": await asyncio.to_thread(self._track_points_digest, input),
+                "ball_points": await asyncio.to_thread(ball_points_digest, self._analytics, input),
             },
             code_version=CODE_VERSION,
             output_type=VcamPlanOutput,
@@ -187,6 +209,20 @@ class VcamActivities:
             "AND revision = {revision:UInt32}",
             {"org": input.organization_id, "match": input.match_id, "revision": input.revision},
         )
+
+    def _ball_points(self, input: VcamPlanInput) -> dict[str, np.ndarray]:
+        """The frames where the ball is reported (visible and in play); none in a revision
+        tracked before the ball was."""
+        rows = self._analytics.query_numpy(
+            "SELECT frame, pitch_x, pitch_y, height_m FROM ball_points "
+            "WHERE organization_id = {org:String} AND match_id = {match:String} "
+            "AND revision = {revision:UInt32} AND visible = 1 AND in_play = 1",
+            {"org": input.organization_id, "match": input.match_id, "revision": input.revision},
+        )
+        if not rows:  # chDB answers an empty result without columns
+            empty = np.zeros(0)
+            return {"frame": empty, "pitch_x": empty, "pitch_y": empty, "height_m": empty}
+        return rows
 
     def _track_points_digest(self, input: VcamPlanInput) -> str:
         # The positions decide the path; speed (written by analyze, maybe concurrently) does

@@ -153,6 +153,17 @@ class TeamStats(BaseModel):
     )
     max_speed: float = Field(description="Metres per second, the fastest of the team's tracks.")
     sprints: int
+    possession_frames: int = Field(
+        default=0,
+        description="Frames in which only this team's players were within reach of the ball"
+        " (the ball seen, in play and low).",
+    )
+    possession_share: float | None = Field(
+        default=None,
+        description="This team's possession frames over both teams' (contested frames and"
+        " frames nobody had the ball left out); null when neither team had the ball, as for a"
+        " match processed before the ball was tracked.",
+    )
 
 
 class TeamsResponse(BaseModel):
@@ -175,6 +186,8 @@ class TeamsResponse(BaseModel):
                             "mean_speed": 1.82,
                             "max_speed": 9.1,
                             "sprints": 190,
+                            "possession_frames": 61000,
+                            "possession_share": 0.5083,
                         },
                         {
                             "team": 1,
@@ -184,6 +197,8 @@ class TeamsResponse(BaseModel):
                             "mean_speed": 1.8,
                             "max_speed": 8.7,
                             "sprints": 176,
+                            "possession_frames": 59000,
+                            "possession_share": 0.4917,
                         },
                     ],
                 }
@@ -196,3 +211,40 @@ class TeamsResponse(BaseModel):
     fps: float
     note: str | None = Field(default=None, description="Set when the frame rate is assumed.")
     teams: list[TeamStats]
+
+
+class BallResponse(BaseModel):
+    """The ball of one match revision in a time window: the frames where its position is known."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "match_id": _MATCH,
+                    "revision": 1,
+                    "fps": 25.0,
+                    "note": None,
+                    "start_s": 60.0,
+                    "end_s": 60.08,
+                    "points": [
+                        [60.0, 40.5, 22.25, 0.11, True, True, 0.93],
+                        [60.04, 41.1, 22.4, 0.35, False, True, 0.6],
+                    ],
+                }
+            ]
+        }
+    )
+
+    match_id: uuid.UUID
+    revision: int
+    fps: float
+    note: str | None = Field(default=None, description="Set when the frame rate is assumed.")
+    start_s: float
+    end_s: float
+    points: list[tuple[float, float, float, float, bool, bool, float]] = Field(
+        description="[t, x, y, z, observed, in_play, confidence]: seconds from the start, pitch"
+        " metres of the grass under the ball (x along the length, y across), the ball's height"
+        " in metres, whether a detection supports the position (false: bridged between two"
+        " sightings), whether the ball is in play, and the tracker's confidence (0..1). Frames"
+        " without a point are frames where the ball's position is not known."
+    )

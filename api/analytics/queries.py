@@ -14,8 +14,8 @@ from typing import Any
 
 from api.analytics.grid import GridSpec
 
-#: Longest time window the tracks endpoint serves: 600 s of 23 tracks at 25 fps is about
-#: 350,000 points, already a large JSON body.
+#: Longest time window the tracks (and ball) endpoint serves: 600 s of 23 tracks at 25 fps is
+#: about 350,000 points, already a large JSON body.
 MAX_WINDOW_S = 600.0
 
 #: Frame rate assumed when the match summary does not give one.
@@ -124,6 +124,39 @@ def tracks_query(
         f" WHERE {' AND '.join(conditions)} ORDER BY track_id, frame"
     )
     return sql, parameters
+
+
+def ball_query(scope: Scope, first_frame: int, end_frame: int) -> SqlStatement:
+    """The ball in frames ``[first_frame, end_frame)`` where the tracker reports a position
+    (visible; in play or not), ordered by frame.
+
+    Returns:
+        SQL selecting ``frame, pitch_x, pitch_y, height_m, observed, in_play, confidence``.
+    """
+    sql = (
+        "SELECT frame, pitch_x, pitch_y, height_m, observed, in_play, confidence"
+        f" FROM ball_points WHERE {_SCOPE}"
+        " AND frame >= {first_frame:UInt32} AND frame < {end_frame:UInt32}"
+        " AND visible = 1 AND isFinite(pitch_x) AND isFinite(pitch_y)"
+        " ORDER BY frame"
+    )
+    parameters = {**scope.parameters(), "first_frame": first_frame, "end_frame": end_frame}
+    return sql, parameters
+
+
+def possession_query(scope: Scope) -> SqlStatement:
+    """The per-chunk ``team_possession`` rows summed per team code (0, 1; -1 contested, -2
+    nobody), stored codes.
+
+    Returns:
+        SQL selecting ``team, frames``.
+    """
+    sql = (
+        "SELECT team, sum(frames) AS frames"
+        f" FROM team_possession WHERE {_SCOPE}"
+        " GROUP BY team ORDER BY team"
+    )
+    return sql, scope.parameters()
 
 
 def heatmap_query(scope: Scope, team: int, spec: GridSpec) -> SqlStatement:

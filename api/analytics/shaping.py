@@ -18,6 +18,9 @@ import numpy as np
 
 from api.analytics.models import PlayerStats, TeamStats, TrackSeries
 
+BallPoint = tuple[float, float, float, float, bool, bool, float]
+"""One ball point as served: ``t, x, y, z, observed, in_play, confidence``."""
+
 #: The teams the teams endpoint reports (0 away, 1 home): -1 (unknown, referee, ball) is
 #: not a team.
 TEAMS = (0, 1)
@@ -236,16 +239,62 @@ def players(totals: list[TrackTotals], fps: float, order: PlayerSort) -> list[Pl
     ]
 
 
-def team_totals(totals: list[TrackTotals], fps: float) -> list[TeamStats]:
+def ball_points(columns: Columns, fps: float) -> list[BallPoint]:
+    """The ball's rows (`api.analytics.queries.ball_query`) as served points, in frame order.
+
+    Args:
+        columns: ``frame, pitch_x, pitch_y, height_m, observed, in_play, confidence`` rows.
+        fps: Frame rate, to turn frames into seconds.
+    """
+    if len(columns.get("frame", ())) == 0:
+        return []
+    frame = np.asarray(columns["frame"], dtype=np.int64)
+    order = np.argsort(frame, kind="stable")
+    height = np.asarray(columns["height_m"], dtype=np.float64)[order]
+    return list(
+        zip(
+            np.round(frame[order] / fps, 3).tolist(),
+            np.round(np.asarray(columns["pitch_x"], dtype=np.float64)[order], 2).tolist(),
+            np.round(np.asarray(columns["pitch_y"], dtype=np.float64)[order], 2).tolist(),
+            # A visible ball without a height is on the grass.
+            np.round(np.nan_to_num(height, nan=0.0), 2).tolist(),
+            (np.asarray(columns["observed"])[order] != 0).tolist(),
+            (np.asarray(columns["in_play"])[order] != 0).tolist(),
+            np.round(np.asarray(columns["confidence"], dtype=np.float64)[order], 3).tolist(),
+            strict=True,
+        )
+    )
+
+
+def possession_frames(columns: Columns) -> dict[int, int]:
+    """Frames per team code from ``team, frames`` rows (`api.analytics.queries.possession_query`,
+    teams as served)."""
+    frames: dict[int, int] = {}
+    for team, count in zip(
+        np.asarray(columns.get("team", ()), dtype=np.int64).tolist(),
+        np.asarray(columns.get("frames", ()), dtype=np.int64).tolist(),
+        strict=True,
+    ):
+        frames[team] = frames.get(team, 0) + count
+    return frames
+
+
+def team_totals(
+    totals: list[TrackTotals], fps: float, possession: Mapping[int, int] | None = None
+) -> list[TeamStats]:
     """Totals of teams 0 and 1 over the tracks assigned to each (see `track_totals`).
 
     Args:
         totals: Per-track sums.
         fps: Frame rate, for the time on the pitch.
+        possession: Frames each team code had the ball (`possession_frames`); None or no
+            frames for either team: no possession share.
 
     Returns:
         Teams 0 and 1, in that order; zeros for a team without tracks.
     """
+    had = {team: int((possession or {}).get(team, 0)) for team in TEAMS}
+    both = sum(had.values())
     teams: list[TeamStats] = []
     for team in TEAMS:
         mine = [t for t in totals if t.team == team]
@@ -260,6 +309,8 @@ def team_totals(totals: list[TrackTotals], fps: float) -> list[TeamStats]:
                 mean_speed=round(distance / seconds, 2) if seconds > 0 else 0.0,
                 max_speed=round(max((t.max_speed for t in mine), default=0.0), 2),
                 sprints=sum(t.sprints for t in mine),
+                possession_frames=had[team],
+                possession_share=round(had[team] / both, 4) if both else None,
             )
         )
     return teams

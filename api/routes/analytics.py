@@ -1,4 +1,5 @@
-"""Analytics of a processed match: track points, heatmaps, per-player and per-team stats.
+"""Analytics of a processed match: track points, the ball, heatmaps, per-player and per-team
+stats (possession included).
 
 Every route needs ``read_analytics`` and reads the match's published revision only, so rows
 of an older run (or of a reprocess still writing) never mix in. A match of another
@@ -32,14 +33,22 @@ from pydantic import AfterValidator
 from activities.track.sides import SIDES_ARTIFACT, SidesRecord, served_swap
 from api.analytics.grid import CELL_SIZES_M, GridSpec, grid_from_cells, grid_spec
 from api.analytics.heatmap_png import DEFAULT_WIDTH_PX, MAX_WIDTH_PX, MIN_WIDTH_PX, heatmap_png
-from api.analytics.models import HeatmapResponse, PlayersResponse, TeamsResponse, TracksResponse
+from api.analytics.models import (
+    BallResponse,
+    HeatmapResponse,
+    PlayersResponse,
+    TeamsResponse,
+    TracksResponse,
+)
 from api.analytics.queries import (
     DEFAULT_FPS,
     Scope,
     SqlStatement,
+    ball_query,
     frame_window,
     heatmap_query,
     player_stats_query,
+    possession_query,
     tracks_query,
     window_error,
 )
@@ -48,9 +57,11 @@ from api.analytics.shaping import (
     FrameRate,
     PlayerSort,
     TrackTotals,
+    ball_points,
     frame_rate,
     group_tracks,
     players,
+    possession_frames,
     served_teams,
     swap_team,
     team_totals,
@@ -238,6 +249,56 @@ def _tracks_json(
 
 
 @router.get(
+    "/matches/{match_id}/analytics/ball",
+    summary="The ball in a time window",
+    response_model=BallResponse,
+    responses=_ERRORS,
+)
+async def get_ball(
+    scope: AnalysedMatch,
+    objects: ObjectsDep,
+    analytics: AnalyticsDep,
+    start_s: Annotated[
+        float, Query(ge=0, allow_inf_nan=False, description="Window start, seconds (inclusive).")
+    ],
+    end_s: Annotated[
+        float,
+        Query(
+            gt=0,
+            allow_inf_nan=False,
+            description="Window end, seconds (exclusive); at most 600 s after start_s.",
+        ),
+    ],
+) -> Response:
+    """Where the ball was, and how high, in each frame between two times where it is known.
+
+    Times are seconds from the start of the match, as for the tracks. A match processed before
+    the ball was tracked has no points.
+    """
+    error = window_error(start_s, end_s)
+    if error is not None:
+        raise HTTPException(422, error)
+    rate = await _frame_rate(objects, scope)
+    first, end = frame_window(start_s, end_s, rate.fps)
+    rows = await _run(analytics, ball_query(scope, first, end))
+    body = await asyncio.to_thread(_ball_json, scope, rate, start_s, end_s, rows)
+    return Response(content=body, media_type="application/json")
+
+
+def _ball_json(scope: Scope, rate: FrameRate, start_s: float, end_s: float, rows: Columns) -> bytes:
+    document = BallResponse(
+        match_id=uuid.UUID(scope.match_id),
+        revision=scope.revision,
+        fps=rate.fps,
+        note=rate.note,
+        start_s=start_s,
+        end_s=end_s,
+        points=ball_points(rows, rate.fps),
+    )
+    return document.model_dump_json().encode()
+
+
+@router.get(
     "/matches/{match_id}/analytics/heatmaps",
     summary="A team's heatmap grid",
     response_model=HeatmapResponse,
@@ -360,17 +421,22 @@ async def get_players(
 async def get_teams(
     scope: AnalysedMatch, objects: ObjectsDep, analytics: AnalyticsDep
 ) -> TeamsResponse:
-    """Tracks, time on the pitch, distance, mean and top speed and sprints of teams 0 (away)
-    and 1 (home).
+    """Tracks, time on the pitch, distance, mean and top speed, sprints and possession of teams
+    0 (away) and 1 (home).
 
-    Possession is not reported: the pipeline does not produce it yet.
+    Possession counts the frames where the ball is seen, in play and low and only one team's
+    players are within reach of it; the share leaves contested frames and frames nobody had
+    the ball out. A match processed before the ball was tracked has no share (null).
     """
     rate = await _frame_rate(objects, scope)
     totals = await _track_totals(analytics, scope)
+    possession = await _run(analytics, possession_query(scope))
     return TeamsResponse(
         match_id=uuid.UUID(scope.match_id),
         revision=scope.revision,
         fps=rate.fps,
         note=rate.note,
-        teams=team_totals(totals, rate.fps),
+        teams=team_totals(
+            totals, rate.fps, possession_frames(served_teams(possession, scope.teams_swapped))
+        ),
     )

@@ -10,6 +10,12 @@ Markers: a disc for an outfield player (or an unknown role), a square with a whi
 a goalkeeper, a yellow triangle for the referee; fill colour by team (home, away, none), the
 track id under the marker, and a trail of the track's last positions that thickens towards the
 present. A legend in the top-left corner names them, with the frame number and counts.
+
+The ball (``ball_points``, when given): a ring where the panorama shows the ball's centre (its
+pitch point lifted to its height, so a lofted ball is drawn in the air, with a thin line down to
+the grass under it), and a trail of its last second that fades into the picture with age. A
+ball seen in this frame is a solid ring with a dot; a ball bridged between sightings (visible,
+not observed) a dashed, hollow ring; a ball out of play is grey.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from activities.stitch.panorama import PanoramaModel, pitch_to_panorama
+from activities.track.ball_track import BallTrack
 from polyvision.roles import (
     ROLE_GOALKEEPER,
     ROLE_REFEREE,
@@ -45,6 +52,12 @@ TEAM_COLOURS: Final[dict[int, Colour]] = {
 REFEREE_COLOUR: Final[Colour] = (0, 215, 255)
 """The referee's triangle: yellow, whatever team code the referee's track carries."""
 GOALKEEPER_OUTLINE: Final[Colour] = (255, 255, 255)
+BALL_COLOUR: Final[Colour] = (255, 0, 255)
+"""The ball in play: magenta, a colour no kit, line or grass has."""
+BALL_OUT_COLOUR: Final[Colour] = (150, 150, 150)
+"""The ball out of play: grey."""
+BALL_AIR_M: Final = 0.5
+"""Above this height the ball gets a line down to the grass under it."""
 _DARK: Final[Colour] = (20, 20, 20)
 _WHITE: Final[Colour] = (255, 255, 255)
 _FONT: Final = cv2.FONT_HERSHEY_SIMPLEX
@@ -149,6 +162,19 @@ def image_points(
     return np.asarray(pixels * scale, dtype=np.float64)
 
 
+def ball_image_points(
+    model: PanoramaModel, xy: npt.ArrayLike, z: npt.ArrayLike, shape: tuple[int, ...]
+) -> Float64Array:
+    """Pixel positions in an image of ``shape`` of the ball's centre: pitch ``xy`` at height
+    ``z`` (metres; NaN reads as on the grass). NaN where there is no pixel."""
+    height, width = shape[:2]
+    ground = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    lift = np.nan_to_num(np.asarray(z, dtype=np.float64).reshape(-1), nan=0.0)
+    pixels = pitch_to_panorama(model, np.column_stack([ground, lift]))
+    scale = np.array([width / model.width, height / model.height], dtype=np.float64)
+    return np.asarray(pixels * scale, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class _Style:
     """Sizes in pixels for an image of a given width."""
@@ -167,6 +193,15 @@ class _Style:
             font_scale=max(0.35, 0.5 * unit),
             font_thickness=max(1, round(unit)),
         )
+
+    @property
+    def ball_radius(self) -> int:
+        """The ball's ring: wider than a player's marker, so a ball at a player's feet shows."""
+        return 2 * self.radius
+
+    @property
+    def ball_line(self) -> int:
+        return max(2, self.line + 1)
 
 
 def _pt(xy: Float64Array) -> tuple[int, int]:
@@ -218,6 +253,85 @@ def _trail(image: Image, points: Float64Array, colour: Colour, style: _Style) ->
         cv2.line(image, _pt(points[index]), _pt(points[index + 1]), colour, thickness, cv2.LINE_AA)
 
 
+def _ball_colour(in_play: bool) -> Colour:
+    return BALL_COLOUR if in_play else BALL_OUT_COLOUR
+
+
+def _ball_ring(
+    image: Image, centre: tuple[int, int], colour: Colour, observed: bool, style: _Style
+) -> None:
+    """The ball's ring: solid with a centre dot when seen, dashed and hollow when bridged."""
+    r, thickness = style.ball_radius, style.ball_line
+    if observed:
+        cv2.circle(image, centre, r, colour, thickness, cv2.LINE_AA)
+        cv2.circle(image, centre, max(1, style.line), colour, cv2.FILLED, cv2.LINE_AA)
+        return
+    # Four dashes of 45 degrees with 45-degree gaps (0-45, 90-135, ...).
+    for start in range(0, 360, 90):
+        cv2.ellipse(image, centre, (r, r), 0, start, start + 45, colour, thickness, cv2.LINE_AA)
+
+
+def _ball_trail(image: Image, pixels: Float64Array, ball: BallTrack, style: _Style) -> None:
+    """The ball's recent path, fading with age: each step blended into the picture by how
+    recent it is (the newest fully drawn); steps out of play are grey; a frame where the ball
+    was not visible breaks the trail."""
+    n = len(ball)
+    if n < 2:
+        return
+    height, width = image.shape[:2]
+    usable = ball.visible & np.isfinite(pixels).all(axis=1)
+    consecutive = np.diff(ball.frame) == 1
+    masks = {True: np.zeros((height, width), np.uint8), False: np.zeros((height, width), np.uint8)}
+    for index in range(n - 1):  # oldest first: a newer step covers an older one
+        if not (usable[index] and usable[index + 1] and consecutive[index]):
+            continue
+        alpha = round(255 * (index + 1) / (n - 1))
+        cv2.line(
+            masks[bool(ball.in_play[index + 1])],
+            _pt(pixels[index]),
+            _pt(pixels[index + 1]),
+            alpha,
+            style.line + 1,
+            cv2.LINE_AA,
+        )
+    for in_play, mask in masks.items():
+        rows, cols = np.nonzero(mask)
+        if not rows.size:
+            continue
+        weight = (mask[rows, cols].astype(np.float32) / 255.0)[:, None]
+        colour = np.asarray(_ball_colour(in_play), dtype=np.float32)
+        blended = image[rows, cols].astype(np.float32) * (1.0 - weight) + colour * weight
+        image[rows, cols] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def _draw_ball(
+    image: Image, model: PanoramaModel, ball: BallTrack, frame: int | None, style: _Style
+) -> None:
+    """The ball's trail and, where it is visible at ``frame``, its ring."""
+    if not len(ball):
+        return
+    pixels = ball_image_points(model, ball.xy, ball.z, image.shape)
+    _ball_trail(image, pixels, ball, style)
+    if frame is None:
+        now = len(ball) - 1
+    else:
+        now = int(np.searchsorted(ball.frame, frame))
+        if now >= len(ball) or int(ball.frame[now]) != frame:
+            return
+    if not ball.visible[now]:
+        return
+    centre = pixels[now]
+    if not _inside(centre, image.shape, 2.0 * style.ball_radius):
+        return
+    colour = _ball_colour(bool(ball.in_play[now]))
+    if float(np.nan_to_num(ball.z[now])) > BALL_AIR_M:
+        ground = image_points(model, ball.xy[now : now + 1], image.shape)[0]
+        if np.isfinite(ground).all():
+            cv2.line(image, _pt(ground), _pt(centre), colour, 1, cv2.LINE_AA)
+            cv2.circle(image, _pt(ground), max(1, style.line), colour, cv2.FILLED, cv2.LINE_AA)
+    _ball_ring(image, _pt(centre), colour, bool(ball.observed[now]), style)
+
+
 def _inside(xy: Float64Array, shape: tuple[int, ...], margin: float) -> bool:
     height, width = shape[:2]
     x, y = float(xy[0]), float(xy[1])
@@ -229,7 +343,12 @@ def _inside(xy: Float64Array, shape: tuple[int, ...], margin: float) -> bool:
 
 
 def _legend(
-    image: Image, points: TrackTable, frame: int | None, trail_seconds: float, style: _Style
+    image: Image,
+    points: TrackTable,
+    frame: int | None,
+    trail_seconds: float,
+    style: _Style,
+    ball: bool = False,
 ) -> None:
     """The legend in the top-left corner: frame, what each marker means, and counts."""
     referee = points.role == ROLE_REFEREE
@@ -247,6 +366,8 @@ def _legend(
         ),
         (f"last {trail_seconds:g} s", {}),
     ]
+    if ball:
+        rows.append(("ball (dashed: bridged, grey: out)", {"ball": True}))
     title = f"frame {frame}" if frame is not None else "tracks"
     (_, text_h), _ = cv2.getTextSize("Ag", _FONT, style.font_scale, style.font_thickness)
     row_h = max(text_h, 2 * style.radius) + max(4, style.radius)
@@ -265,7 +386,9 @@ def _legend(
     for index, (text, marker) in enumerate(rows):
         centre_y = pad + row_h * (index + 1) + row_h // 2
         centre = (pad + 2 * style.radius, centre_y)
-        if marker:
+        if "ball" in marker:
+            _ball_ring(image, centre, BALL_COLOUR, True, style)
+        elif marker:
             _marker(image, centre, int(marker["team"]), int(marker["role"]), style)
         else:
             sample = np.array(
@@ -284,6 +407,7 @@ def draw_overlay(
     *,
     frame: int | None = None,
     trail_seconds: float = 1.0,
+    ball: BallTrack | None = None,
 ) -> Image:
     """A copy of ``image`` with the frame's track points, their trails and a legend drawn.
 
@@ -296,6 +420,9 @@ def draw_overlay(
         model: The panorama model the stitch stage made the frame with.
         frame: The frame number the legend shows.
         trail_seconds: How long the trails are, for the legend.
+        ball: The ball's rows of the trail, ending at ``frame`` (`BallTrack.slice_frames`),
+            oldest first; the ring is drawn where the row of ``frame`` (the last row when
+            ``frame`` is None) is visible. None: no ball, and no ball in the legend.
 
     Returns:
         The drawn copy; ``image`` is left as it was.
@@ -315,7 +442,9 @@ def draw_overlay(
         xy = _pt(centre)
         _marker(out, xy, int(points.team[index]), int(points.role[index]), style)
         drawn.append((int(points.track_id[index]), xy))
+    if ball is not None:  # over the people: the ball is what the eye looks for
+        _draw_ball(out, model, ball, frame, style)
     for track_id, xy in drawn:  # labels last: no marker covers an id
         _label(out, str(track_id), xy, style)
-    _legend(out, points, frame, trail_seconds, style)
+    _legend(out, points, frame, trail_seconds, style, ball=ball is not None)
     return out

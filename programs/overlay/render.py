@@ -6,7 +6,8 @@ Where things are (the keys the stages write, `polyvision.artifacts.artifact_key`
   number the frames every later stage uses (``track_points.frame`` included);
 * the panorama model: ``stitch/panorama.json``; the panorama video of chunk ``i``:
   ``stitch/chunk-{i:05d}.mp4``, whose ``k``-th frame is match frame ``chunk.start_frame + k``;
-* the track points: the analytics store's ``track_points``.
+* the track points: the analytics store's ``track_points``; the ball: its ``ball_points``
+  (none in a store or a revision from before the ball was tracked: nothing is drawn for it).
 
 The stores are those of the ``PV_`` settings, or of the `polyvision up` data directory that
 ``--stack DIR`` names. chDB opens a data directory in one process only: a running stack holds
@@ -33,6 +34,8 @@ import numpy as np
 
 from activities.ingest.contracts import IngestOutput
 from activities.stitch.panorama import PanoramaError, PanoramaModel
+from activities.track.ball_points import MatchRevision, read_ball_track
+from activities.track.ball_track import BallTrack
 from polyvision.artifacts import Manifest, artifact_key
 from polyvision.media.writer import VideoWriter
 from polyvision.settings import Settings, StartupError
@@ -140,6 +143,8 @@ class OverlayResult:
     frames_written: int
     points: int
     size: tuple[int, int]
+    ball_frames: int = 0
+    """Frames of the clip in which a ball (in play or not) is visible."""
 
 
 def overlay_settings(
@@ -477,6 +482,64 @@ def read_tracks(
         raise OverlayError(f"cannot read track_points from the analytics store: {reason}") from None
 
 
+def load_ball(
+    analytics: AnalyticsStore,
+    organization_id: str,
+    match_id: str,
+    revision: int,
+    first: int,
+    last: int,
+    history: int = 0,
+) -> BallTrack:
+    """The match's ball of frames ``first`` to ``last`` (both included), and of the ``history``
+    frames before ``first`` (where the first frames' trail comes from).
+
+    Empty when the store has no ``ball_points`` table (migrated before the ball) or the match
+    no rows in it (tracked before the ball): the overlay then draws the people only.
+    """
+    exists = analytics.query_numpy(
+        "SELECT count() AS n FROM system.tables "
+        "WHERE database = currentDatabase() AND name = 'ball_points'"
+    )
+    if int(exists["n"][0]) == 0:
+        return BallTrack.not_seen(0, 0)
+    return read_ball_track(
+        analytics,
+        MatchRevision(organization_id, match_id, revision),
+        start_frame=max(0, first - history),
+        end_frame=last + 1,
+    )
+
+
+def read_ball(
+    settings: Settings,
+    match: MatchPanorama,
+    match_id: str,
+    revision: int,
+    clip: Clip,
+    trail_frames: int,
+) -> BallTrack:
+    """The clip's ball, and that of the second before it (for the first trail).
+
+    Raises:
+        OverlayError: The analytics store cannot be read.
+    """
+    try:
+        with open_analytics_store(settings.analytics_url) as analytics:
+            return load_ball(
+                analytics,
+                match.organization_id,
+                match_id,
+                revision,
+                clip.first,
+                clip.last,
+                history=trail_frames - 1,
+            )
+    except AnalyticsError as exc:
+        reason = " ".join(str(exc).split())
+        raise OverlayError(f"cannot read ball_points from the analytics store: {reason}") from None
+
+
 def panorama_frames(path: Path, size: tuple[int, int], skip: int) -> Iterator[Image]:
     """The video's frames after the first ``skip``, scaled to ``size`` as BGR.
 
@@ -505,8 +568,12 @@ def draw_chunk(
     trail_frames: int,
     writer: VideoWriter,
     png: Path,
+    ball: BallTrack | None = None,
 ) -> int:
     """Draw and encode the clip's frames of one chunk (the PNG too, if it is among them).
+
+    ``ball``: the clip's ball (`load_ball`), drawn with its trail of ``trail_frames``; None: no
+    ball.
 
     Returns:
         How many frames were written (fewer than planned when the video is shorter).
@@ -525,6 +592,7 @@ def draw_chunk(
             model,
             frame=frame,
             trail_seconds=TRAIL_SECONDS,
+            ball=None if ball is None else ball.slice_frames(frame - trail_frames + 1, frame + 1),
         )
         writer.write(drawn)
         written += 1
@@ -555,6 +623,9 @@ async def make_overlay(settings: Settings, request: OverlayRequest) -> OverlayRe
         tracks = await asyncio.to_thread(
             read_tracks, settings, match, request.match_id, request.revision, clip, trail_frames
         )
+        ball = await asyncio.to_thread(
+            read_ball, settings, match, request.match_id, request.revision, clip, trail_frames
+        )
         out_w, out_h = output_size(match.model, request.width)
         try:
             request.out_dir.mkdir(parents=True, exist_ok=True)
@@ -581,6 +652,8 @@ async def make_overlay(settings: Settings, request: OverlayRequest) -> OverlayRe
                     trail_frames,
                     writer,
                     png,
+                    # A clip without the ball keeps the legend of a match without one.
+                    ball if ball.visible.any() else None,
                 )
                 path.unlink()
     if not png.exists():
@@ -595,6 +668,7 @@ async def make_overlay(settings: Settings, request: OverlayRequest) -> OverlayRe
         frames_written=written,
         points=len(tracks.rows(clip.first, clip.last)),
         size=(out_w, out_h),
+        ball_frames=int(ball.slice_frames(clip.first, clip.last + 1).visible.sum()),
     )
 
 
@@ -611,5 +685,6 @@ def run_overlay(settings: Settings, request: OverlayRequest) -> int:
         f" ({result.frames_written} drawn, {result.points} track points) at {width}x{height}\n"
         f"video: {result.video}\n"
         f"frame {result.clip.png_frame}: {result.png}\n"
+        f"ball: visible in {result.ball_frames} of the frames\n"
     )
     return 0

@@ -16,6 +16,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.analyze.activity import AnalyzeActivities
 from activities.analyze.contracts import AnalyzeChunk, AnalyzeInput
 from activities.analyze.rows import track_points_table
+from activities.track.ball_points import ball_points_table
+from activities.track.ball_track import BallTrack
 from polyvision.storage.analytics import AnalyticsStore, apply_migrations, open_analytics_store
 from polyvision.storage.objects import ObjectStore, open_object_store
 
@@ -152,3 +154,67 @@ async def test_resumes_after_the_last_finished_chunk_with_the_same_result(
     assert await objects.get(output.heatmaps_key) == heatmaps
     for column, values in _points(analytics).items():
         np.testing.assert_array_equal(values, uninterrupted[column])
+
+
+def _write_ball(analytics: AnalyticsStore, last_chunk_visible_to: int = 70) -> None:
+    """Chunk 0: at runner 1's feet (team 0); chunk 1: by the referee only, in the air from
+    frame 40; chunk 2: at runner 3's feet (team 1), lost from frame ``last_chunk_visible_to``."""
+    frames = np.arange(75)
+    xy = np.zeros((75, 2))
+    z = np.full(75, 0.11)
+    for f in frames:
+        if f < 25:
+            xy[f] = (10.0 + SPEED * f / FPS, 10.5)
+        elif f < 50:
+            xy[f] = (52.5, 34.5)
+            z[f] = 3.0 if f >= 40 else 0.11
+        else:
+            xy[f] = (60.0 + SPEED * f / FPS, 20.5)
+    visible = frames < last_chunk_visible_to
+    track = BallTrack(
+        frame=frames.astype(np.int64),
+        xy=xy,
+        z=z,
+        visible=visible,
+        observed=visible,
+        in_play=visible,
+        confidence=np.where(visible, 0.9, 0.0),
+    )
+    for chunk in CHUNKS:
+        part = track.slice_frames(chunk.first_frame, chunk.first_frame + chunk.frames)
+        analytics.replace_slice("ball_points", "o1", "m1", 1, chunk.chunk, ball_points_table(part))
+
+
+def _possession(analytics: AnalyticsStore) -> list[tuple[int, int, int]]:
+    rows = analytics.query_numpy(
+        "SELECT chunk, team, frames FROM team_possession "
+        "WHERE organization_id = 'o1' AND match_id = 'm1' ORDER BY chunk, team"
+    )
+    if not rows:
+        return []
+    return [
+        (int(c), int(t), int(n))
+        for c, t, n in zip(rows["chunk"], rows["team"], rows["frames"], strict=True)
+    ]
+
+
+async def test_possession_per_chunk_from_the_ball_and_a_changed_ball_redoes_it(
+    objects: ObjectStore, analytics: AnalyticsStore
+) -> None:
+    _write_track_points(analytics)
+    acts = AnalyzeActivities(objects, analytics)
+    # A revision tracked before the ball: no possession rows, the rest as before.
+    before = await ActivityEnvironment().run(acts.analyze, _input())
+    assert _possession(analytics) == []
+
+    _write_ball(analytics)
+    output = await ActivityEnvironment().run(acts.analyze, _input())
+    assert not output.from_manifest  # the ball is an input
+    assert output.total_distance_m == before.total_distance_m
+    # Chunk 1: the referee (team -1) is not a player, and the lofted frames 40-49 do not count.
+    assert _possession(analytics) == [(0, 0, 25), (1, -2, 15), (2, 1, 20)]
+
+    _write_ball(analytics, last_chunk_visible_to=60)
+    again = await ActivityEnvironment().run(acts.analyze, _input())
+    assert not again.from_manifest
+    assert _possession(analytics) == [(0, 0, 25), (1, -2, 15), (2, 1, 10)]

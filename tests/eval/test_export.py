@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.export import export_tracks, track_names
+from activities.track.ball_points import ball_points_table
+from activities.track.ball_track import BallTrack
+from evaluation.export import export_ball, export_tracks, track_names
 from polyvision.roles import (
     ROLE_GOALKEEPER,
     ROLE_NAMES,
@@ -114,7 +116,7 @@ def test_role_migration_fills_existing_rows(bare_store: AnalyticsStore):
     apply_migrations(bare_store, before)
     bare_store.insert("track_points", points([TEAM_AWAY]))
 
-    assert apply_migrations(bare_store) == [role]
+    assert apply_migrations(bare_store, [*before, role]) == [role]
 
     rows = bare_store.query_numpy("SELECT role FROM track_points")
     assert rows["role"].tolist() == [-1]
@@ -123,3 +125,29 @@ def test_role_migration_fills_existing_rows(bare_store: AnalyticsStore):
         bare_store.execute(statement)
     tracks = export_tracks(bare_store, ORG, MATCH, 1)
     assert tracks.role is not None and tracks.role.tolist() == ["unknown"]
+
+
+def test_export_ball_reads_ball_points(bare_store: AnalyticsStore) -> None:
+    apply_migrations(bare_store)
+    assert export_ball(bare_store, ORG, MATCH, 1) is None  # processed before the ball
+    track = BallTrack(
+        frame=np.arange(4, dtype=np.int64),
+        xy=np.array([[50.0, 30.0], [np.nan, np.nan], [52.0, 31.0], [106.0, 31.0]]),
+        z=np.array([0.11, np.nan, 2.5, 0.11]),
+        visible=np.array([True, False, True, True]),
+        observed=np.array([True, False, False, True]),
+        in_play=np.array([True, False, True, False]),
+        confidence=np.array([0.9, 0.0, 0.4, 0.8]),
+    )
+    bare_store.replace_slice("ball_points", ORG, MATCH, 1, 0, ball_points_table(track))
+    bare_store.replace_slice("ball_points", "other-org", MATCH, 1, 0, ball_points_table(track))
+
+    ball = export_ball(bare_store, ORG, MATCH, 1)
+
+    assert ball is not None
+    assert ball.frame.tolist() == [0, 1, 2, 3]
+    assert ball.visible.tolist() == [True, False, True, True]
+    assert ball.in_play.tolist() == [True, False, True, False]
+    assert ball.reported.tolist() == [True, False, True, False]
+    np.testing.assert_allclose(ball.position[2], [52.0, 31.0, 2.5])
+    assert np.isnan(ball.position[1]).all()

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from evaluation import (
+    BallResults,
     FormatError,
     Results,
     load_results,
@@ -17,7 +18,7 @@ from evaluation import (
     write_results,
     write_truth,
 )
-from evaluation.formats import TRACKS_SCHEMA
+from evaluation.formats import BALL_SCHEMA, TRACKS_SCHEMA
 from tests.eval.helpers import make_detections, make_tracks, make_truth, make_vcam
 
 
@@ -74,11 +75,19 @@ def test_results_round_trip(tmp_path):
             roles=["goalkeeper", "unknown"],
         ),
         vcam=make_vcam([(3, 40.0, 20.0, 60.0, 50.0)]),
+        ball=BallResults(
+            frame=np.array([3, 4], np.int32),
+            position=np.array([[52.5, 34.0, 0.11], [np.nan, np.nan, np.nan]], np.float32),
+            visible=np.array([True, False]),
+            in_play=np.array([True, False]),
+        ),
     )
     write_results(results, tmp_path)
     back = load_results(tmp_path)
     assert back.detections is not None and back.tracks is not None and back.vcam is not None
-    for part in ("detections", "tracks", "vcam"):
+    assert back.ball is not None
+    assert pq.read_schema(tmp_path / "ball.parquet").equals(BALL_SCHEMA)
+    for part in ("detections", "tracks", "vcam", "ball"):
         ours, theirs = getattr(results, part), getattr(back, part)
         for name in vars(ours):
             np.testing.assert_array_equal(getattr(theirs, name), getattr(ours, name))
@@ -128,7 +137,7 @@ def test_tracks_role_must_match_length():
 
 def test_missing_result_files_are_none(tmp_path):
     back = load_results(tmp_path)
-    assert (back.detections, back.tracks, back.vcam) == (None, None, None)
+    assert (back.detections, back.tracks, back.vcam, back.ball) == (None, None, None, None)
 
 
 def test_results_missing_column_is_refused(tmp_path):

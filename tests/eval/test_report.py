@@ -13,11 +13,12 @@ def test_missing_results_skip_every_section(tmp_path):
     (tmp_path / "results").mkdir()
     report = run_eval(tmp_path / "truth", tmp_path / "results", tmp_path / "out" / "eval.json")
     assert (report.detection, report.tracking, report.distance, report.vcam) == (None,) * 4
-    assert len(report.notes) == 3
+    assert len(report.notes) == 4
     data = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert (data["detection"], data["tracking"], data["vcam"]) == (None, None, None)
     table = report.format_table()
     assert "no detections.parquet" in table and "no vcam.parquet" in table
+    assert "no ball.parquet" in table and data["ball"] is None
 
 
 def test_full_report(tmp_path):
@@ -70,7 +71,7 @@ def test_full_report(tmp_path):
     assert team_role["confusion"]["away-player"]["away-player"] == 10
     assert data["distance_covered"]["mean_abs_error_m"] == 0.0
     assert data["vcam"]["ball_in_view_share"] == 0.5
-    assert data["notes"] == []
+    assert data["notes"] == ["no ball.parquet: ball scores skipped"]
     assert data == report.to_dict()
 
     table = report.format_table()
@@ -100,7 +101,8 @@ def test_full_report(tmp_path):
     ]
     assert lines[title + 2].split() == ["home-player", "10", "0", "0", "0", "0", "0", "1.0000"]
     assert lines[title + 3].split() == ["away-player", "0", "0", "10", "0", "0", "0", "1.0000"]
-    assert len(lines) == title + 4  # the last section; the other groups have no pairs
+    # The last section (the other groups have no pairs), then the note on the missing ball.
+    assert lines[title + 4 :] == ["", "note: no ball.parquet: ball scores skipped"]
 
 
 def test_tracks_report_without_tracks_has_no_confusion_table(tmp_path):

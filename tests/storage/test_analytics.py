@@ -458,3 +458,29 @@ def test_one_store_is_shared_by_threads(store: AnalyticsStore) -> None:
         "SELECT chunk, count() AS n FROM detections GROUP BY chunk ORDER BY chunk"
     )
     assert counts["n"].tolist() == written == [1000 + chunk for chunk in range(8)]
+
+
+def test_ball_tables_are_replaceable_slices(store: AnalyticsStore) -> None:
+    ball = {
+        "frame": np.arange(3, dtype=np.uint32),
+        "pitch_x": np.array([50.0, np.nan, 51.0], np.float32),
+        "pitch_y": np.array([30.0, np.nan, 31.0], np.float32),
+        "height_m": np.array([0.11, np.nan, 2.5], np.float32),
+        "visible": np.array([1, 0, 1], np.uint8),
+        "observed": np.array([1, 0, 0], np.uint8),
+        "in_play": np.array([1, 0, 1], np.uint8),
+        "confidence": np.array([0.9, 0.0, 0.5], np.float32),
+    }
+    possession = {"team": np.array([0, 1, -1, -2], np.int8), "frames": np.arange(1, 5)}
+    for _ in range(2):  # a retried chunk leaves one copy
+        assert store.replace_slice("ball_points", ORG, MATCH, 1, 0, ball) == 3
+        assert store.replace_slice("team_possession", ORG, MATCH, 1, 0, possession) == 4
+    rows = store.query_numpy("SELECT frame, pitch_x, height_m FROM ball_points ORDER BY frame")
+    assert rows["frame"].tolist() == [0, 1, 2]
+    assert np.isnan(rows["pitch_x"][1]) and rows["height_m"][2] == pytest.approx(2.5)
+    rows = store.query_numpy("SELECT team, frames FROM team_possession ORDER BY team")
+    assert rows["team"].tolist() == [-2, -1, 0, 1] and rows["frames"].tolist() == [4, 3, 1, 2]
+
+    store.delete_match(ORG, MATCH)
+
+    assert count(store, "ball_points") == 0 and count(store, "team_possession") == 0

@@ -18,6 +18,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.analyze.rows import track_points_table
 from activities.stitch.panorama import PanoramaModel, pitch_to_panorama
+from activities.track.ball_points import ball_points_table
+from activities.track.ball_track import BallTrack
 from activities.vcam.activity import VcamActivities
 from activities.vcam.contracts import VcamChunk, VcamPlanInput, VcamRenderInput
 from activities.vcam.plan import VcamPath
@@ -223,3 +225,52 @@ async def test_render_refuses_a_chunk_whose_length_is_not_the_planned_one(
         await ActivityEnvironment().run(acts.render_chunk, render_input)
     assert raised.value.non_retryable
     assert not await objects.exists("orgs/o1/matches/m1/1/vcam/chunk-00000/manifest.json")
+
+
+def _write_ball(analytics: AnalyticsStore, x: float, *, in_play: bool = True) -> None:
+    """The ball at (x, 34) metres, rolling, in every frame; reported unless out of play."""
+    frames = sum(chunk.frames for chunk in CHUNKS)
+    track = BallTrack(
+        frame=np.arange(frames, dtype=np.int64),
+        xy=np.tile([x, 34.0], (frames, 1)),
+        z=np.full(frames, 0.11),
+        visible=np.ones(frames, np.bool_),
+        observed=np.ones(frames, np.bool_),
+        in_play=np.full(frames, in_play),
+        confidence=np.full(frames, 0.9),
+    )
+    for chunk in CHUNKS:
+        part = track.slice_frames(chunk.first_frame, chunk.first_frame + chunk.frames)
+        analytics.replace_slice("ball_points", "o1", "m1", 1, chunk.chunk, ball_points_table(part))
+
+
+async def _plan_path(acts: VcamActivities, objects: ObjectStore) -> tuple[VcamPath, bool]:
+    output = await ActivityEnvironment().run(acts.plan, await _plan_input(objects))
+    path = VcamPath.from_table(pq.read_table(io.BytesIO(await objects.get(output.path_key))))
+    return path, output.from_manifest
+
+
+async def test_plan_is_pulled_towards_the_reported_ball_and_replans_when_it_changes(
+    objects: ObjectStore, analytics: AnalyticsStore
+) -> None:
+    _write_track_points(analytics)
+    acts = VcamActivities(objects, analytics)
+    players_only, _ = await _plan_path(acts, objects)  # no ball rows: an older revision
+
+    # A ball out of play is not reported: the camera ignores it (but the rows are new inputs).
+    _write_ball(analytics, 90.0, in_play=False)
+    out_of_play, from_manifest = await _plan_path(acts, objects)
+    assert not from_manifest
+    np.testing.assert_allclose(out_of_play.cx, players_only.cx)
+
+    _write_ball(analytics, 90.0)
+    with_ball, from_manifest = await _plan_path(acts, objects)
+    assert not from_manifest
+    # The players are around x = 30..40 m, the ball at 90 m: the aim moves right.
+    assert (with_ball.cx > players_only.cx + 1.0).all()
+    ball_px = pitch_to_panorama(MODEL, np.array([[90.0, 34.0, 0.11]]))[0]
+    assert (np.abs(with_ball.cx - ball_px[0]) <= with_ball.width / 2 + 1e-3).all()
+
+    again, from_manifest = await _plan_path(acts, objects)
+    assert from_manifest
+    np.testing.assert_array_equal(again.cx, with_ball.cx)

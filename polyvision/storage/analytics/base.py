@@ -23,7 +23,13 @@ ColumnData: TypeAlias = "pa.Table | Mapping[str, np.ndarray[Any, Any]]"
 Parameters: TypeAlias = Mapping[str, Any]
 
 #: Tables written per (match, revision, chunk) slice; `delete_match` clears all of them.
-SLICE_TABLES: tuple[str, ...] = ("detections", "track_points", "player_stats")
+SLICE_TABLES: tuple[str, ...] = (
+    "detections",
+    "track_points",
+    "player_stats",
+    "ball_points",
+    "team_possession",
+)
 
 #: Columns that `replace_slice` fills from its arguments.
 SLICE_KEY_COLUMNS: tuple[str, ...] = ("organization_id", "match_id", "revision", "chunk")
@@ -98,7 +104,8 @@ def constant_column(value: str | int, length: int) -> pa.Array:
 
 
 class AnalyticsStore(ABC):
-    """Columnar analytics storage: detections, track points and per-chunk player stats.
+    """Columnar analytics storage: detections, track points, the ball, per-chunk player stats
+    and possession.
 
     The methods are synchronous, like both client libraries; call them from activity threads
     or through `asyncio.to_thread` in the API. Every implementation is safe to share between
