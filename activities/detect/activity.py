@@ -23,6 +23,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.detect.backend import OnnxDetector
+from activities.detect.ball_video import BallFinder, ball_diameter_map, pitch_mask
 from activities.detect.contracts import DetectChunkInput, DetectChunkOutput
 from activities.detect.frames import decode_frames
 from activities.detect.model_store import ModelStoreError
@@ -35,6 +36,7 @@ from activities.detect.rows import (
     rows_to_parquet,
 )
 from activities.detect.tiling import Detector, plan_tiles
+from activities.stitch.panorama import PanoramaModel
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import heartbeat, resume_details
 from polyvision.stage import StageStep
@@ -42,12 +44,17 @@ from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectNotFound, ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "detect-4"
+CODE_VERSION = "detect-5"
 """Bump when the same inputs would give different rows (model, tiling or merge changes).
 
 detect-2: person rows carry their torso colour (``torso_l, torso_a, torso_b``).
 detect-3: the manifest has the stage skeleton's layout (`polyvision.stage`).
-detect-4: tiles may be upscaled for small players (``DetectChunkInput.upscale``)."""
+detect-4: tiles may be upscaled for small players (``DetectChunkInput.upscale``).
+detect-5: ball rows are the ball candidates (`activities.detect.ball_video.BallFinder`)."""
+
+BALL_MARGIN_M = 12.0
+"""Ball candidates are looked for this far beyond the lines: a lofted ball's image meets the
+grass far behind it (the tracker tells flights from spare balls standing there)."""
 
 STAGE = "detect"
 
@@ -218,16 +225,36 @@ class DetectActivities:
         await self._objects.put(partial_key, rows_to_parquet(tables))
         heartbeat({"frames_done": frames_done})
 
+    async def _ball_finder(self, input: DetectChunkInput) -> BallFinder | None:
+        """The chunk's ball finder, sized by the stitch stage's panorama model.
+
+        The model is read where the stitch stage writes it for the match's revision; without
+        one (a chunk detected outside a match) the ball rows are the detector's alone.
+        """
+        key = artifact_key(
+            input.organization_id, input.match_id, input.revision, "stitch", "panorama.json"
+        )
+        try:
+            model = PanoramaModel.from_json((await self._objects.get(key)).decode())
+        except ObjectNotFound:
+            return None
+        diameter = await asyncio.to_thread(ball_diameter_map, model)
+        mask = await asyncio.to_thread(pitch_mask, model, BALL_MARGIN_M)
+        return BallFinder(diameter, mask)
+
     async def _detect_video(
         self, input: DetectChunkInput, detector: Detector, video: Path, partial_key: str
     ) -> tuple[pa.Table, int]:
         frames_done, tables = await self._resume(partial_key)
         checkpointed = frames_done
         frames = decode_frames(video)
+        balls = await self._ball_finder(input)
         tiles = None
         index = 0
         while (image := await asyncio.to_thread(next, frames, None)) is not None:
             if index < frames_done:  # detected by an earlier attempt, recorded in the partial
+                if balls is not None:  # the motion model still needs the frame
+                    await asyncio.to_thread(balls.skip, image)
                 index += 1
                 continue
             if tiles is None:
@@ -243,6 +270,7 @@ class DetectActivities:
                     tiles,
                     input.first_frame + index,
                     input.score_threshold,
+                    balls,
                 )
             )
             index += 1

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from activities.detect.ball_video import BallFinder
 from activities.detect.colour import torso_lab
 from activities.detect.detections import Detections
 from activities.detect.tiling import Detector, Tile, detect_tiled
@@ -75,10 +76,34 @@ def frame_rows(
     tiles: list[Tile],
     frame_index: int,
     score_threshold: float,
+    balls: BallFinder | None = None,
 ) -> pa.Table:
-    """Detect in one frame's tiles and return its rows, torso colours included."""
+    """Detect in one frame's tiles and return its rows, torso colours included.
+
+    With ``balls``, the frame's ball rows are its ball candidates (`BallFinder`: the video cues,
+    the detector's own ball boxes and the people found) instead of the detector's ball boxes
+    alone: many per frame, scored, for the track stage's ball tracker to choose from.
+    """
     found = detect_tiled(detector, image, tiles, score_threshold=score_threshold)
+    if balls is not None:
+        found = with_ball_candidates(found, balls, image)
     return detections_table(frame_index, found, person_colours(image, found))
+
+
+def with_ball_candidates(found: Detections, balls: BallFinder, image: np.ndarray) -> Detections:
+    """``found``'s people, and the ball candidates of the frame in place of its ball boxes."""
+    people = found.of_class(Detections.PERSON)
+    network = found.of_class(Detections.SPORTS_BALL)
+    candidates = balls(image, people.xyxy, network.xyxy, network.score)
+    ball_rows = Detections(
+        candidates.xyxy,
+        candidates.score,
+        np.full(len(candidates), Detections.SPORTS_BALL, np.int16),
+    )
+    others = found.filter(
+        (found.class_id != Detections.PERSON) & (found.class_id != Detections.SPORTS_BALL)
+    )
+    return Detections.concat([people, ball_rows, others])
 
 
 def empty_rows() -> pa.Table:

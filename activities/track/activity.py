@@ -26,6 +26,9 @@ import pyarrow.parquet as pq
 from temporalio import activity
 
 from activities.stitch.panorama import PanoramaModel
+from activities.track.ball_points import ball_points_table
+from activities.track.ball_track import BallTrack
+from activities.track.ball_tracker import BallCandidates, track_ball
 from activities.track.chunk import TORSO_COLUMNS, MatchTracking, track_points_table
 from activities.track.contracts import TrackChunk, TrackInput, TrackOutput
 from activities.track.finish import FinishedTracks, finish_tracks
@@ -41,11 +44,14 @@ from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "track-4"
-"""track-4: pitch-space tracker, match-wide joining, roles; track-3: typed output (StageStep);
-track-2: teams from kit colour."""
+CODE_VERSION = "track-5"
+"""track-5: the match ball (``ball_points``); track-4: pitch-space tracker, match-wide joining,
+roles; track-3: typed output (StageStep); track-2: teams from kit colour."""
 
 STAGE = "track"
+
+BALL_CLASS_ID = 32
+"""COCO's sports ball: the detect stage's ball candidate rows."""
 
 
 class TrackActivities:
@@ -77,10 +83,15 @@ class TrackActivities:
         )
         sides = _decide_sides(input, finished)
         await self._objects.put(self._sides_key(input), sides.to_json())
+        ball = await asyncio.to_thread(self._track_ball, input, model)
         per_chunk: list[int] = []
         for chunk in input.chunks:
             table = _chunk_table(finished, sides, chunk)
             await asyncio.to_thread(self._write_points, input, chunk.chunk, table)
+            end = chunk.first_frame + chunk.frames
+            await asyncio.to_thread(
+                self._write_ball, input, chunk.chunk, ball.slice_frames(chunk.first_frame, end)
+            )
             per_chunk.append(len(table))
             heartbeat(state.to_state())
         output = TrackOutput(
@@ -92,7 +103,16 @@ class TrackActivities:
         roles = {
             str(r): sum(1 for v in finished.kits.role.values() if v == r) for r in range(-1, 3)
         }
-        details = {"roles": roles, "sides": sides.assignment.rule}
+        details = {
+            "roles": roles,
+            "sides": sides.assignment.rule,
+            "ball": {
+                "frames": len(ball),
+                "visible": int(ball.visible.sum()),
+                "observed": int(ball.observed.sum()),
+                "in_play": int(ball.in_play.sum()),
+            },
+        }
         return await step.record(output, details)
 
     def _step(self, input: TrackInput) -> StageStep[TrackOutput]:
@@ -155,6 +175,40 @@ class TrackActivities:
             rows["score"].astype(np.float32),
             xyxy.reshape(-1, 4),
             lab.astype(np.float32).reshape(-1, 3),
+        )
+
+    def _track_ball(self, input: TrackInput, model: PanoramaModel) -> BallTrack:
+        """The match ball over the whole match, from every chunk's ball candidates."""
+        rows = self._analytics.query_numpy(
+            "SELECT frame, score, x1, y1, x2, y2 FROM detections "
+            "WHERE organization_id = {org:String} AND match_id = {match:String} "
+            "AND revision = {revision:UInt32} AND class_id = {ball:UInt8}",
+            {
+                "org": input.organization_id,
+                "match": input.match_id,
+                "revision": input.revision,
+                "ball": BALL_CLASS_ID,
+            },
+        )
+        uv = np.column_stack(
+            [(rows["x1"] + rows["x2"]) / 2.0, (rows["y1"] + rows["y2"]) / 2.0]
+        ).astype(np.float64)
+        candidates = BallCandidates(
+            rows["frame"].astype(np.int64), uv.reshape(-1, 2), rows["score"].astype(np.float64)
+        )
+        first = min((c.first_frame for c in input.chunks), default=0)
+        end = max((c.first_frame + c.frames for c in input.chunks), default=0)
+        return track_ball(candidates, model, first, end - first, input.fps)
+
+    def _write_ball(self, input: TrackInput, chunk: int, track: BallTrack) -> None:
+        """Replace one chunk's ball points."""
+        self._analytics.replace_slice(
+            "ball_points",
+            input.organization_id,
+            input.match_id,
+            input.revision,
+            chunk,
+            ball_points_table(track),
         )
 
     def _write_points(self, input: TrackInput, chunk: int, table: pa.Table) -> None:
