@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench import (
+    ball_real,
     detect_tiling,
     foot_point,
     native_blend,
@@ -25,6 +26,7 @@ def main() -> None:
     stitch_activity.main([])
     trackers.main([])
     foot_point.main([])
+    ball_real.main([])
 
 
 if __name__ == "__main__":

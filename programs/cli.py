@@ -669,6 +669,11 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument(
         "--max-frames", type=int, default=None, metavar="M", help="in videos, at most M frames"
     )
+    detect.add_argument(
+        "--network-balls",
+        action="store_true",
+        help="ball boxes from the network alone (default: blobs and network balls, classified)",
+    )
     detect.set_defaults(handler=_detect)
 
     keys = commands.add_parser("keys", help="the RS256 keys that sign the API's access tokens")

@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from activities.detect.backend import OnnxDetector
+from activities.detect.ball_classifier import BallModel, detect_balls
+from activities.detect.ball_classifier import load_model as load_ball_model
 from activities.detect.contracts import DetectChunkInput
 from activities.detect.detections import Detections
 from activities.detect.model_spec import class_name
@@ -48,6 +50,10 @@ __all__ = [
     "run_detect",
     "stage_defaults",
 ]
+
+NETWORK_BALL_FLOOR: Final = 0.05
+"""The network's ball boxes down to this score feed the ball classifier (one of its features;
+weak network balls are often real: ``programs/train_ball.py``)."""
 
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 """Read as still images with OpenCV; any other file is decoded as a video with PyAV."""
@@ -101,12 +107,28 @@ class FrameResult:
 
 
 def detect_image(
-    detector: Detector, image: npt.NDArray[np.uint8], defaults: StageDefaults, score: float
+    detector: Detector,
+    image: npt.NDArray[np.uint8],
+    defaults: StageDefaults,
+    score: float,
+    balls: BallModel | None = None,
 ) -> Detections:
-    """The stage's tiled detection on one BGR image (no region of interest: the whole image)."""
+    """The stage's tiled detection on one BGR image (no region of interest: the whole image).
+
+    With ``balls`` (the committed ball classifier, `load_ball_model`), the ball boxes are
+    `detect_balls`': bright round blobs and the network's ball boxes down to
+    `NETWORK_BALL_FLOOR`, merged and classified. On a still image motion cannot help, and the
+    network alone finds under a quarter of the balls (``bench/ball_real.py``).
+    """
     height, width = image.shape[:2]
     tiles = plan_tiles(width, height, defaults.tile, defaults.overlap, upscale=defaults.upscale)
-    return detect_tiled(detector, image, tiles, score_threshold=score)
+    if balls is None:
+        return detect_tiled(detector, image, tiles, score_threshold=score)
+    found = detect_tiled(detector, image, tiles, score_threshold=min(score, NETWORK_BALL_FLOOR))
+    # The lower floor is for the classifier's ball evidence only: people keep their threshold.
+    found = found.filter((found.class_id == Detections.SPORTS_BALL) | (found.score >= score))
+    people = found.filter(found.class_id != Detections.SPORTS_BALL)
+    return Detections.concat([people, detect_balls(image, found, balls)])
 
 
 def frame_json(result: FrameResult, model: str) -> dict[str, Any]:
@@ -265,6 +287,7 @@ def run_detect(settings: Settings, args: argparse.Namespace) -> int:
         _check_inputs(paths)
         model = asyncio.run(_resolve(settings, args.model))
         detector = OnnxDetector(model.path, model.spec)
+        ball_model = None if args.network_balls else load_ball_model()
     except (DetectInputError, ModelStoreError, ValueError) as exc:
         return _fail(str(exc))
     except (SQLAlchemyError, OSError) as exc:  # OSError: asyncpg could not connect at all
@@ -276,7 +299,7 @@ def run_detect(settings: Settings, args: argparse.Namespace) -> int:
     objects: list[dict[str, Any]] = []
     try:
         for path, frame, image in iter_sources(paths, args.every, args.max_frames):
-            found = detect_image(detector, image, defaults, score)
+            found = detect_image(detector, image, defaults, score, ball_model)
             height, width = image.shape[:2]
             result = FrameResult(str(path), frame, width, height, found)
             objects.append(frame_json(result, model.spec.ref))

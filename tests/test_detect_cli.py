@@ -130,8 +130,11 @@ def test_models_commands_and_detect_with_the_registered_default(
     assert "1 person(s), 1 ball(s)" in captured.err
     assert (drawings / "pitch.png").is_file()
 
-    # A higher threshold than the ball's 0.8 leaves the person only.
-    assert main(["detect", str(image), "--model", "tiny:1", "--score", "0.85"]) == 0
+    # A higher threshold than the ball's 0.8 leaves the person only (the network's balls: the
+    # classified ones have the classifier's own threshold).
+    assert (
+        main(["detect", str(image), "--model", "tiny:1", "--score", "0.85", "--network-balls"]) == 0
+    )
     (frame,) = _json(capsys.readouterr().out)
     assert [d["class"] for d in frame["detections"]] == ["person"]
 
@@ -176,7 +179,7 @@ def test_detect_a_clip_every_other_frame(
         for i in range(6):
             writer.write(np.full((128, 160, 3), 30 * i, np.uint8))
     out, drawings = tmp_path / "clip.json", tmp_path / "drawn"
-    args = ["detect", str(clip), "--every", "2", "--max-frames", "2"]
+    args = ["detect", str(clip), "--every", "2", "--max-frames", "2", "--network-balls"]
     assert main([*args, "--json", str(out), "--draw", str(drawings)]) == 0
     frames = _json(out.read_text())
     assert [f["frame"] for f in frames] == [0, 2]
@@ -244,7 +247,11 @@ def test_detect_a_real_frame(data_dir: Path, tmp_path: Path) -> None:
     (frame,) = _json(out.read_text())
     assert (frame["width"], frame["height"]) == (2160, 1080)
     found = np.array([d["box"] for d in frame["detections"] if d["class"] == "person"])
-    assert min(d["score"] for d in frame["detections"]) > stage_defaults().score_threshold
+    people = [d for d in frame["detections"] if d["class"] == "person"]
+    assert min(d["score"] for d in people) > stage_defaults().score_threshold
+    # Balls are the classifier's, with its own threshold (its probability is the score).
+    balls = [d for d in frame["detections"] if d["class"] == "ball"]
+    assert all(0.0 < d["score"] <= 1.0 for d in balls)
     # 23 labelled people, 10-25 px tall: YOLOX-nano finds a part of them (9 at the stage's 0.3
     # when written), and the boxes it reports lie on labelled people, in image pixels.
     truth = _labelled_persons(frames[0], 2160, 1080)
