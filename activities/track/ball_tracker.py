@@ -67,6 +67,8 @@ class BallTrackerSettings:
         jump_penalty: Weight lost per pixel between where a tracklet's motion says the ball
             would be and where the next one starts (over the square root of the gap).
         in_play_tolerance_m: The ball is out of play this far beyond a line.
+        unseen_line_margin_m: A ball bridged or extrapolated (not seen) this close to a line is
+            not said to be in play.
     """
 
     pitch_length_m: float = 105.0
@@ -85,6 +87,7 @@ class BallTrackerSettings:
     gap_penalty: float = 0.5
     jump_penalty: float = 0.15
     in_play_tolerance_m: float = 0.3
+    unseen_line_margin_m: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -270,8 +273,8 @@ def _chain(
             reach = s.max_px_per_frame * gap + 10.0
             if float(np.hypot(*(c.start_xy - prev.end_xy))) > reach:
                 continue
-            # Unseen, the ball either kept going or was stopped (a player, a keeper): the
-            # nearer of the two is where the next tracklet should start.
+            # Unseen, the ball either kept going, or was stopped within half a second (a
+            # player, a keeper): the nearer of the two is where the next tracklet should start.
             kept_going = prev.end_xy + prev.end_velocity * gap
             kept_short = prev.end_xy + prev.end_velocity * min(gap, 12)
             miss = min(
@@ -350,7 +353,9 @@ def track_ball(
             xy[rows] = position[:, :2]
             z[rows] = position[:, 2]
             visible[rows] = True
-    in_play = visible & _inside_lines(xy, s)
+    # Unseen near a line, the ball may as well have crossed it: in play is not claimed there.
+    near_line = ~_inside_lines(xy, s, -s.unseen_line_margin_m)
+    in_play = visible & _inside_lines(xy, s) & (observed | ~near_line)
     return BallTrack(track.frame, xy, z, visible, observed, in_play, confidence)
 
 
@@ -410,8 +415,10 @@ def _near_pitch(xy: Float64Array, m: float, s: BallTrackerSettings) -> npt.NDArr
     )
 
 
-def _inside_lines(xy: Float64Array, s: BallTrackerSettings) -> npt.NDArray[np.bool_]:
-    tol = s.in_play_tolerance_m
+def _inside_lines(
+    xy: Float64Array, s: BallTrackerSettings, tolerance_m: float | None = None
+) -> npt.NDArray[np.bool_]:
+    tol = s.in_play_tolerance_m if tolerance_m is None else tolerance_m
     with np.errstate(invalid="ignore"):
         return (
             (xy[:, 0] >= -tol)
