@@ -2,25 +2,29 @@
 
 A frame's candidates are mostly not the ball: line fragments, socks, heads, spare balls, noise.
 One frame cannot tell them apart; a second of them can: the match ball moves like a ball, and
-the track stage sees the whole match at once. So the tracker works offline, in three steps:
+the track stage sees the whole match at once. So the tracker works offline, in four steps:
 
-1. **Tracklets.** Candidates on the pitch (and a margin around it: spare balls farther out are
-   dropped before anything else) are linked frame to frame in pitch metres by a constant-velocity
-   predictor with a gate that grows with speed, allowing a few missed frames. Each tracklet is a
-   short hypothesis "this is one object moving like this".
+1. **Tracklets.** Candidates whose grass point is within ``flight_margin_m`` of the lines are
+   linked frame to frame *in the image*, where a ball's path is smooth whether it rolls or flies
+   (the grass point of a lofted ball races away and back), by a constant-velocity predictor with
+   a gate that grows with speed, allowing a few missed frames. Each tracklet is a short
+   hypothesis "this is one object moving like this".
 2. **One chain.** Every tracklet gets a weight: the evidence of its candidates (score above a
-   floor), more for movement; long static tracklets (a pitch spot, a line crossing, a spare ball
-   at rest) get almost nothing, as the match ball rarely rests for long. The chain of tracklets,
-   one after another in time and reachable from each other at a ball's speed, with the greatest
-   total weight is found by dynamic programming (weighted interval scheduling with a
-   compatibility test), so one ball is kept for the match, never two at once.
-3. **Bridging and labelling.** Gaps between consecutive tracklets of the chain up to
-   ``bridge_s`` long are filled by linear interpolation on the grass, which is also where a
-   lofted ball's ground point goes (horizontal motion in flight is uniform); longer gaps say
-   "not visible". The height is the ball's radius on the ground; during a bridged gap whose
-   two ends are far apart for its duration (a pass in the air cannot be followed on the grass)
-   it follows the parabola of a ballistic flight between the two ends. The ball is in play while
-   it is inside the lines (with a small hysteresis for the measurement's noise).
+   floor counts for, below against), more for movement; long still tracklets (a pitch spot, a
+   line crossing, a ball left lying) and still ones beyond ``margin_m`` (spare balls) get
+   nothing. The chain of tracklets, one after another in time and reachable from each other at
+   a ball's speed, with the greatest total weight is found by dynamic programming (weighted
+   interval scheduling; a gap costs its length and the distance between where the next tracklet
+   starts and where the ball would be had it kept going or stopped), so one ball is kept for the
+   match, never two at once.
+3. **Bridging.** Gaps between consecutive tracklets up to ``bridge_s`` long are filled by linear
+   interpolation on the grass (horizontal motion is uniform in flight too); longer gaps, and
+   gaps with an out-of-play end, say "not visible".
+4. **Flights and play.** The chain's sightings are searched for ballistic flights
+   (`activities.track.ball_flight`): where one is found, the ball's ground point and height come
+   from the fitted path in 3D, not from where its image meets the grass. The ball is in play
+   while it is inside the lines (with a small tolerance), and an unseen ball near a line is not
+   said to be in play.
 """
 
 from __future__ import annotations
@@ -316,7 +320,7 @@ def track_ball(
     if len(frame) == 0:
         return track
     tracklets = _link(frame, uv, candidates.score[inside], s)
-    chain = _segments(tracklets, ground, fps, s)
+    chain = [tracklets[i] for i in _chain(tracklets, ground, fps, s)]
     xy, z, visible, observed, confidence = (
         track.xy.copy(),
         track.z.copy(),
@@ -357,17 +361,6 @@ def track_ball(
     near_line = ~_inside_lines(xy, s, -s.unseen_line_margin_m)
     in_play = visible & _inside_lines(xy, s) & (observed | ~near_line)
     return BallTrack(track.frame, xy, z, visible, observed, in_play, confidence)
-
-
-def _segments(
-    tracklets: list[_Tracklet], ground: Float64Array, fps: float, s: BallTrackerSettings
-) -> list[_Tracklet]:
-    """The chosen tracklets, in time order (chains separated by long gaps included)."""
-    remaining = list(range(len(tracklets)))
-    chosen: list[_Tracklet] = []
-    index = _chain([tracklets[i] for i in remaining], ground, fps, s)
-    chosen = [tracklets[remaining[i]] for i in index]
-    return chosen
 
 
 def _bridge(
