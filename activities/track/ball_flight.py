@@ -234,14 +234,12 @@ def find_flights(
     while i + s.min_frames <= n:
         # Held to the grass at its start only when the ball was just seen there: after a gap
         # the window may start mid-flight.
-        launches = i > 0 and frames[i] - frames[i - 1] <= 3
-        best: tuple[int, Float64Array] | None = None
-        j = i + s.min_frames
-        misses = 0
-        while j <= n and frames[j - 1] - frames[i] <= max_frames:
-            window = slice(i, j)
-            t = (frames[window] - frames[i]) / fps
-            params = _robust_fit(
+        launches = bool(i > 0 and frames[i] - frames[i - 1] <= 3)
+
+        def fit(
+            window: slice, t: Float64Array, lands: bool, launches: bool = launches
+        ) -> Float64Array | None:
+            return _robust_fit(
                 model,
                 t,
                 rays[window],
@@ -250,9 +248,17 @@ def find_flights(
                 uv[window],
                 True,
                 s.inlier_px,
-                False,
+                lands,
                 launches,
             )
+
+        best: tuple[int, Float64Array] | None = None
+        j = i + s.min_frames
+        misses = 0
+        while j <= n and frames[j - 1] - frames[i] <= max_frames:
+            window = slice(i, j)
+            t = (frames[window] - frames[i]) / fps
+            params = fit(window, t, False)
             ok = params is not None and _accept(model, params, t, uv[window], s)
             if ok and params is not None:
                 best, misses = (j, params), 0
@@ -267,18 +273,7 @@ def find_flights(
             t = (frames[window] - frames[i]) / fps
             # A flight that ends on the grass (a bounce) is better pinned by its landing too: far
             # from the camera two pixels are metres along the ray.
-            landed = _robust_fit(
-                model,
-                t,
-                rays[window],
-                centre,
-                distance[window],
-                uv[window],
-                True,
-                s.inlier_px,
-                True,
-                launches,
-            )
+            landed = fit(window, t, True)
             if (
                 landed is not None
                 and _inliers(model, landed, t, uv[window], s)
