@@ -116,8 +116,9 @@ def run_case(
     )
     scores: BallScores = score_ball(truth, results)
     return {
-        "stack": str(stack),
-        "truth": str(truth_dir),
+        # Names only: the stacks and truths live outside the repository, on the measuring machine.
+        "stack": stack.name,
+        "truth": truth_dir.name,
         "seed": truth.seed,
         "candidates_per_frame": round(len(candidates.frame) / max(truth.frames, 1), 1),
         "candidate_recall_3px": round(candidate_recall(candidates, model, truth_dir), 3),
