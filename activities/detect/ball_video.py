@@ -109,6 +109,11 @@ def ball_diameter_map(model: PanoramaModel, step: int = 8) -> Float32Array:
 class VideoBallCandidates:
     """Stateful per-video candidate finder: feed it the frames of one video in order.
 
+    With a mask, the work is done on the mask's bounding box grown by :data:`CROP_PAD` pixels
+    (the sky, the stands and the trees above a far touchline are a quarter of a panorama):
+    every value a candidate inside the mask depends on lies within that pad, so the candidates
+    are the same as on the whole frame.
+
     Args:
         diameter_px: ``[H, W]`` expected ball diameter per pixel (`ball_diameter_map`), or a
             single value for every pixel.
@@ -131,8 +136,10 @@ class VideoBallCandidates:
             history=s.motion_history, varThreshold=s.motion_threshold, detectShadows=False
         )
         self._kernel: UInt8Array | None = None
+        self._crop: tuple[slice, slice] | None = None
+        self._origin = (0, 0)
 
-    def _tophat_kernel(self, shape: tuple[int, int]) -> UInt8Array:
+    def _tophat_kernel(self) -> UInt8Array:
         if self._kernel is None:
             d = self._diameter
             largest = float(np.max(d)) if isinstance(d, np.ndarray) else float(d)
@@ -142,45 +149,73 @@ class VideoBallCandidates:
             )
         return self._kernel
 
+    def _window(self, height: int, width: int) -> tuple[slice, slice]:
+        """The rows and columns worked on: the mask's bounding box and a pad, on a 4-px grid
+        (candidates are thinned per 4-px cell, which must not move)."""
+        if self._crop is None:
+            rows = cols = np.zeros(0, np.intp)
+            if self._mask is not None:
+                rows = np.flatnonzero(self._mask.any(axis=1))
+                cols = np.flatnonzero(self._mask.any(axis=0))
+            if len(rows) == 0:
+                self._crop = (slice(0, height), slice(0, width))
+            else:
+                y0 = max(0, (int(rows[0]) - CROP_PAD) // 4 * 4)
+                x0 = max(0, (int(cols[0]) - CROP_PAD) // 4 * 4)
+                y1 = min(height, int(rows[-1]) + 1 + CROP_PAD)
+                x1 = min(width, int(cols[-1]) + 1 + CROP_PAD)
+                self._crop = (slice(y0, y1), slice(x0, x1))
+            self._origin = (self._crop[1].start, self._crop[0].start)
+        return self._crop
+
     def __call__(self, image_bgr: UInt8Array) -> BallCandidatesFrame:
         """The candidates of the next frame (``[H, W, 3]`` uint8 BGR)."""
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
             raise ValueError(f"expected an [H, W, 3] uint8 image, got {image_bgr.shape}")
         s = self._settings
-        height, width = image_bgr.shape[:2]
-        foreground = self._mog.apply(image_bgr)
-        gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        full_height, full_width = image_bgr.shape[:2]
+        rows, cols = self._window(full_height, full_width)
+        x0, y0 = self._origin
+        image = image_bgr[rows, cols]
+        height, width = image.shape[:2]
+        foreground = self._mog.apply(image)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         tophat = np.asarray(
-            cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, self._tophat_kernel((height, width))),
-            np.uint8,
+            cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, self._tophat_kernel()), np.uint8
         )
-        moving = _small_only((foreground > 0).astype(np.uint8))
+        # Moving blobs are the foreground's small components (not players or their shadows).
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats(
+            (foreground > 0).astype(np.uint8), connectivity=8
+        )
+        small = np.zeros(count, np.bool_)
+        small[1:] = stats[1:, cv2.CC_STAT_AREA] <= MAX_MOVING_AREA
+        motion_centres = np.asarray(centroids, np.float64)[small]
         # Peaks, not components: a ball touching a line or a sock is one component with them.
         peaks = (tophat >= s.tophat_min) & (tophat == cv2.dilate(tophat, np.ones((5, 5), np.uint8)))
-        _, motion_centres = _components(moving)
         iy, ix = np.nonzero(peaks)
         ix = np.concatenate([ix, np.round(motion_centres[:, 0]).astype(np.intp)])
         iy = np.concatenate([iy, np.round(motion_centres[:, 1]).astype(np.intp)])
         ix, iy = np.clip(ix, 0, width - 1), np.clip(iy, 0, height - 1)
         if self._mask is not None:
-            keep = self._mask[iy, ix] > 0
+            keep = self._mask[iy + y0, ix + x0] > 0
             ix, iy = ix[keep], iy[keep]
         if len(ix) == 0:
             return BallCandidatesFrame.empty()
         d = self._diameter
-        expected = d[iy, ix] if isinstance(d, np.ndarray) else np.full(len(ix), float(d))
+        expected = d[iy + y0, ix + x0] if isinstance(d, np.ndarray) else np.full(len(ix), float(d))
         expected = np.maximum(expected.astype(np.float32), s.min_diameter_px)
-        centres = np.column_stack([ix, iy]).astype(np.float64)
+        centres = np.column_stack([ix + x0, iy + y0]).astype(np.float64)
         # The 3x3 maximum: centroids fall between pixels, and a one-pixel diagonal line must
         # not slip between the ring's samples.
         spread = np.asarray(cv2.dilate(tophat, np.ones((3, 3), np.uint8)), np.uint8)
         contrast = spread[iy, ix].astype(np.float32)
         ring = _ring_max(spread, ix, iy, np.maximum(1.5 * expected, 3.0)).astype(np.float32)
-        in_motion = _local_max(moving, ix, iy) > 0
+        in_motion = _near_label(np.asarray(labels, np.int32), small, ix, iy)
         score = _score(contrast, ring, in_motion)
         order = np.argsort(-score, kind="stable")
         # One candidate per 4-pixel cell: a plateau's peaks and a blob's motion centroid are one.
-        cell = (iy[order] // 4) * (width // 4 + 1) + ix[order] // 4
+        gx, gy = ix[order] + x0, iy[order] + y0
+        cell = (gy // 4) * (full_width // 4 + 1) + gx // 4
         _, first = np.unique(cell, return_index=True)
         order = order[np.sort(first)][: s.max_per_frame]
         half = expected[order, None] / 2.0
@@ -189,24 +224,30 @@ class VideoBallCandidates:
         return BallCandidatesFrame(xyxy, score[order], in_motion[order])
 
 
-def _small_only(mask: UInt8Array, max_area: int = 400) -> UInt8Array:
-    """The mask without its large components (players, their shadows): balls are small."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    small = np.zeros(count, np.uint8)
-    small[1:] = stats[1:, cv2.CC_STAT_AREA] <= max_area
-    return np.asarray(small[labels], np.uint8)
+MAX_MOVING_AREA = 400
+"""Largest foreground component (pixels) that can be a ball; larger ones are players, shadows."""
+
+CROP_PAD = 96
+"""Pixels around the mask's bounding box worked on as well: the top-hat's opening reaches 40
+(twice the largest kernel's radius), the isolation ring 37 more, the peak test 3."""
 
 
-def _components(mask: UInt8Array) -> tuple[Float32Array, npt.NDArray[np.float64]]:
-    """Areas and centroids of the mask's components."""
-    _, _, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    return stats[1:, cv2.CC_STAT_AREA].astype(np.float32), np.asarray(centroids[1:], np.float64)
-
-
-def _local_max(image: UInt8Array, ix: npt.NDArray[np.intp], iy: npt.NDArray[np.intp]) -> UInt8Array:
-    """The largest value in the 3x3 neighbourhood of each point (centroids fall between)."""
-    dilated = cv2.dilate(image, np.ones((3, 3), np.uint8))
-    return np.asarray(dilated[iy, ix], np.uint8)
+def _near_label(
+    labels: npt.NDArray[np.int32],
+    wanted: npt.NDArray[np.bool_],
+    ix: npt.NDArray[np.intp],
+    iy: npt.NDArray[np.intp],
+) -> npt.NDArray[np.bool_]:
+    """Whether a wanted component's pixel is in each point's 3x3 neighbourhood (centroids fall
+    between pixels)."""
+    height, width = labels.shape
+    near = np.zeros(len(ix), np.bool_)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            y = np.clip(iy + dy, 0, height - 1)
+            x = np.clip(ix + dx, 0, width - 1)
+            near |= wanted[labels[y, x]]
+    return near
 
 
 def _ring_max(
