@@ -30,14 +30,13 @@ def plan(role: QueueRole, slots: int) -> QueuePlan:
 
 
 def test_auto_without_gpu_serves_the_gpu_stages_on_the_cores() -> None:
-    # No stage is ever left unserved: the GPU stages run their CPU implementations, and the
-    # cores are split between them and the CPU stages (the cpu queue takes the odd core).
-    assert plan_queues("auto", NO_GPU) == [plan(QueueRole.gpu, 4), plan(QueueRole.cpu, 4)]
+    # No stage is ever left unserved: the GPU stages run their CPU implementations, each queue
+    # with a slot per core (no core idles while one queue has work and the other none).
+    assert plan_queues("auto", NO_GPU) == [plan(QueueRole.gpu, 8), plan(QueueRole.cpu, 8)]
     two_cores = Capabilities(gpus=[], cpu_count=2)
-    assert plan_queues("auto", two_cores) == [plan(QueueRole.gpu, 1), plan(QueueRole.cpu, 1)]
+    assert plan_queues("auto", two_cores) == [plan(QueueRole.gpu, 2), plan(QueueRole.cpu, 2)]
     three_cores = Capabilities(gpus=[], cpu_count=3)
-    assert plan_queues("auto", three_cores) == [plan(QueueRole.gpu, 1), plan(QueueRole.cpu, 2)]
-    # One core cannot be split: each queue still gets its one slot.
+    assert plan_queues("auto", three_cores) == [plan(QueueRole.gpu, 3), plan(QueueRole.cpu, 3)]
     one_core = Capabilities(gpus=[], cpu_count=1)
     assert plan_queues("auto", one_core) == [plan(QueueRole.gpu, 1), plan(QueueRole.cpu, 1)]
 
@@ -73,7 +72,7 @@ def test_explicit_lists_are_canonical_and_deduplicated() -> None:
     ]
     assert plan_queues("nvenc", TWO_L4) == [plan(QueueRole.nvenc, 2)]
     assert plan_queues("cpu", ONE_H100) == [plan(QueueRole.cpu, 32)]
-    assert plan_queues("gpu,cpu", NO_GPU) == [plan(QueueRole.gpu, 4), plan(QueueRole.cpu, 4)]
+    assert plan_queues("gpu,cpu", NO_GPU) == [plan(QueueRole.gpu, 8), plan(QueueRole.cpu, 8)]
 
 
 def test_explicit_gpu_without_gpu_uses_every_core() -> None:
@@ -83,9 +82,9 @@ def test_explicit_gpu_without_gpu_uses_every_core() -> None:
 
 def test_all_polls_every_queue_even_without_gpu() -> None:
     assert plan_queues("all", NO_GPU) == [
-        plan(QueueRole.gpu, 4),
+        plan(QueueRole.gpu, 8),
         plan(QueueRole.nvenc, 1),
-        plan(QueueRole.cpu, 4),
+        plan(QueueRole.cpu, 8),
     ]
     assert plan_queues("all", ONE_H100) == [
         plan(QueueRole.gpu, 1),
@@ -120,13 +119,11 @@ def lines(spec: str, caps: Capabilities, concurrency: int | None = None) -> list
 def test_a_cpu_only_worker_says_it_serves_the_gpu_stages() -> None:
     assert lines("auto", Capabilities(gpus=[], cpu_count=2)) == [
         "polyvision-gpu: no NVIDIA GPU found, serving GPU stages with CPU implementations"
-        " (1 slot, 1 of 2 cores)",
+        " (2 slots, one per core)",
         "polyvision-nvenc: not polled: no NVIDIA GPU found (encodes run on polyvision-cpu)",
-        "polyvision-cpu: workflows and CPU stages (1 slot, 1 of 2 cores)",
+        "polyvision-cpu: workflows and CPU stages (2 slots, one per core)",
     ]
-    assert lines("auto", Capabilities(gpus=[], cpu_count=1))[0].endswith(
-        "(1 slot, sharing the one core)"
-    )
+    assert lines("auto", Capabilities(gpus=[], cpu_count=1))[0].endswith("(1 slot, one per core)")
 
 
 def test_a_gpu_worker_names_its_gpus_and_why_encodes_stay_away() -> None:

@@ -56,21 +56,18 @@ def _roles_for(spec: str, caps: Capabilities) -> list[QueueRole]:
 
 
 def _core_shares(wanted: set[QueueRole], caps: Capabilities) -> dict[QueueRole, int]:
-    """Split the cores between the queues of this worker that run on the CPU.
+    """Slots of the queues of this worker that run on the CPU: one per core each.
 
-    The cpu queue always does; the gpu queue does when there is no GPU (CPU implementations).
-    Together they get one slot per core, at least one each; the cpu queue takes the odd core.
+    The cpu queue always runs on the CPU; the gpu queue does when there is no GPU (CPU
+    implementations). Each gets a slot per core rather than a share of them: their stages
+    seldom run at full tilt at once (detection, the heavy one, precedes tracking), the detector
+    spreads every frame's tiles over all the cores (`activities.detect.inference`), and a split
+    left a core idle whenever one queue had work and the other none.
     """
     on_cpu = [QueueRole.cpu] if QueueRole.cpu in wanted else []
     if QueueRole.gpu in wanted and not caps.gpus:
         on_cpu.insert(0, QueueRole.gpu)
-    if not on_cpu:
-        return {}
-    base, extra = divmod(caps.cpu_count, len(on_cpu))
-    shares = {role: base for role in on_cpu}
-    if extra:
-        shares[on_cpu[-1]] += extra  # the cpu queue when both share
-    return {role: max(1, share) for role, share in shares.items()}
+    return {role: max(1, caps.cpu_count) for role in on_cpu}
 
 
 def _gpu_names(gpus: Sequence[GpuInfo]) -> str:
@@ -91,10 +88,6 @@ def _reason(
 ) -> str:
     if concurrency is not None:
         sizing = f"{_slots(slots)}, --concurrency"
-    elif role in shares and len(shares) > caps.cpu_count:
-        sizing = f"{_slots(slots)}, sharing the one core"
-    elif role in shares and len(shares) > 1:
-        sizing = f"{_slots(slots)}, {slots} of {caps.cpu_count} cores"
     elif role in shares:
         sizing = f"{_slots(slots)}, one per core"
     elif role is QueueRole.gpu:
@@ -152,8 +145,7 @@ def plan_queues(
 
     Slots (unless `concurrency` overrides them): one per GPU on the gpu queue, one per encoder
     GPU on nvenc (one without any), one per core on cpu. Without a GPU the gpu queue runs on
-    the cores too, so the cores are split between it and the cpu queue (the cpu queue takes
-    the odd one, each gets at least one): two cores serve one stage of each at a time.
+    the cores too, with one slot per core as well (`_core_shares` says why).
 
     Args:
         spec: ``auto``, ``all``, or a comma list of ``gpu``, ``nvenc``, ``cpu``.
@@ -207,7 +199,7 @@ def describe_plan(
 
     Returns:
         Lines like ``polyvision-gpu: no NVIDIA GPU found, serving GPU stages with CPU
-        implementations (1 slot, 1 of 2 cores)``, in the order gpu, nvenc, cpu.
+        implementations (2 slots, one per core)``, in the order gpu, nvenc, cpu.
     """
     queue_names = dict(DEFAULT_QUEUE_NAMES if names is None else names)
     by_role = {plan.role: plan for plan in plans}
