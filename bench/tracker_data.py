@@ -176,7 +176,7 @@ def detect_match(truth_dir: Path, models_dir: Path, out_dir: Path) -> None:
         panorama = np.empty((model.height, model.width, 3), np.uint8)
         for index in range(chunk.first_frame, end):
             stitch_frame(next(lefts), next(rights), plan, out=panorama)
-            tables.append(frame_rows(detector, panorama, tiles, index, SCORE_THRESHOLD))
+            tables.append(frame_rows(detector, panorama, tiles, index, SCORE_THRESHOLD)[0])
         _log(f"  chunk {chunk.chunk}: frames to {end}, {time.perf_counter() - started:.0f} s")
     out_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(concat_rows(tables), out_dir / DETECTIONS_FILE)

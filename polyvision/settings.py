@@ -10,7 +10,7 @@ import re
 import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 9464
 
     models_dir: Path = Path("models")
+    # The detect stage's cost settings (issue 14; figures in README "Performance"). The full
+    # detector runs on every `detect_stride`-th frame of the match and the tracker carries the
+    # frames between; 1 detects every frame (the accuracy baseline). `detect_tiles`: "sized"
+    # tiles the pitch in bands scaled to the players' size there, "pitch" at one upscale only
+    # where the pitch and its players are, "all" every tile of the panorama.
+    # `inference_layout`: "auto" sizes ONNX Runtime's sessions and threads from the machine
+    # (`activities.detect.inference`), "ort-default" leaves ONNX Runtime's own defaults (every
+    # core, spinning threads): the naive baseline of the bench.
+    detect_stride: int = Field(default=4, ge=1, le=10)  # tuning.DEFAULT_STRIDE
+    detect_tiles: Literal["sized", "pitch", "all"] = "sized"
+    inference_layout: Literal["auto", "ort-default"] = "auto"
     secret_key: SecretStr | None = Field(
         default=None, description="HMAC key for signed object URLs and other server secrets."
     )

@@ -10,12 +10,14 @@ attempt with the same inputs returns at once.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import onnxruntime as ort
 import pyarrow as pa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,31 +28,39 @@ from activities.detect.backend import OnnxDetector
 from activities.detect.ball_video import BallFinder, ball_diameter_map, pitch_mask
 from activities.detect.contracts import DetectChunkInput, DetectChunkOutput
 from activities.detect.frames import decode_frames
+from activities.detect.inference import build_detector, probe_tensorrt_version, settings_for_machine
+from activities.detect.model_spec import ModelSpec
 from activities.detect.model_store import ModelStoreError
+from activities.detect.pitch_tiles import plan_pitch_tiles
 from activities.detect.registry import RegisteredModel, default_model, materialise
 from activities.detect.rows import (
+    ball_rows,
     concat_rows,
     detection_counts,
     frame_rows,
+    last_people,
     rows_from_parquet,
     rows_to_parquet,
 )
-from activities.detect.tiling import Detector, plan_tiles
-from activities.stitch.panorama import PanoramaModel
+from activities.detect.tiling import Detector, Tile, plan_tiles
+from activities.detect.tuning import DetectTuning
+from activities.stitch.panorama import PanoramaModel, player_region_mask
 from polyvision.artifacts import artifact_key
+from polyvision.capabilities import detect_capabilities
 from polyvision.heartbeat import heartbeat, resume_details
 from polyvision.stage import StageStep
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectNotFound, ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "detect-5"
+CODE_VERSION = "detect-6"
 """Bump when the same inputs would give different rows (model, tiling or merge changes).
 
 detect-2: person rows carry their torso colour (``torso_l, torso_a, torso_b``).
 detect-3: the manifest has the stage skeleton's layout (`polyvision.stage`).
 detect-4: tiles may be upscaled for small players (``DetectChunkInput.upscale``).
-detect-5: ball rows are the ball candidates (`activities.detect.ball_video.BallFinder`)."""
+detect-5: ball rows are the ball candidates (`activities.detect.ball_video.BallFinder`).
+detect-6: people on every ``stride``-th match frame only; tiles from the pitch's region mask."""
 
 BALL_MARGIN_M = 12.0
 """Ball candidates are looked for this far beyond the lines: a lofted ball's image meets the
@@ -83,6 +93,7 @@ class DetectActivities:
             (ONNX Runtime sessions are safe to call concurrently).
         sessions: The metadata store holding the model registry; None: bundled model only.
         cache_dir: Local cache of registered models (the worker's data directory).
+        tuning: How much detection each frame gets (`activities.detect.tuning`).
     """
 
     def __init__(
@@ -94,6 +105,7 @@ class DetectActivities:
         *,
         sessions: async_sessionmaker[AsyncSession] | None = None,
         cache_dir: Path | None = None,
+        tuning: DetectTuning | None = None,
     ) -> None:
         self._objects = objects
         self._analytics = analytics
@@ -104,6 +116,7 @@ class DetectActivities:
         self._detector: Detector | None = None
         self._chosen: tuple[RegisteredModel | None] | None = None
         self._lock: asyncio.Lock | None = None
+        self._tuning = tuning or DetectTuning()
 
     async def _registered(self) -> RegisteredModel | None:
         """The registered model this worker runs, read once (None: the bundled model)."""
@@ -136,11 +149,35 @@ class DetectActivities:
                 cache_dir=self._cache_dir,
                 models_dir=self._models_dir,
             )
-            return await asyncio.to_thread(OnnxDetector, model.path, model.spec)
+            return await asyncio.to_thread(self._build_detector, model.path, model.spec)
         except ModelStoreError as exc:
             # A missing or corrupt model will not appear by retrying: fail the match at once,
             # with the message that names the file, its sha256 and how to provide one.
             raise ApplicationError(str(exc), type="ModelNotFound", non_retryable=True) from exc
+
+    def _build_detector(self, path: Path, spec: ModelSpec) -> Detector:
+        """The model on ONNX Runtime, laid out as the tuning says.
+
+        "auto": the machine's best (`settings_for_machine`): TensorRT or CUDA on a GPU, else one
+        single-thread session per core, the tiles of a frame spread over them. "ort-default":
+        one session with ONNX Runtime's own threads (the naive baseline of ``bench/pipeline``).
+        """
+        if self._tuning.inference_layout == "ort-default":
+            return OnnxDetector(path, spec, providers=["CPUExecutionProvider"])
+        gpus = [gpu.name for gpu in detect_capabilities().gpus]
+        settings = settings_for_machine(
+            os.cpu_count() or 1,
+            ort.get_available_providers(),
+            gpus,
+            cache_dir=self._cache_dir / "tensorrt",
+        )
+        return build_detector(
+            path,
+            spec,
+            settings,
+            device_name=gpus[0] if gpus else "",
+            trt_version=probe_tensorrt_version() or "",
+        )
 
     @activity.defn(name=names.DETECT_CHUNK)
     async def detect_chunk(self, input: DetectChunkInput) -> DetectChunkOutput:
@@ -168,7 +205,9 @@ class DetectActivities:
             input.chunk,
             table,
         )
-        output = DetectChunkOutput(input.chunk, frames, persons, balls, step.manifest_key)
+        output = DetectChunkOutput(
+            input.chunk, frames, persons, balls, step.manifest_key, stride=self._tuning.stride
+        )
         await step.record(output, {"rows": len(table)})
         # After the manifest: a crash in between leaves a stray checkpoint, never lost work.
         await self._objects.delete(partial_key)
@@ -186,6 +225,8 @@ class DetectActivities:
             "tile": input.tile,
             "overlap": input.overlap,
             "upscale": input.upscale,
+            "stride": self._tuning.stride,
+            "tiles": self._tuning.tiles,
         }
         if registered is not None:
             # Only registered models are named: manifests written with the bundled model
@@ -225,22 +266,51 @@ class DetectActivities:
         await self._objects.put(partial_key, rows_to_parquet(tables))
         heartbeat({"frames_done": frames_done})
 
-    async def _ball_finder(self, input: DetectChunkInput) -> BallFinder | None:
-        """The chunk's ball finder, sized by the stitch stage's panorama model.
-
-        The model is read where the stitch stage writes it for the match's revision; without
-        one (a chunk detected outside a match) the ball rows are the detector's alone.
-        """
+    async def _panorama_model(self, input: DetectChunkInput) -> PanoramaModel | None:
+        """The stitch stage's panorama model of the match's revision (None: a chunk detected
+        outside a match, without one)."""
         key = artifact_key(
             input.organization_id, input.match_id, input.revision, "stitch", "panorama.json"
         )
         try:
-            model = PanoramaModel.from_json((await self._objects.get(key)).decode())
+            return PanoramaModel.from_json((await self._objects.get(key)).decode())
         except ObjectNotFound:
             return None
-        diameter = await asyncio.to_thread(ball_diameter_map, model)
-        mask = await asyncio.to_thread(pitch_mask, model, BALL_MARGIN_M)
-        return BallFinder(diameter, mask)
+
+    @staticmethod
+    def _ball_finder(model: PanoramaModel | None) -> BallFinder | None:
+        """The chunk's ball finder, sized by the panorama model; without one the ball rows are
+        the detector's alone."""
+        if model is None:
+            return None
+        return BallFinder(ball_diameter_map(model), pitch_mask(model, BALL_MARGIN_M))
+
+    def _tiles(
+        self, input: DetectChunkInput, model: PanoramaModel | None, width: int, height: int
+    ) -> list[Tile]:
+        """The tiles every detected frame of the chunk is inferred on (`DetectTuning.tiles`).
+
+        "sized": bands scaled to the players' size (`plan_pitch_tiles`); "pitch": the input's
+        one upscale over the region a player on the pitch can be seen in (`player_region_mask`,
+        not the polygon's convex hull, which holds the stands above a curved far touchline);
+        "all": every tile. Without a panorama model (a chunk detected outside a match) the
+        input's polygon, if any, is the region.
+        """
+        scope = self._tuning.tiles
+        if scope == "all":
+            return plan_tiles(width, height, input.tile, input.overlap, upscale=input.upscale)
+        if model is None or (model.width, model.height) != (width, height):
+            return plan_tiles(
+                width, height, input.tile, input.overlap, roi=input.roi, upscale=input.upscale
+            )
+        region = player_region_mask(model)
+        if scope == "sized":
+            return plan_pitch_tiles(
+                model, region, tile=input.tile, overlap=input.overlap, max_upscale=input.upscale
+            )
+        return plan_tiles(
+            width, height, input.tile, input.overlap, roi=region, upscale=input.upscale
+        )
 
     async def _detect_video(
         self, input: DetectChunkInput, detector: Detector, video: Path, partial_key: str
@@ -248,10 +318,15 @@ class DetectActivities:
         frames_done, tables = await self._resume(partial_key)
         checkpointed = frames_done
         frames = decode_frames(video)
-        balls = await self._ball_finder(input)
-        tiles = None
+        model = await self._panorama_model(input)
+        balls = await asyncio.to_thread(self._ball_finder, model)
+        tiles: list[Tile] | None = None
+        # The people of the last fully detected frame: between two, the ball finder keeps
+        # ignoring bright spots on shirts where the players just were (they move a few cm).
+        people = last_people(tables, input.first_frame + frames_done)
         index = 0
         while (image := await asyncio.to_thread(next, frames, None)) is not None:
+            frame = input.first_frame + index
             if index < frames_done:  # detected by an earlier attempt, recorded in the partial
                 if balls is not None:  # the motion model still needs the frame
                     await asyncio.to_thread(balls.skip, image)
@@ -259,20 +334,14 @@ class DetectActivities:
                 continue
             if tiles is None:
                 height, width = image.shape[:2]
-                tiles = plan_tiles(
-                    width, height, input.tile, input.overlap, roi=input.roi, upscale=input.upscale
+                tiles = await asyncio.to_thread(self._tiles, input, model, width, height)
+            if self._tuning.detects(frame):
+                table, people = await asyncio.to_thread(
+                    frame_rows, detector, image, tiles, frame, input.score_threshold, balls
                 )
-            tables.append(
-                await asyncio.to_thread(
-                    frame_rows,
-                    detector,
-                    image,
-                    tiles,
-                    input.first_frame + index,
-                    input.score_threshold,
-                    balls,
-                )
-            )
+            else:
+                table = await asyncio.to_thread(ball_rows, image, frame, balls, people)
+            tables.append(table)
             index += 1
             if index % CHECKPOINT_FRAMES == 0:
                 await self._checkpoint(partial_key, tables, index)

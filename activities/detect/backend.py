@@ -46,6 +46,7 @@ __all__ = [
     "STRIDES",
     "InputConvention",
     "OnnxDetector",
+    "Provider",
     "check_model_file",
     "clip_to_image",
     "decode_yolov8",
@@ -58,6 +59,9 @@ __all__ = [
 
 STRIDES: tuple[int, ...] = (8, 16, 32)
 PAD_VALUE = 114  # the letterbox grey both YOLOX and Ultralytics train with
+
+Provider = str | tuple[str, Mapping[str, str]]
+"""An ONNX Runtime execution provider: its name, or its name and its options."""
 
 
 @dataclass(frozen=True)
@@ -371,19 +375,26 @@ def _check_output_shape(spec: ModelSpec, shape: Sequence[Any]) -> None:
 
 
 class OnnxDetector:
-    """A detector model on ONNX Runtime, for one image at a time, described by a spec.
+    """A detector model on ONNX Runtime, described by a spec.
 
-    Batching tiles gains nothing on CPU ONNX Runtime (see DESIGN.md), so the detector runs one
-    image per call; callers that tile loop over tiles.
+    :meth:`detect` runs one image. :meth:`detect_many` runs several (the tiles of one frame): as
+    one batch when the model's batch axis is dynamic, which is where a GPU gains, else one by
+    one (batching gains nothing on CPU ONNX Runtime, see DESIGN.md; to use every core, spread
+    the tiles over several sessions with :class:`~activities.detect.inference.DetectorPool`).
 
     Args:
         model_path: the ``.onnx`` file, already verified against ``spec.sha256`` (the model
             store and the registry do that).
         spec: decoder, input size and class map.
-        providers: ONNX Runtime execution providers in order of preference; ``None`` uses every
-            provider this ONNX Runtime build offers (CUDA/TensorRT first where present).
+        providers: ONNX Runtime execution providers in order of preference, each a name or a
+            ``(name, options)`` pair (see :func:`~activities.detect.inference.
+            execution_providers`); ``None`` uses every provider this ONNX Runtime build offers
+            (CUDA/TensorRT first where present).
         intra_op_threads: threads per operator; ``None`` lets ONNX Runtime pick (all cores).
             Set it when several detectors share a machine.
+        session_options: the session's options, built by :func:`~activities.detect.inference.
+            session_options`; ``None`` builds them from ``intra_op_threads``. Give one or the
+            other, not both.
         adopt_model_input_size: take a fixed input size from the file instead of refusing a
             file whose size differs from the spec's (what :class:`~activities.detect.yolox.
             YoloxDetector` always did).
@@ -391,6 +402,7 @@ class OnnxDetector:
     Raises:
         FileNotFoundError: no file at ``model_path``.
         ModelSpecError: the file's fixed input or output shape contradicts the spec.
+        ValueError: both ``intra_op_threads`` and ``session_options`` were given.
     """
 
     def __init__(
@@ -398,30 +410,39 @@ class OnnxDetector:
         model_path: str | os.PathLike[str],
         spec: ModelSpec,
         *,
-        providers: Sequence[str] | None = None,
+        providers: Sequence[Provider] | None = None,
         intra_op_threads: int | None = None,
+        session_options: ort.SessionOptions | None = None,
         adopt_model_input_size: bool = False,
     ) -> None:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
-        options = ort.SessionOptions()
-        if intra_op_threads is not None:
-            options.intra_op_num_threads = int(intra_op_threads)
-        # One image per run: inter-op parallelism has nothing to overlap.
-        options.inter_op_num_threads = 1
+        if session_options is not None and intra_op_threads is not None:
+            raise ValueError("give the thread count in session_options, not intra_op_threads too")
+        if session_options is None:
+            options = ort.SessionOptions()
+            if intra_op_threads is not None:
+                options.intra_op_num_threads = int(intra_op_threads)
+            # The graph is one chain of operators: inter-op parallelism has nothing to overlap.
+            options.inter_op_num_threads = 1
+        else:
+            options = session_options
+        chosen: list[Provider]
         if providers is None:
             # The Azure provider (remote inference) is listed by stock wheels but is not a
             # local device; leave it out of the default.
             chosen = [p for p in ort.get_available_providers() if p != "AzureExecutionProvider"]
         else:
-            chosen = list(providers)
+            chosen = [p if isinstance(p, str) else (p[0], dict(p[1])) for p in providers]
         self._session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
         inp = self._session.get_inputs()[0]
         self._input_name: str = inp.name
         output = self._session.get_outputs()[0]
         self._output_name: str = output.name
         shape = inp.shape
+        # A named (or absent) batch axis takes any batch; the exports we bundle fix it to 1.
+        self.batched: bool = len(shape) == 4 and _fixed(shape[0]) is None
         fixed_hw = (_fixed(shape[2]), _fixed(shape[3])) if len(shape) == 4 else (None, None)
         h, w = fixed_hw
         if h is not None and w is not None and (h, w) != spec.input_hw:
@@ -462,7 +483,10 @@ class OnnxDetector:
         return decode_yolov8(raw_output, scale, score_threshold, class_map=self.spec.class_map)
 
     def infer(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Run the network on a preprocessed ``[1, 3, h, w]`` tensor; returns its first output."""
+        """Run the network on a preprocessed ``[B, 3, h, w]`` tensor; returns its first output.
+
+        ``B`` is 1 unless the model's batch axis is dynamic (:attr:`batched`).
+        """
         out = self._session.run([self._output_name], {self._input_name: tensor})[0]
         return np.asarray(out, dtype=np.float32)
 
@@ -488,6 +512,43 @@ class OnnxDetector:
         found = self.decode(self.infer(tensor), scale, score_threshold)
         h, w = image_bgr.shape[:2]
         return nms(clip_to_image(found, w, h), nms_iou)
+
+    def detect_many(
+        self,
+        images: Sequence[npt.NDArray[np.uint8]],
+        *,
+        score_threshold: float = 0.3,
+        nms_iou: float = 0.45,
+    ) -> list[Detections]:
+        """Detect in several images (the tiles of one frame), each as :meth:`detect` would.
+
+        With a dynamic batch axis (:attr:`batched`) all images go through the network as one
+        batch: one launch instead of one per tile, which is what a GPU gains from. Otherwise
+        they run one by one.
+
+        Args:
+            images: ``[H, W, 3]`` uint8 BGR images, of any sizes.
+            score_threshold: minimum score (objectness times class score for YOLOX).
+            nms_iou: class-wise NMS IoU threshold.
+
+        Returns:
+            One :class:`Detections` per image, in order, in that image's pixels.
+        """
+        if not self.batched or len(images) < 2:
+            return [
+                self.detect(image, score_threshold=score_threshold, nms_iou=nms_iou)
+                for image in images
+            ]
+        prepared = [self.preprocess(image) for image in images]
+        raw = self.infer(np.concatenate([tensor for tensor, _ in prepared]))
+        if raw.shape[0] != len(images):
+            raise ValueError(f"a batch of {len(images)} images gave {raw.shape[0]} outputs")
+        results = []
+        for row, (_, scale), image in zip(raw, prepared, images, strict=True):
+            found = self.decode(row, scale, score_threshold)
+            h, w = image.shape[:2]
+            results.append(nms(clip_to_image(found, w, h), nms_iou))
+        return results
 
 
 def check_model_file(spec: ModelSpec, path: Path) -> None:

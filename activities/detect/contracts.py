@@ -79,6 +79,8 @@ class DetectChunkOutput:
         balls: Ball detections written.
         manifest_key: Where the manifest is.
         from_manifest: True when an earlier attempt's manifest answered.
+        stride: People were detected on match frames ``f % stride == 0`` (the track stage
+            carries them between); 1, every frame, for outputs recorded before the stride.
     """
 
     chunk: int
@@ -87,3 +89,4 @@ class DetectChunkOutput:
     balls: int
     manifest_key: str
     from_manifest: bool = False
+    stride: int = 1

@@ -77,25 +77,73 @@ def frame_rows(
     frame_index: int,
     score_threshold: float,
     balls: BallFinder | None = None,
-) -> pa.Table:
+) -> tuple[pa.Table, np.ndarray]:
     """Detect in one frame's tiles and return its rows, torso colours included.
 
     With ``balls``, the frame's ball rows are its ball candidates (`BallFinder`: the video cues,
     the detector's own ball boxes and the people found) instead of the detector's ball boxes
     alone: many per frame, scored, for the track stage's ball tracker to choose from.
+
+    Returns:
+        The rows, and the ``[P, 4]`` boxes of the people found (for `ball_rows` on the frames
+        up to the next full detection).
     """
     found = detect_tiled(detector, image, tiles, score_threshold=score_threshold)
+    people = found.of_class(Detections.PERSON).xyxy
     if balls is not None:
         found = with_ball_candidates(found, balls, image)
+    return detections_table(frame_index, found, person_colours(image, found)), people
+
+
+def ball_rows(
+    image: np.ndarray, frame_index: int, balls: BallFinder | None, people_xyxy: np.ndarray | None
+) -> pa.Table:
+    """The rows of a frame the full detector skips: its ball candidates alone.
+
+    ``people_xyxy`` are the people of the last fully detected frame (None: none yet): the ball
+    finder drops bright spots on them, as on a detected frame.
+    """
+    if balls is None:
+        return empty_rows()
+    people = np.zeros((0, 4), np.float32) if people_xyxy is None else people_xyxy
+    found = with_ball_candidates(
+        Detections(people, np.ones(len(people), np.float32), np.zeros(len(people), np.int16)),
+        balls,
+        image,
+        keep_people=False,
+    )
     return detections_table(frame_index, found, person_colours(image, found))
 
 
-def with_ball_candidates(found: Detections, balls: BallFinder, image: np.ndarray) -> Detections:
-    """``found``'s people, and the ball candidates of the frame in place of its ball boxes."""
+def last_people(tables: list[pa.Table], before: int) -> np.ndarray | None:
+    """The person boxes of the latest frame before ``before`` that has any, in saved rows (a
+    resumed chunk picks up the people its ball finder was using)."""
+    if not tables:
+        return None
+    table = concat_rows(tables)
+    frame = table["frame"].to_numpy()
+    person = (table["class_id"].to_numpy() == Detections.PERSON) & (frame < before)
+    if not person.any():
+        return None
+    last = frame[person].max()
+    rows = person & (frame == last)
+    return np.column_stack([table[c].to_numpy()[rows] for c in ("x1", "y1", "x2", "y2")]).astype(
+        np.float32
+    )
+
+
+def with_ball_candidates(
+    found: Detections, balls: BallFinder, image: np.ndarray, *, keep_people: bool = True
+) -> Detections:
+    """``found``'s people, and the ball candidates of the frame in place of its ball boxes.
+
+    ``keep_people`` False: the people only steer the ball finder and are not returned (a frame
+    the full detector skipped, given the last detected frame's people).
+    """
     people = found.of_class(Detections.PERSON)
     network = found.of_class(Detections.SPORTS_BALL)
     candidates = balls(image, people.xyxy, network.xyxy, network.score)
-    ball_rows = Detections(
+    candidate_rows = Detections(
         candidates.xyxy,
         candidates.score,
         np.full(len(candidates), Detections.SPORTS_BALL, np.int16),
@@ -103,7 +151,9 @@ def with_ball_candidates(found: Detections, balls: BallFinder, image: np.ndarray
     others = found.filter(
         (found.class_id != Detections.PERSON) & (found.class_id != Detections.SPORTS_BALL)
     )
-    return Detections.concat([people, ball_rows, others])
+    return Detections.concat(
+        [people, candidate_rows, others] if keep_people else [candidate_rows, others]
+    )
 
 
 def empty_rows() -> pa.Table:

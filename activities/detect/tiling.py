@@ -392,8 +392,8 @@ def detect_tiles(
     output by ``score > t`` gives exactly what detecting at ``t`` would.
 
     Args:
-        detector: e.g. a ``YoloxDetector``; called once per tile (batching gains nothing on
-            CPU ONNX Runtime).
+        detector: e.g. a ``YoloxDetector``, called once per tile; or one with ``detect_many``
+            (`activities.detect.inference`), given all the frame's tiles at once.
         image: ``[H, W, 3]`` uint8 BGR frame.
         tiles: from :func:`plan_tiles` for this image's size.
         score_threshold: per-detection minimum score.
@@ -405,7 +405,7 @@ def detect_tiles(
         resize factor per axis, then shifted by its origin).
     """
     height, width = image.shape[:2]
-    per_tile: list[tuple[Tile, Detections]] = []
+    crops: list[npt.NDArray[np.uint8]] = []
     for t in tiles:
         if t.x < 0 or t.y < 0 or t.x2 > width or t.y2 > height:
             raise ValueError(f"{t} leaves the {width}x{height} image")
@@ -414,7 +414,18 @@ def detect_tiles(
         if (in_w, in_h) != (t.w, t.h):
             resized = cv2.resize(crop, (in_w, in_h), interpolation=interpolation)
             crop = np.asarray(resized, dtype=np.uint8)  # no copy: types the OpenCV result
-        det = detector.detect(crop, score_threshold=score_threshold, nms_iou=nms_iou)
+        crops.append(crop)
+    many = getattr(detector, "detect_many", None)
+    if many is not None:
+        # A pool spreads the tiles over its sessions; a GPU session runs them as one batch.
+        found: list[Detections] = many(crops, score_threshold=score_threshold, nms_iou=nms_iou)
+    else:
+        found = [
+            detector.detect(c, score_threshold=score_threshold, nms_iou=nms_iou) for c in crops
+        ]
+    per_tile: list[tuple[Tile, Detections]] = []
+    for t, det in zip(tiles, found, strict=True):
+        in_w, in_h = t.input_size
         # The exact factors of the resize actually done, not t.scale: the sizes were rounded.
         factor = np.array([in_w / t.w, in_h / t.h, in_w / t.w, in_h / t.h], np.float64)
         offset = np.array([t.x, t.y, t.x, t.y], np.float64)

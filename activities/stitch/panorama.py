@@ -422,3 +422,31 @@ def pitch_polygon(model: PanoramaModel, margin_m: float = 3.0) -> list[tuple[flo
     points[:, 1] = np.clip(points[:, 1], 0, model.height - 1)
     hull = cv2.convexHull(points.astype(np.float32)).reshape(-1, 2)
     return [(float(x), float(y)) for x, y in hull]
+
+
+def player_region_mask(
+    model: PanoramaModel, margin_m: float = 3.0, height_m: float = 2.2, samples: int = 80
+) -> npt.NDArray[np.bool_]:
+    """``[H, W]`` True where a person standing on the pitch (plus ``margin_m``) can be seen.
+
+    The region the outline sweeps from the grass up to ``height_m``: the ground ring, the ring
+    at head height and the band between them along every side. Unlike `pitch_polygon`'s convex
+    hull it follows a curved far touchline, so the stands above it are not in it.
+    """
+    outline = pitch_outline(model, margin_m, samples)
+    ground = pitch_to_panorama(model, np.column_stack([outline, np.zeros(len(outline))]))
+    head = pitch_to_panorama(model, np.column_stack([outline, np.full(len(outline), height_m)]))
+    mask = np.zeros((model.height, model.width), np.uint8)
+    seen = np.asarray(np.isfinite(ground).all(axis=1) & np.isfinite(head).all(axis=1), np.bool_)
+    # 4 fractional bits: the projected outline is sub-pixel.
+    fixed = [np.round(ring * 16).astype(np.int32) for ring in (ground, head)]
+    for ring in fixed:
+        if seen.sum() >= 3:
+            cv2.fillPoly(mask, [ring[seen].reshape(-1, 1, 2)], 1, shift=4)
+    count = len(outline)
+    for i in range(count):
+        j = (i + 1) % count
+        if seen[i] and seen[j]:
+            quad = np.stack([fixed[0][i], fixed[0][j], fixed[1][j], fixed[1][i]])
+            cv2.fillConvexPoly(mask, quad.reshape(-1, 1, 2), 1, shift=4)
+    return mask.astype(bool)

@@ -33,8 +33,8 @@ from activities.track.chunk import TORSO_COLUMNS, MatchTracking, track_points_ta
 from activities.track.contracts import TrackChunk, TrackInput, TrackOutput
 from activities.track.finish import FinishedTracks, finish_tracks
 from activities.track.linking import TrackRows
-from activities.track.pitch_tracker import PitchTracker
 from activities.track.sides import SIDES_ARTIFACT, KitCluster, SideSettings, SidesRecord
+from activities.track.stride import carry_between_detections
 from activities.track.teams import team_column
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import heartbeat, resume_details
@@ -44,9 +44,10 @@ from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "track-5"
-"""track-5: the match ball (``ball_points``); track-4: pitch-space tracker, match-wide joining,
-roles; track-3: typed output (StageStep); track-2: teams from kit colour."""
+CODE_VERSION = "track-6"
+"""track-6: people detected every ``detect_stride`` frames, carried between; track-5: the match
+ball (``ball_points``); track-4: pitch-space tracker, match-wide joining, roles; track-3: typed
+output (StageStep); track-2: teams from kit colour."""
 
 STAGE = "track"
 
@@ -77,7 +78,7 @@ class TrackActivities:
             await self._objects.put(self._online_key(input, chunk), _to_parquet(points))
             heartbeat(state.to_state())
         online = [await self._online_points(input, chunk) for chunk in input.chunks]
-        rows, lab = _rows_of(online)
+        rows, lab = carry_between_detections(*_rows_of(online), input.detect_stride)
         finished = await asyncio.to_thread(
             functools.partial(finish_tracks, rows, state.colours, input.fps, lab=lab)
         )
@@ -125,6 +126,7 @@ class TrackActivities:
                 "panorama_model_key": input.panorama_model_key,
                 "detections_digest": input.detections_digest,
                 "fps": input.fps,
+                "detect_stride": input.detect_stride,
             },
             code_version=CODE_VERSION,
             output_type=TrackOutput,
@@ -136,7 +138,7 @@ class TrackActivities:
         details = resume_details()
         if details is not None and "tracker" in details:
             return MatchTracking.from_state(details)
-        return MatchTracking(PitchTracker(input.fps))
+        return MatchTracking.start(input.fps, input.detect_stride)
 
     @staticmethod
     def _sides_key(input: TrackInput) -> str:

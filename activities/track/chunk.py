@@ -23,6 +23,7 @@ from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
 from activities.track.contracts import TrackChunk
 from activities.track.ground import calibrate_lift, ground_points, on_pitch
 from activities.track.pitch_tracker import PitchTracker
+from activities.track.stride import tracker_settings
 from activities.track.teams import ColourAccumulator
 
 TORSO_COLUMNS = ("torso_l", "torso_a", "torso_b")
@@ -82,10 +83,13 @@ def track_chunk(
     score: np.ndarray,
     xyxy: np.ndarray,
     torso_lab: np.ndarray | None = None,
+    stride: int = 1,
 ) -> ChunkTracks:
     """Feed one chunk's detections to the tracker, frame by frame; returns its track points.
 
-    Frames without a detection are still fed, so lost tracks age correctly. ``torso_lab``
+    Frames without a detection are still fed, so lost tracks age correctly. With ``stride``,
+    people were detected on match frames ``f % stride == 0`` only: those alone are fed (the
+    tracker runs at ``fps / stride``; `activities.track.stride`). ``torso_lab``
     (``[N, 3]``, NaN: none) gives each detection's kit colour; the colour of the detection
     each reported identity was updated with comes back as a sample.
     """
@@ -108,6 +112,8 @@ def track_chunk(
     xy_out: list[np.ndarray] = []
     sample_lab: list[np.ndarray] = []
     for offset in range(chunk.frames):
+        if (chunk.first_frame + offset) % stride:
+            continue
         rows = slice(bounds[offset], bounds[offset + 1])
         answer = tracker.update(pitch[rows], score[rows], lab[rows])
         if not len(answer.track_id) and not answer.earlier:
@@ -120,7 +126,8 @@ def track_chunk(
             # Hits of the tracks confirmed now, from before (maybe in the previous chunk: the
             # match-wide pass files every row under its own frame's chunk).
             earlier = np.array(answer.earlier, np.float64)
-            frames_out.append(chunk.first_frame + offset - earlier[:, 0].astype(np.int64))
+            steps_ago = earlier[:, 0].astype(np.int64)
+            frames_out.append(chunk.first_frame + offset - stride * steps_ago)
             ids_out.append(earlier[:, 1].astype(np.int64))
             xy_out.append(earlier[:, 2:4])
             sample_lab.append(earlier[:, 4:7].astype(np.float32))
@@ -144,11 +151,19 @@ class MatchTracking:
         tracker: The tracker, after the chunks done.
         colours: Every track's kit colour samples so far.
         points_per_chunk: Track points of each chunk done (one entry per chunk tracked).
+        stride: People were detected on every ``stride``-th frame (the tracker steps on those).
     """
 
     tracker: PitchTracker
     colours: ColourAccumulator = field(default_factory=ColourAccumulator)
     points_per_chunk: list[int] = field(default_factory=list)
+    stride: int = 1
+
+    @classmethod
+    def start(cls, fps: float, stride: int = 1) -> MatchTracking:
+        """A fresh tracking for a match at ``fps`` detected every ``stride`` frames."""
+        tracker = PitchTracker(fps / stride, tracker_settings(stride))
+        return cls(tracker, stride=stride)
 
     @property
     def chunks_done(self) -> int:
@@ -166,7 +181,9 @@ class MatchTracking:
         torso_lab: np.ndarray | None = None,
     ) -> pa.Table:
         """`track_chunk` on the next chunk; folds in its colours and returns its track points."""
-        tracked = track_chunk(self.tracker, model, chunk, frame, class_id, score, xyxy, torso_lab)
+        tracked = track_chunk(
+            self.tracker, model, chunk, frame, class_id, score, xyxy, torso_lab, self.stride
+        )
         self.colours.add_chunk(tracked.colour_track_id, tracked.colour_lab)
         self.points_per_chunk.append(len(tracked.points))
         points = tracked.points
@@ -181,13 +198,16 @@ class MatchTracking:
             "points_per_chunk": list(self.points_per_chunk),
             "tracker": self.tracker.to_state(),
             "colours": self.colours.to_state(),
+            "stride": self.stride,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MatchTracking:
         """Inverse of :meth:`to_state`."""
+        stride = int(state.get("stride", 1))
         return cls(
-            tracker=PitchTracker.from_state(state["tracker"]),
+            tracker=PitchTracker.from_state(state["tracker"], tracker_settings(stride)),
             colours=ColourAccumulator.from_state(state.get("colours", [])),
             points_per_chunk=list(state["points_per_chunk"]),
+            stride=stride,
         )

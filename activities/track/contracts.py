@@ -31,6 +31,8 @@ class TrackInput:
         home_starts_left: Whether the home team defends the goal at pitch ``x = 0`` in the
             first minutes, if known.
         teams_swapped: The operator's override: swap home and away whatever the rules decide.
+        detect_stride: People were detected on match frames ``f % detect_stride == 0`` (the
+            detect stage's ``DetectChunkOutput.stride``); the tracker carries the frames between.
 
     The last four are the catalog's side settings (`activities.track.sides.SideSettings`), which
     map the two kit clusters to home and away. They come last and with defaults: inputs
@@ -48,6 +50,7 @@ class TrackInput:
     away_kit_colour: str | None = None
     home_starts_left: bool | None = None
     teams_swapped: bool = False
+    detect_stride: int = 1
 
 
 @dataclass

@@ -85,6 +85,7 @@ def activities_for(role: QueueRole, deps: WorkerDeps) -> list[Callable[..., Any]
             stores.models_dir,
             sessions=stores.sessions,
             cache_dir=stores.work_dir / "models",
+            tuning=stores.detect,
         )
         vcam = VcamActivities(objects, analytics)
         activities += [stitch.stitch_chunk, detect.detect_chunk, vcam.render_chunk]

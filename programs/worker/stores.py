@@ -6,12 +6,13 @@ import contextlib
 import fcntl
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from activities.detect.tuning import DetectTuning
 from polyvision.settings import Settings, StartupError
 from polyvision.storage.analytics import (
     AnalyticsStore,
@@ -33,6 +34,7 @@ class PipelineStores:
         sessions: Metadata sessions (the catalog), if the worker updates it.
         models_dir: Where the detector model is (``PV_MODELS_DIR``).
         work_dir: Local scratch and cache space (recordings, remap tables).
+        detect: The detect stage's cost settings (``PV_DETECT_*``, ``PV_INFERENCE_LAYOUT``).
     """
 
     objects: ObjectStore
@@ -40,6 +42,7 @@ class PipelineStores:
     sessions: async_sessionmaker[AsyncSession] | None
     models_dir: Path
     work_dir: Path
+    detect: DetectTuning = field(default_factory=DetectTuning)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,11 @@ async def open_pipeline_stores(settings: Settings) -> AsyncIterator[PipelineStor
             sessions=session_maker(engine),
             models_dir=settings.models_dir,
             work_dir=work_dir,
+            detect=DetectTuning(
+                stride=settings.detect_stride,
+                tiles=settings.detect_tiles,
+                inference_layout=settings.inference_layout,
+            ),
         )
     finally:
         await engine.dispose()

@@ -18,6 +18,7 @@ from activities.detect.contracts import DetectChunkInput
 from activities.detect.detections import Detections
 from activities.detect.model_store import resolve_model
 from activities.detect.tiling import plan_tiles
+from activities.detect.tuning import DetectTuning
 from activities.detect.yolox import YoloxDetector
 from polyvision.storage.analytics import AnalyticsStore, apply_migrations, open_analytics_store
 from polyvision.storage.objects import ObjectStore, open_object_store
@@ -26,6 +27,8 @@ from tests.fixtures.pipeline import MODELS_DIR, requires_model
 
 pytestmark = requires_model
 
+
+EVERY_FRAME = DetectTuning(stride=1)
 
 TILES_PER_FRAME = len(plan_tiles(640, 360, upscale=DetectChunkInput.upscale))
 
@@ -102,7 +105,9 @@ async def test_detects_writes_rows_and_a_manifest_then_answers_from_it(
     objects: ObjectStore, analytics: AnalyticsStore, chunk_video: Path
 ) -> None:
     detector = CountingDetector()
-    acts = DetectActivities(objects, analytics, MODELS_DIR, detector_factory=lambda: detector)
+    acts = DetectActivities(
+        objects, analytics, MODELS_DIR, detector_factory=lambda: detector, tuning=EVERY_FRAME
+    )
     chunk = await _input(objects, chunk_video)
     output = await ActivityEnvironment().run(acts.detect_chunk, chunk)
     assert output.frames == 30 and detector.frames == 30
@@ -122,20 +127,26 @@ async def test_detects_writes_rows_and_a_manifest_then_answers_from_it(
     assert len(_rows(analytics)) == len(rows)
 
 
+@pytest.mark.parametrize("stride", [1, 4])
 async def test_a_crashed_attempt_resumes_from_its_last_checkpoint(
     objects: ObjectStore,
     analytics: AnalyticsStore,
     chunk_video: Path,
     monkeypatch: pytest.MonkeyPatch,
+    stride: int,
 ) -> None:
+    tuning = DetectTuning(stride=stride)
     monkeypatch.setattr(detect_activity, "CHECKPOINT_FRAMES", 10)
     chunk = await _input(objects, chunk_video)
 
-    crashing = CountingDetector(crash_at_frame=17)
+    # Frames 300..329: every one at stride 1; 300, 304, .., 328 (8) at stride 4.
+    crashing = CountingDetector(crash_at_frame=17 if stride == 1 else 4)
     heartbeats: list[tuple[Any, ...]] = []
     env = ActivityEnvironment()
     env.on_heartbeat = lambda *details: heartbeats.append(details)
-    acts = DetectActivities(objects, analytics, MODELS_DIR, detector_factory=lambda: crashing)
+    acts = DetectActivities(
+        objects, analytics, MODELS_DIR, detector_factory=lambda: crashing, tuning=tuning
+    )
     with pytest.raises(RuntimeError, match="worker crashed"):
         await env.run(acts.detect_chunk, chunk)
     assert heartbeats[-1][0]["frames_done"] == 10  # the last checkpoint before frame 17
@@ -143,18 +154,37 @@ async def test_a_crashed_attempt_resumes_from_its_last_checkpoint(
     resumed = CountingDetector()
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, heartbeat_details=list(heartbeats[-1]))
-    acts = DetectActivities(objects, analytics, MODELS_DIR, detector_factory=lambda: resumed)
+    acts = DetectActivities(
+        objects, analytics, MODELS_DIR, detector_factory=lambda: resumed, tuning=tuning
+    )
     output = await env.run(acts.detect_chunk, chunk)
-    assert resumed.frames == 20  # frames 10..29 only
+    # Frames 10..29 only: 20 of them, or 310..329's multiples of 4 (312 .. 328: 5).
+    assert resumed.frames == (20 if stride == 1 else 5)
     resumed_rows = _rows(analytics)
 
     # Identical to an uninterrupted run.
     await objects.delete(output.manifest_key)
     fresh = CountingDetector()
-    acts = DetectActivities(objects, analytics, MODELS_DIR, detector_factory=lambda: fresh)
+    acts = DetectActivities(
+        objects, analytics, MODELS_DIR, detector_factory=lambda: fresh, tuning=tuning
+    )
     await ActivityEnvironment().run(acts.detect_chunk, chunk)
-    assert fresh.frames == 30
+    assert fresh.frames == (30 if stride == 1 else 8)
     np.testing.assert_array_equal(_rows(analytics), resumed_rows)
+
+
+async def test_with_a_stride_people_are_detected_on_every_strideth_match_frame(
+    objects: ObjectStore, analytics: AnalyticsStore, chunk_video: Path
+) -> None:
+    detector = CountingDetector()
+    acts = DetectActivities(
+        objects, analytics, MODELS_DIR, detector_factory=lambda: detector, tuning=DetectTuning(3)
+    )
+    output = await ActivityEnvironment().run(acts.detect_chunk, await _input(objects, chunk_video))
+    # Match frames 300..329: 300, 303, .., 327 are the multiples of 3 (10 frames).
+    assert output.stride == 3 and output.frames == 30 and detector.frames == 10
+    frames = np.unique(_rows(analytics)[:, 0].astype(np.int64))
+    assert len(frames) and (frames % 3 == 0).all()
 
 
 async def test_a_missing_model_fails_at_once_with_its_name(

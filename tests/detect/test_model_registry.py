@@ -34,6 +34,7 @@ from activities.detect.registry import (
     resolve_stage_model,
     set_default,
 )
+from activities.detect.tuning import DetectTuning
 from polyvision.media.writer import VideoWriter
 from polyvision.storage.analytics import AnalyticsStore, apply_migrations, open_analytics_store
 from polyvision.storage.metadata import create_engine, session_maker, upgrade
@@ -43,6 +44,9 @@ from tests.fixtures.pipeline import MODELS_DIR, requires_model
 
 Sessions = async_sessionmaker[AsyncSession]
 CLASSES = parse_class_map("person=0,ball=1")
+
+
+EVERY_FRAME = DetectTuning(stride=1)
 
 
 @pytest.fixture
@@ -262,7 +266,12 @@ async def test_detect_activity_runs_the_registered_default(
     model = await _add(sessions, objects, model_file, "1", True)
     chunk = await _chunk(objects, tmp_path)
     acts = DetectActivities(
-        objects, analytics, tmp_path / "no-models", sessions=sessions, cache_dir=tmp_path / "c"
+        objects,
+        analytics,
+        tmp_path / "no-models",
+        sessions=sessions,
+        cache_dir=tmp_path / "c",
+        tuning=EVERY_FRAME,
     )
     output = await ActivityEnvironment().run(acts.detect_chunk, chunk)
     # The constant model sees one person and one ball in every frame (one tile per frame).
@@ -281,7 +290,9 @@ async def test_detect_activity_runs_the_registered_default(
     assert again.from_manifest
     # The manifest is keyed on the model too: the bundled model never reuses these rows.
     tiny = OnnxDetector(model_file, model.spec, providers=["CPUExecutionProvider"])
-    bundled = DetectActivities(objects, analytics, tmp_path / "x", detector_factory=lambda: tiny)
+    bundled = DetectActivities(
+        objects, analytics, tmp_path / "x", detector_factory=lambda: tiny, tuning=EVERY_FRAME
+    )
     assert not (await ActivityEnvironment().run(bundled.detect_chunk, chunk)).from_manifest
 
     # A registered default whose file is gone everywhere fails the match at once.

@@ -128,6 +128,7 @@ async def pipeline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pi
             )
             detect = DetectActivities(objects, analytics, MODELS_DIR)
             chunks = []
+            strides: set[int] = set()
             for index, start in enumerate(range(0, truth.frames, CHUNK_FRAMES)):
                 end = min(start + CHUNK_FRAMES, truth.frames)
                 stitched = await env.run(
@@ -148,7 +149,7 @@ async def pipeline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pi
                         truth.fps,
                     ),
                 )
-                await env.run(
+                detected = await env.run(
                     detect.detect_chunk,
                     DetectChunkInput(
                         "o1",
@@ -162,12 +163,21 @@ async def pipeline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pi
                     ),
                 )
                 chunks.append(TrackChunk(index, start, end - start))
+                strides.add(detected.stride)
             track = TrackActivities(objects, analytics)
             heartbeats: list[dict[str, object]] = []
             env.on_heartbeat = lambda *details: heartbeats.append(details[0])
             await env.run(
                 track.track_match,
-                TrackInput("o1", "m1", 1, chunks, prepared.panorama_model_key, truth.fps),
+                TrackInput(
+                    "o1",
+                    "m1",
+                    1,
+                    chunks,
+                    prepared.panorama_model_key,
+                    truth.fps,
+                    detect_stride=strides.pop(),
+                ),
             )
             points = analytics.query_numpy(
                 "SELECT frame, track_id, team, pitch_x, pitch_y FROM track_points "
