@@ -60,7 +60,8 @@ detect-2: person rows carry their torso colour (``torso_l, torso_a, torso_b``).
 detect-3: the manifest has the stage skeleton's layout (`polyvision.stage`).
 detect-4: tiles may be upscaled for small players (``DetectChunkInput.upscale``).
 detect-5: ball rows are the ball candidates (`activities.detect.ball_video.BallFinder`).
-detect-6: people on every ``stride``-th match frame only; tiles from the pitch's region mask."""
+detect-6: people on every ``stride``-th match frame only; tiles from the pitch's region mask;
+the ball's top-hat with a square, its motion on the luminance."""
 
 BALL_MARGIN_M = 12.0
 """Ball candidates are looked for this far beyond the lines: a lofted ball's image meets the
