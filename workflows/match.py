@@ -3,8 +3,10 @@
 Orchestration only: no I/O, nothing heavy imported (activities are called by their names in
 `polyvision.temporal.names` with the stages' light contract types). The per-chunk stages run in
 child workflows, one per batch of chunks, so that no history comes near Temporal's limits on a
-long match; the children signal the parent as each chunk finishes a stage, which feeds the
-`progress` query.
+long match; the children tell the parent which chunks finished a stage, which feeds the
+`progress` query. They coalesce those signals (`ChunksDone`, at most one per stage every
+`PROGRESS_INTERVAL_S` and always for a batch's last chunk) so that a long match, reprocessed,
+still leaves the parent's history far from Temporal's limits.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import is_cancelled_exception
+from temporalio.workflow import ExternalWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from activities.analyze.contracts import AnalyzeInput, AnalyzeOutput
@@ -82,12 +86,148 @@ def workflow_id_for(match_id: str) -> str:
     return names.match_workflow_id(match_id)
 
 
+# Progress signals from the batch children, coalesced (behind `COALESCED_PROGRESS_PATCH`).
+#
+# Every signal costs the parent a signal event and, at worst, a workflow task of its own (three
+# more events); one per chunk and stage is 2,160 signals a pass on a 120-minute match in 10 s
+# chunks, about 8,600 events at worst: two reprocesses would take the history past Temporal's
+# warning. A child therefore sends the chunks of a stage that finished within
+# `PROGRESS_INTERVAL_S` of its last signal for that stage together, in one `ChunksDone`: the
+# first chunk at once (detect's start time is the first stitched chunk's), the batch's last one
+# at once (the parent never waits on a buffered chunk, and stitch and detect end on time), and
+# the ones in between at most that much later (a timer in the child sends what is buffered).
+#
+# 30 s by default (a match may set `MatchInput.progress_interval_s`), progress freshness against
+# history: a finished chunk shows in the counts at most 30 s late, nothing beside a stage that
+# takes minutes to hours, and far inside the 10 min a watcher waits before calling processing
+# stalled (the frames of the chunks in flight, read from their heartbeats, are 5 s fresh: the
+# frame count may hold back by a chunk for up to a window). A batch whose chunks finish t seconds
+# apart sends about one signal per 30 / t chunks (a GPU doing a stage of a 10 s chunk in 3 s: one
+# per ten); chunks more than 30 s apart go one by one, as before, at one signal per chunk and
+# stage at most (no window can merge chunks that do not finish together without holding progress
+# back longer).
+PROGRESS_INTERVAL_S = MatchInput.progress_interval_s
+COALESCED_PROGRESS_PATCH = "coalesced-progress"
+"""Patch id: batch children started before coalescing replay their `ChunkDone` per chunk."""
+
+
 @dataclass
 class ChunkDone:
-    """Signal from a batch child: ``chunk`` finished ``stage``."""
+    """Signal from a batch child: ``chunk`` finished ``stage``.
+
+    What children started before the ``coalesced-progress`` patch send, one per chunk; the
+    parent keeps its handler for them.
+    """
 
     stage: str
     chunk: int
+
+
+@dataclass
+class ChunksDone:
+    """Signal from a batch child: ``chunks`` finished ``stage`` (coalesced `ChunkDone`s)."""
+
+    stage: str
+    chunks: list[int]
+
+
+class ProgressSignals:
+    """A batch child's progress signals to its parent, one per chunk or coalesced.
+
+    Args:
+        parent: The match workflow.
+        chunks: Chunks in the batch: each stage's last one is sent at once.
+        coalesce: Whether to coalesce (`COALESCED_PROGRESS_PATCH`); if not, one `ChunkDone`
+            per chunk, awaited, as children sent before the patch.
+        interval_s: How long finished chunks may be held back (`PROGRESS_INTERVAL_S`).
+    """
+
+    def __init__(
+        self,
+        parent: ExternalWorkflowHandle[Any],
+        chunks: int,
+        coalesce: bool,
+        interval_s: float = PROGRESS_INTERVAL_S,
+    ) -> None:
+        self._parent = parent
+        self._interval_s = interval_s
+        self._chunks = chunks
+        self._coalesce = coalesce
+        self._buffered: dict[str, list[int]] = {}
+        self._finished: dict[str, int] = {}
+        self._sent_at: dict[str, float] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}  # per stage, while it sleeps
+        self._tasks: list[asyncio.Task[None]] = []  # every timer's task, to settle
+
+    async def done(self, stage: str, chunk: int) -> None:
+        """``chunk`` finished ``stage``: tell the parent now, or with the next ones."""
+        if not self._coalesce:
+            await self._parent.signal(MatchWorkflow.chunk_done, ChunkDone(stage, chunk))
+            return
+        self._buffered.setdefault(stage, []).append(chunk)
+        self._finished[stage] = self._finished.get(stage, 0) + 1
+        sent_at = self._sent_at.get(stage)
+        now = workflow.time()
+        if (
+            self._finished[stage] >= self._chunks
+            or sent_at is None
+            or now - sent_at >= self._interval_s
+        ):
+            timer = self._timers.pop(stage, None)
+            if timer is not None:
+                timer.cancel()
+            await self._send(stage)
+        elif stage not in self._timers:
+            delay = sent_at + self._interval_s - now
+            self._timers[stage] = task = asyncio.create_task(self._send_later(stage, delay))
+            self._tasks.append(task)
+
+    async def settle(self) -> None:
+        """Wait for the signals a timer sent to be delivered (before the child completes).
+
+        Timers the batch's last chunks cancelled end cancelled, which is fine; a signal that
+        failed fails the child, as a failed `ChunkDone` always did.
+        """
+        if not self._tasks:
+            return
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    async def _send_later(self, stage: str, delay: float) -> None:
+        # Cancelled (by the batch's last chunk of the stage, which takes the buffered ones
+        # along) only while it sleeps: once awake it is off `_timers`.
+        await workflow.sleep(delay)
+        del self._timers[stage]
+        await self._send(stage)
+
+    async def _send(self, stage: str) -> None:
+        chunks = self._buffered.pop(stage, [])
+        if chunks:
+            self._sent_at[stage] = workflow.time()
+            await self._parent.signal(MatchWorkflow.chunks_done, ChunksDone(stage, sorted(chunks)))
+
+
+def count_chunk_done(
+    progress: MatchProgress, chunk_frames: dict[int, int], stage: str, chunk: int, now: float
+) -> None:
+    """The parent's bookkeeping for one chunk that finished ``stage`` (no command).
+
+    The stage's chunk and frame counts; detect starts with the first stitched chunk; stitch
+    and detect end with their last chunk. The same for a chunk told alone (`ChunkDone`) or with
+    others (`ChunksDone`).
+    """
+    entry = progress.stages.setdefault(stage, StageProgress())
+    entry.done += 1
+    entry.frames_done += chunk_frames.get(chunk, 0)
+    if stage == "stitch":
+        detect = progress.stages.get("detect")
+        if detect is not None and detect.started_at is None:
+            detect.started_at = now
+    last = entry.total > 0 and entry.done >= entry.total
+    if stage in ("stitch", "detect") and last and entry.finished_at is None:
+        entry.finished_at = now
 
 
 @dataclass
@@ -123,6 +263,8 @@ class StitchBatchInput:
     heartbeat_timeout_s: float = 120.0
     right_frame_offset: int = 0
     """The pair's frame offset (ingest's ``frame_offset``) every chunk is stitched with."""
+    progress_interval_s: float = PROGRESS_INTERVAL_S
+    """How long finished chunks may be held back for one progress signal (`MatchInput`)."""
 
 
 @dataclass
@@ -145,6 +287,8 @@ class RenderBatchInput:
     path_key: str
     fps: float
     heartbeat_timeout_s: float = 120.0
+    progress_interval_s: float = PROGRESS_INTERVAL_S
+    """How long finished chunks may be held back for one progress signal (`MatchInput`)."""
 
 
 @dataclass
@@ -190,6 +334,12 @@ class StitchDetectBatchWorkflow:
     @workflow.run
     async def run(self, input: StitchBatchInput) -> StitchBatchOutput:
         parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
+        signals = ProgressSignals(
+            parent,
+            len(input.chunks),
+            workflow.patched(COALESCED_PROGRESS_PATCH),
+            input.progress_interval_s,
+        )
 
         async def one(chunk: ChunkPlan) -> tuple[StitchChunkOutput, DetectChunkOutput]:
             stitched: StitchChunkOutput = await workflow.execute_activity(
@@ -201,7 +351,7 @@ class StitchDetectBatchWorkflow:
                 retry_policy=RETRY,
                 result_type=StitchChunkOutput,
             )
-            await parent.signal(MatchWorkflow.chunk_done, ChunkDone("stitch", chunk.index))
+            await signals.done("stitch", chunk.index)
             detected: DetectChunkOutput = await workflow.execute_activity(
                 names.DETECT_CHUNK,
                 DetectChunkInput(
@@ -220,10 +370,11 @@ class StitchDetectBatchWorkflow:
                 retry_policy=RETRY,
                 result_type=DetectChunkOutput,
             )
-            await parent.signal(MatchWorkflow.chunk_done, ChunkDone("detect", chunk.index))
+            await signals.done("detect", chunk.index)
             return stitched, detected
 
         results = await asyncio.gather(*(one(chunk) for chunk in input.chunks))
+        await signals.settle()
         return StitchBatchOutput([s for s, _ in results], [d for _, d in results])
 
 
@@ -234,6 +385,12 @@ class RenderBatchWorkflow:
     @workflow.run
     async def run(self, input: RenderBatchInput) -> RenderBatchOutput:
         parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
+        signals = ProgressSignals(
+            parent,
+            len(input.chunks),
+            workflow.patched(COALESCED_PROGRESS_PATCH),
+            input.progress_interval_s,
+        )
 
         async def one(chunk: ChunkPlan, panorama_key: str) -> VcamRenderOutput:
             rendered: VcamRenderOutput = await workflow.execute_activity(
@@ -257,12 +414,13 @@ class RenderBatchWorkflow:
                 retry_policy=RETRY,
                 result_type=VcamRenderOutput,
             )
-            await parent.signal(MatchWorkflow.chunk_done, ChunkDone("encode", chunk.index))
+            await signals.done("encode", chunk.index)
             return rendered
 
         rendered = await asyncio.gather(
             *(one(c, k) for c, k in zip(input.chunks, input.panorama_keys, strict=True))
         )
+        await signals.settle()
         return RenderBatchOutput(list(rendered))
 
 
@@ -308,22 +466,24 @@ class MatchWorkflow:
 
     @workflow.signal(name=names.CHUNK_DONE_SIGNAL)
     def chunk_done(self, done: ChunkDone) -> None:
-        """A batch child finished one chunk of a stage.
+        """A batch child (started before coalescing) finished one chunk of a stage.
 
-        Bookkeeping only (no command): the stage's chunk and frame counts; detect starts with
-        the first stitched chunk; stitch and detect end with their last chunk.
+        Bookkeeping only (no command), `count_chunk_done`.
         """
-        stage = self._progress.stages.setdefault(done.stage, StageProgress())
-        stage.done += 1
-        stage.frames_done += self._chunk_frames.get(done.chunk, 0)
+        count_chunk_done(
+            self._progress, self._chunk_frames, done.stage, done.chunk, workflow.time()
+        )
+
+    @workflow.signal(name=names.CHUNKS_DONE_SIGNAL)
+    def chunks_done(self, done: ChunksDone) -> None:
+        """A batch child finished these chunks of a stage (its coalesced `chunk_done`s).
+
+        Bookkeeping only (no command): `count_chunk_done` for each chunk, as if each had come
+        alone now.
+        """
         now = workflow.time()
-        if done.stage == "stitch":
-            detect = self._progress.stages.get("detect")
-            if detect is not None and detect.started_at is None:
-                detect.started_at = now
-        last = stage.total > 0 and stage.done >= stage.total
-        if done.stage in ("stitch", "detect") and last and stage.finished_at is None:
-            stage.finished_at = now
+        for chunk in done.chunks:
+            count_chunk_done(self._progress, self._chunk_frames, done.stage, chunk, now)
 
     @workflow.update(name=names.REPROCESS_UPDATE)
     async def reprocess(self, request: ReprocessRequest) -> str:
@@ -548,6 +708,7 @@ class MatchWorkflow:
                         fps=ingest.fps,
                         heartbeat_timeout_s=input.heartbeat_timeout_s,
                         right_frame_offset=right_frame_offset,
+                        progress_interval_s=input.progress_interval_s,
                     ),
                     id=f"{info.workflow_id}-r{input.revision}-stitch-{number:04d}",
                     task_queue=queues.cpu,
@@ -586,6 +747,8 @@ class MatchWorkflow:
                 away_kit_colour=input.away_kit_colour,
                 home_starts_left=input.home_starts_left,
                 teams_swapped=input.teams_swapped,
+                # The stride the detect stage ran with (1 in outputs recorded before it).
+                detect_stride=max((d.stride for d in batch.detected), default=1),
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=4),
@@ -647,6 +810,7 @@ class MatchWorkflow:
                         path_key=plan.path_key,
                         fps=ingest.fps,
                         heartbeat_timeout_s=input.heartbeat_timeout_s,
+                        progress_interval_s=input.progress_interval_s,
                     ),
                     id=f"{info.workflow_id}-r{input.revision}-render-{number:04d}",
                     task_queue=queues.cpu,

@@ -40,6 +40,9 @@ class MatchInput:
         home_starts_left: Whether the home team defends the goal at pitch ``x = 0`` in the
             first minutes (catalog), if known.
         teams_swapped: The operator's home/away override (catalog) when the run started.
+        progress_interval_s: How long a batch child may hold finished chunks back to tell the
+            parent about them in one signal (`workflows.match.PROGRESS_INTERVAL_S`); 0 tells
+            each chunk at once, as tests that follow progress chunk by chunk want.
 
     The side settings are passed on to the track stage (`TrackInput`) unchanged; a change in
     the catalog after the start is applied by the API at read time, not by this run.
@@ -63,6 +66,7 @@ class MatchInput:
     away_kit_colour: str | None = None
     home_starts_left: bool | None = None
     teams_swapped: bool = False
+    progress_interval_s: float = 30.0
 
 
 @dataclass

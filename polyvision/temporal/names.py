@@ -20,6 +20,7 @@ HEALTH_CHECK_WORKFLOW: Final = "HealthCheckWorkflow"
 # -- the match workflow's operator surface -----------------------------------------------------
 PROGRESS_QUERY: Final = "progress"
 CHUNK_DONE_SIGNAL: Final = "chunk_done"
+CHUNKS_DONE_SIGNAL: Final = "chunks_done"  # several chunks of a stage at once (coalesced)
 REPROCESS_UPDATE: Final = "reprocess"
 
 # -- activities, by stage ----------------------------------------------------------------------

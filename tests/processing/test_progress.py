@@ -93,6 +93,8 @@ async def test_the_stage_shown_is_the_one_running_with_its_own_times_and_frames(
         left_key=f"orgs/{org_id}/uploads/u/left.mp4",
         right_key=f"orgs/{org_id}/uploads/u/right.mp4",
         rig_key=f"orgs/{org_id}/uploads/u/rig.json",
+        # Every chunk's progress at once: this test steps through chunks one by one.
+        progress_interval_s=0.0,
     )
     workflow_id = MatchProcessing.workflow_id(match_id)
     run_id = await processing.start(given)

@@ -9,7 +9,7 @@ histories are about as large as in production.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -72,10 +72,21 @@ class StandinMatch:
 
 
 class StandinActivities:
-    """Every activity `MatchWorkflow` and its batch children schedule, answering at once."""
+    """Every activity `MatchWorkflow` and its batch children schedule, answering at once.
 
-    def __init__(self, match: StandinMatch) -> None:
+    Args:
+        match: The recording the stand-in ``ingest`` pretends to have probed.
+        before_index: Awaited by ``index_match`` before it answers: a test holds a run at its
+            last step there (to look at its history, or to send it a ``reprocess``).
+    """
+
+    def __init__(
+        self,
+        match: StandinMatch,
+        before_index: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._match = match
+        self._before_index = before_index
 
     def _summary(self, key: str) -> RecordingSummary:
         match = self._match
@@ -215,6 +226,8 @@ class StandinActivities:
     @activity.defn(name="index_match")
     async def index_match(self, input: IndexInput) -> IndexOutput:
         """The match summary, and the catalog marked ready."""
+        if self._before_index is not None:
+            await self._before_index()
         prefix = _prefix(input.organization_id, input.match_id, input.revision)
         return IndexOutput(summary_key=f"{prefix}/summary.json", catalog_updated=True)
 

@@ -26,6 +26,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
+from polyvision.temporal import names
 from polyvision.temporal.search_attributes import MATCH_ID, ORGANIZATION_ID, PIPELINE_STAGE
 from workflows.health import HealthCheckWorkflow
 from workflows.match import (
@@ -51,6 +52,7 @@ WORKFLOWS: list[type] = [
 COMPLETED = workflow_id_for("replay-completed")
 REPROCESS = workflow_id_for("replay-reprocess")
 INGEST_FAILED = workflow_id_for("replay-ingest-failed")
+COALESCED = workflow_id_for("replay-coalesced")
 # What the recorder writes; a history lost in a re-recording must not go unnoticed.
 EXPECTED = {
     COMPLETED,
@@ -59,6 +61,9 @@ EXPECTED = {
     REPROCESS,
     INGEST_FAILED,
     "health-replay",
+    COALESCED,
+    f"{COALESCED}-r1-stitch-0000",
+    f"{COALESCED}-r1-render-0000",
 }
 
 
@@ -124,6 +129,25 @@ def test_the_histories_show_what_they_are_meant_to() -> None:
     cause = failed[-1].workflow_execution_failed_event_attributes.failure.cause
     assert cause.application_failure_info.type == "RecordingMismatch"
     assert cause.application_failure_info.non_retryable
+
+
+def test_both_kinds_of_progress_signal_are_replayed() -> None:
+    """The completed run's children (recorded before the ``coalesced-progress`` patch) sent one
+    ``chunk_done`` per chunk; the coalesced run's children sent ``chunks_done``, with the patch
+    marker and the timers that hold chunks back."""
+
+    def signals(workflow_id: str) -> list[str]:
+        return [
+            event.workflow_execution_signaled_event_attributes.signal_name
+            for event in _load(workflow_id).events
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        ]
+
+    assert set(signals(COMPLETED)) == {names.CHUNK_DONE_SIGNAL}
+    assert set(signals(COALESCED)) == {names.CHUNKS_DONE_SIGNAL}
+    child = [event.event_type for event in _load(f"{COALESCED}-r1-stitch-0000").events]
+    assert EventType.EVENT_TYPE_MARKER_RECORDED in child
+    assert EventType.EVENT_TYPE_TIMER_STARTED in child
 
 
 @pytest.mark.parametrize("path", _history_paths(), ids=lambda path: path.stem)
