@@ -8,8 +8,8 @@ match) picks the match ball among them:
   keeps bright structures narrower than the structuring element -- a ball, but not the grass or a
   player's body; its connected components of about the ball's expected size are candidates;
 - **motion**: static cameras make a background model meaningful; small foreground components
-  of OpenCV's MOG2 subtractor (on the luminance) are candidates too (a kicked ball is blurred into a streak and
-  loses its top-hat contrast, but it moves).
+  of OpenCV's MOG2 subtractor (on the luminance) are candidates too (a kicked ball is blurred
+  into a streak and loses its top-hat contrast, but it moves).
 
 Each candidate's box is sized like the ball the rig predicts at that point (``diameter_px``),
 so boxes are comparable across the image and with the detector's. Candidates are scored from
