@@ -346,6 +346,7 @@ def accuracy_of(report: Any) -> dict[str, Any]:
         "ball_within_2m": ball.get("found_2m_share"),
         "ball_within_1m": ball.get("found_1m_share"),
         "ball_false_report_share": ball.get("false_report_share"),
+        "ball_false_report_share_all": ball.get("false_report_share_all"),
     }
 
 
