@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from bench import (
     ball_real,
+    detect_int8,
     detect_tiling,
     foot_point,
     native_blend,
+    ort_threads,
+    pipeline,
     stitch_activity,
     stitch_kernel,
     stitch_quality,
@@ -27,6 +30,9 @@ def main() -> None:
     trackers.main([])
     foot_point.main([])
     ball_real.main([])
+    ort_threads.main([])
+    detect_int8.main([])
+    pipeline.main([])  # the whole workflow per setting: about an hour
 
 
 if __name__ == "__main__":
