@@ -56,12 +56,9 @@ from activities.detect.inference import (
     settings_for_machine,
 )
 from activities.detect.model_spec import BUNDLED_SPEC
+from bench.detect_tiling import LEFT_CAMERA, MODELS_DIR
 from polyvision.capabilities import detect_capabilities
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("PV_TEST_DATA", REPO.parent / "shared" / "data"))
-MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", SHARED_DATA / "models"))
-LEFT_CAMERA = SHARED_DATA / "soccertrack-v1" / "left_camera.mp4"
 MODEL_NAME = "yolox_nano.onnx"
 EXPECTED_EP = {"cpu": CPU_EP, "cuda": CUDA_EP, "tensorrt": TENSORRT_EP}
 

@@ -47,12 +47,9 @@ from activities.detect.inference import (
 from activities.detect.model_spec import BUNDLED_SPEC
 from activities.detect.model_store import resolve_model
 from activities.detect.tiling import plan_tiles
+from bench.detect_tiling import LEFT_CAMERA, MODELS_DIR, REPO
 from bench.results_file import write_results
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("PV_TEST_DATA", REPO.parent / "shared" / "data"))
-MODELS_DIR = Path(os.environ.get("PV_MODELS_DIR", SHARED_DATA / "models"))
-LEFT_CAMERA = SHARED_DATA / "soccertrack-v1" / "left_camera.mp4"
 TILE, OVERLAP, ROI_MARGIN = 416, 96, 64
 
 

@@ -56,12 +56,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.detect_tiling import MODELS_DIR
 from bench.results_file import write_results
+from bench.stitch_quality import REAL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-REAL_DIR = SHARED / "soccertrack-v1"
-MODELS_DIR = SHARED / "models"
 CLI = [str(Path(sys.executable).with_name("polyvision"))]
 
 SETTINGS: dict[str, dict[str, str]] = {

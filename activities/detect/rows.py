@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from activities.detect.ball_video import BallFinder
+from activities.detect.ball_video import BallCandidatesFrame, BallFinder
 from activities.detect.colour import torso_lab
 from activities.detect.detections import Detections
 from activities.detect.tiling import Detector, Tile, detect_tiled
@@ -106,12 +106,8 @@ def ball_rows(
     if balls is None:
         return empty_rows()
     people = np.zeros((0, 4), np.float32) if people_xyxy is None else people_xyxy
-    found = with_ball_candidates(
-        Detections(people, np.ones(len(people), np.float32), np.zeros(len(people), np.int16)),
-        balls,
-        image,
-        keep_people=False,
-    )
+    none = np.zeros((0, 4), np.float32)
+    found = _candidate_rows(balls(image, people, none, np.zeros(0, np.float32)))
     return detections_table(frame_index, found, person_colours(image, found))
 
 
@@ -132,27 +128,23 @@ def last_people(tables: list[pa.Table], before: int) -> np.ndarray | None:
     )
 
 
-def with_ball_candidates(
-    found: Detections, balls: BallFinder, image: np.ndarray, *, keep_people: bool = True
-) -> Detections:
-    """``found``'s people, and the ball candidates of the frame in place of its ball boxes.
-
-    ``keep_people`` False: the people only steer the ball finder and are not returned (a frame
-    the full detector skipped, given the last detected frame's people).
-    """
+def with_ball_candidates(found: Detections, balls: BallFinder, image: np.ndarray) -> Detections:
+    """``found``'s people, and the ball candidates of the frame in place of its ball boxes."""
     people = found.of_class(Detections.PERSON)
     network = found.of_class(Detections.SPORTS_BALL)
-    candidates = balls(image, people.xyxy, network.xyxy, network.score)
-    candidate_rows = Detections(
-        candidates.xyxy,
-        candidates.score,
-        np.full(len(candidates), Detections.SPORTS_BALL, np.int16),
-    )
+    candidates = _candidate_rows(balls(image, people.xyxy, network.xyxy, network.score))
     others = found.filter(
         (found.class_id != Detections.PERSON) & (found.class_id != Detections.SPORTS_BALL)
     )
-    return Detections.concat(
-        [people, candidate_rows, others] if keep_people else [candidate_rows, others]
+    return Detections.concat([people, candidates, others])
+
+
+def _candidate_rows(candidates: BallCandidatesFrame) -> Detections:
+    """Ball candidates as ball detections."""
+    return Detections(
+        candidates.xyxy,
+        candidates.score,
+        np.full(len(candidates), Detections.SPORTS_BALL, np.int16),
     )
 
 
