@@ -74,3 +74,54 @@ def ball_in_view(
     return VcamScores(
         frames=len(ball_frame), in_view=int(inside.sum()), missing_frames=int((~has_quad).sum())
     )
+
+
+@dataclass(frozen=True)
+class PathQuality:
+    """How a virtual camera path frames the play (`bench.vcam_modes`, the issue's figures).
+
+    Attributes:
+        in_play_frames: Frames where the true ball is in play.
+        ball_in_view_share: Share of them whose true ball (its ground point) is in the view's
+            ground footprint.
+        median_footprint_m2: Area of the view's ground footprint in the median frame.
+        jerk: RMS jerk of the view's direction (pan and tilt, radians per second cubed).
+    """
+
+    in_play_frames: int
+    ball_in_view_share: float | None
+    median_footprint_m2: float
+    jerk: float
+
+
+def rms_jerk(angles: npt.NDArray[np.floating], fps: float) -> float:
+    """RMS of the third time derivative of ``[F, K]`` angles (radians), radians/s³."""
+    a = np.asarray(angles, np.float64)
+    if a.shape[0] < 4:
+        return 0.0
+    third = np.diff(a, n=3, axis=0) * fps**3
+    return float(np.sqrt(np.mean(np.sum(third * third, axis=1))))
+
+
+def path_quality(
+    quads: npt.NDArray[np.floating],
+    angles: npt.NDArray[np.floating],
+    fps: float,
+    ball_frame: npt.NDArray[np.integer],
+    ball_xy: npt.NDArray[np.floating],
+) -> PathQuality:
+    """Score one path: ``quads`` ``[F, 4, 2]`` ground footprints per frame, ``angles``
+    ``[F, 2]`` pan and tilt (radians), the true in-play ball's frames and ground points."""
+    q = np.asarray(quads, np.float64)
+    x, y = q[..., 0], q[..., 1]
+    area = 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=1) - y * np.roll(x, -1, axis=1), axis=1))
+    area = np.where(np.isfinite(area), area, np.inf)
+    scores = ball_in_view(
+        np.asarray(ball_frame), np.asarray(ball_xy), np.arange(len(q)), q.astype(np.float32)
+    )
+    return PathQuality(
+        in_play_frames=scores.frames,
+        ball_in_view_share=scores.ball_in_view_share,
+        median_footprint_m2=float(np.median(area)) if len(area) else float("nan"),
+        jerk=rms_jerk(angles, fps),
+    )

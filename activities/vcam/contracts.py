@@ -6,12 +6,34 @@ The fields are recorded in workflow histories: never change them without a repla
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from polyvision.artifacts import ChunkSpan
 
 VcamChunk = ChunkSpan
 """The shared chunk span, under the name this stage's inputs use."""
+
+CAMERA_MODES = ("director", "zones", "centered")
+"""The virtual camera's modes (`activities.vcam.modes`); the first is the default."""
+
+DEFAULT_VIEW_SIZE = (1920, 1080)
+"""The rendered view's size unless a request says otherwise."""
+
+
+@dataclass
+class CameraSettings:
+    """How the virtual camera is planned and rendered: a mode and overrides of its parameters.
+
+    Attributes:
+        mode: One of :data:`CAMERA_MODES`.
+        params: Overrides of the mode's tuning by name (`activities.vcam.modes` documents
+            them); unknown names are refused by the planner.
+        causal: Plan without looking at future frames (as a live camera would).
+    """
+
+    mode: str = CAMERA_MODES[0]
+    params: dict[str, float] = field(default_factory=dict)
+    causal: bool = False
 
 
 @dataclass
@@ -25,6 +47,9 @@ class VcamPlanInput:
         chunks: Every chunk of the match; the path covers frames ``0 .. max(first + frames)``.
         panorama_model_key: Object key of the panorama model JSON (stitch stage).
         fps: Frame rate of the match.
+        camera: Mode and parameters (defaults in runs recorded before modes existed).
+        view: Name of a re-rendered view (its artifacts live under ``vcam/views/<view>/``);
+            empty for the match's own view (``vcam/path.parquet``).
     """
 
     organization_id: str
@@ -33,6 +58,8 @@ class VcamPlanInput:
     chunks: list[VcamChunk]
     panorama_model_key: str
     fps: float
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    view: str = ""
 
 
 @dataclass
@@ -68,6 +95,7 @@ class VcamRenderInput:
         fps: Frame rate of the match.
         width: Width of the rendered view in pixels (even).
         height: Height of the rendered view in pixels (even).
+        view: Name of a re-rendered view (``VcamPlanInput.view``); empty for the match's own.
     """
 
     organization_id: str
@@ -79,8 +107,9 @@ class VcamRenderInput:
     first_frame: int
     frames: int
     fps: float
-    width: int = 1280
-    height: int = 720
+    width: int = DEFAULT_VIEW_SIZE[0]
+    height: int = DEFAULT_VIEW_SIZE[1]
+    view: str = ""
 
 
 @dataclass
