@@ -16,12 +16,14 @@ from bench import (
     synth_detect_recall,
     synth_speed,
     trackers,
+    vcam_render,
 )
 
 
 def main() -> None:
     native_blend.main()
     stitch_kernel.main([])
+    vcam_render.main([])
     detect_tiling.main([])
     synth_speed.main([])
     synth_detect_recall.main([])

@@ -18,3 +18,13 @@ def stitch_panorama(
     threads: int = 0,
 ) -> npt.NDArray[np.uint8]: ...
 def stitch_code_path() -> str: ...
+def vcam_render(
+    panorama: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.uint8],
+    cx: float,
+    cy: float,
+    width: float,
+    focal_px: float,
+    cv: float,
+    threads: int = 1,
+) -> npt.NDArray[np.uint8]: ...

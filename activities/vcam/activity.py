@@ -1,21 +1,24 @@
 """The vcam stage as Temporal activities: plan the virtual camera once, render it per chunk.
 
 Thin on purpose. ``vcam_plan`` reads every track point of the revision (pitch metres) and the
-frames where the ball is reported (``ball_points``: visible and in play), maps the foot points
-and the ball at its height into panorama pixels (:mod:`activities.vcam.points`), plans the
-"Centered" path over the whole match with :func:`~activities.vcam.plan.plan_centered` (pulled
-towards the ball where it is known; a revision without ball rows plans on the players alone)
-and stores it as Parquet. ``vcam_render`` cuts one chunk's views out of its panorama video with
-:func:`~activities.vcam.render.render_chunk` and stores the H.264 MP4 (its first frame is a
-keyframe: the chunk start is an HLS segment boundary). Both write their manifest last
-(`polyvision.stage.StageStep`), so a retried or replayed attempt with the same inputs returns
-at once.
+frames where the ball is reported (``ball_points``: visible and in play), plans the path of the
+requested mode over the whole match (:func:`~activities.vcam.modes.plan_camera`; Director by
+default) and stores it as Parquet carrying the panorama's view geometry, so the path alone says
+how to render it. ``vcam_render`` cuts one chunk's rectilinear views out of its panorama video
+with :func:`~activities.vcam.render.render_chunk` and stores the H.264 MP4 (its first frame is a
+keyframe: the chunk start is an HLS segment boundary).
+
+A re-rendered view (``view`` set: another mode or other parameters for a processed match) plans
+and renders into ``vcam/views/<view>/``, reusing the revision's panoramas and tracks. Both write
+their manifest last (`polyvision.stage.StageStep`), so a retried or replayed attempt with the
+same inputs returns at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import re
 import shutil
 import tempfile
 from functools import partial
@@ -35,9 +38,10 @@ from activities.vcam.contracts import (
     VcamRenderInput,
     VcamRenderOutput,
 )
-from activities.vcam.plan import VcamPath, plan_centered
-from activities.vcam.points import ball_panorama_points, panorama_points
+from activities.vcam.modes import CameraScene, params_for, plan_camera
+from activities.vcam.plan import VcamPath
 from activities.vcam.render import RenderChunkResult, render_chunk
+from activities.vcam.view import ViewGeometry, geometry_of, with_geometry
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import frames_done_reporter, heartbeating
 from polyvision.stage import StageStep, object_digest
@@ -45,13 +49,17 @@ from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "vcam-3"
+CODE_VERSION = "vcam-4"
 """vcam-2: manifests record the typed output (StageStep), in ``plan/`` and ``chunk-NNNNN/``.
-vcam-3: the plan follows the reported ball (``ball_points``) too."""
+vcam-3: the plan follows the reported ball (``ball_points``) too.
+vcam-4: modes (Director by default), rectilinear views, re-rendered views."""
 
 STAGE = "vcam"
 
 PATH_NAME = "path.parquet"
+
+VIEW_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+"""A re-rendered view's name: it becomes part of object keys."""
 
 
 class VcamActivities:
@@ -68,7 +76,13 @@ class VcamActivities:
 
     @activity.defn(name=names.VCAM_PLAN)
     async def plan(self, input: VcamPlanInput) -> VcamPlanOutput:
-        """Plan the "Centered" virtual camera over the whole match and store the path."""
+        """Plan the virtual camera of ``input.camera`` over the whole match and store the path."""
+        _check_view(input.view)
+        try:
+            params_for(input.camera.mode, input.camera.params)
+        except ValueError as exc:
+            # A bad mode or parameter is the request's fault: retrying cannot fix it.
+            raise ApplicationError(str(exc), type="BadCameraSettings", non_retryable=True) from exc
         step = await self._plan_step(input)
         if (done := await step.recorded()) is not None:
             return done
@@ -78,49 +92,50 @@ class VcamActivities:
         frames = max((c.first_frame + c.frames for c in input.chunks), default=0)
         async with heartbeating({"step": "plan", "frames": frames}):
             rows = await asyncio.to_thread(self._track_points, input)
-            points = await asyncio.to_thread(
-                panorama_points, model, rows["frame"], rows["pitch_x"], rows["pitch_y"], frames
-            )
             ball_rows = await asyncio.to_thread(self._ball_points, input)
-            ball = await asyncio.to_thread(
-                ball_panorama_points,
-                model,
-                ball_rows["frame"],
-                ball_rows["pitch_x"],
-                ball_rows["pitch_y"],
-                ball_rows["height_m"],
-                frames,
+            scene = CameraScene(
+                frames=frames,
+                fps=input.fps,
+                model=model,
+                player_frame=np.asarray(rows["frame"], np.int64),
+                player_xy=np.column_stack([rows["pitch_x"], rows["pitch_y"]]).astype(np.float64),
+                ball_frame=np.asarray(ball_rows["frame"], np.int64),
+                ball_xy=np.column_stack([ball_rows["pitch_x"], ball_rows["pitch_y"]]).astype(
+                    np.float64
+                ),
             )
-            path = await asyncio.to_thread(
-                partial(plan_centered, ball=ball),
-                frames,
-                points,
-                (model.width, model.height),
-                input.fps,
-            )
-        path_key = artifact_key(
-            input.organization_id, input.match_id, input.revision, STAGE, PATH_NAME
-        )
+            path = await asyncio.to_thread(plan_camera, scene, input.camera)
+        path_key = self._key(input, input.view, PATH_NAME)
         buffer = io.BytesIO()
-        pq.write_table(path.to_table(), buffer)
+        pq.write_table(with_geometry(path.to_table(), ViewGeometry.of(model)), buffer)
         await self._objects.put(path_key, buffer.getvalue())
         output = VcamPlanOutput(
             path_key=path_key, frames=path.frames, manifest_key=step.manifest_key
         )
         return await step.record(
-            output, {"points": len(points.frame), "ball_points": len(ball.frame)}
+            output,
+            {
+                "mode": input.camera.mode,
+                "causal": input.camera.causal,
+                "points": len(scene.player_frame),
+                "ball_points": len(scene.ball_frame),
+            },
         )
+
+    @staticmethod
+    def _key(input: VcamPlanInput | VcamRenderInput, view: str, name: str) -> str:
+        folder = f"views/{view}/{name}" if view else name
+        return artifact_key(input.organization_id, input.match_id, input.revision, STAGE, folder)
 
     @activity.defn(name=names.VCAM_RENDER)
     async def render_chunk(self, input: VcamRenderInput) -> VcamRenderOutput:
         """Render one chunk's virtual-camera views into an H.264 MP4 and store it."""
+        _check_view(input.view)
         step = await self._render_step(input)
         if (done := await step.recorded()) is not None:
             return done
         name = f"chunk-{input.chunk:05d}"
-        video_key = artifact_key(
-            input.organization_id, input.match_id, input.revision, STAGE, f"{name}.mp4"
-        )
+        video_key = self._key(input, input.view, f"{name}.mp4")
         scratch = Path(tempfile.mkdtemp(prefix="pv-vcam-"))
         try:
             out = scratch / f"{name}.mp4"
@@ -159,10 +174,15 @@ class VcamActivities:
                 "panorama_model": await object_digest(self._objects, input.panorama_model_key),
                 "track_points": await asyncio.to_thread(self._track_points_digest, input),
                 "ball_points": await asyncio.to_thread(ball_points_digest, self._analytics, input),
+                "camera": {
+                    "mode": input.camera.mode,
+                    "params": dict(sorted(input.camera.params.items())),
+                    "causal": input.camera.causal,
+                },
             },
             code_version=CODE_VERSION,
             output_type=VcamPlanOutput,
-            folder=("plan",),
+            folder=_view_folder(input.view, "plan"),
         )
 
     async def _render_step(self, input: VcamRenderInput) -> StageStep[VcamRenderOutput]:
@@ -180,19 +200,20 @@ class VcamActivities:
             },
             code_version=CODE_VERSION,
             output_type=VcamRenderOutput,
-            folder=(f"chunk-{input.chunk:05d}",),
+            folder=_view_folder(input.view, f"chunk-{input.chunk:05d}"),
         )
 
     async def _render(self, input: VcamRenderInput, panorama: Path, out: Path) -> RenderChunkResult:
         """Download the chunk's panorama and the path, and render the views into ``out``."""
         await self._objects.download_file(input.panorama_video_key, panorama)
-        path = VcamPath.from_table(
-            pq.read_table(io.BytesIO(await self._objects.get(input.path_key)))
-        )
+        table = pq.read_table(io.BytesIO(await self._objects.get(input.path_key)))
+        path = VcamPath.from_table(table)
+        # None for a path planned before views existed: it is rendered as crops, as it was.
+        geometry = geometry_of(table)
         # A chunk is seconds of video: a retry renders it again from the start, so the
         # heartbeats report progress only. render_chunk starts the file on a keyframe.
         return await asyncio.to_thread(
-            render_chunk,
+            partial(render_chunk, geometry=geometry),
             panorama,
             path,
             input.first_frame,
@@ -229,4 +250,19 @@ class VcamActivities:
         # not, so it stays out.
         return track_points_digest(
             self._analytics, input, "chunk, frame, track_id, pitch_x, pitch_y"
+        )
+
+
+def _view_folder(view: str, step: str) -> tuple[str, ...]:
+    """Manifest folder of a step: the match's own view as before, a re-rendered view apart."""
+    return ("views", view, step) if view else (step,)
+
+
+def _check_view(view: str) -> None:
+    """Refuse a view name that is not safe in an object key (a request's fault: no retry)."""
+    if view and not VIEW_NAME.fullmatch(view):
+        raise ApplicationError(
+            f"bad view name {view!r}: lower-case letters, digits and '-', at most 64",
+            type="BadViewName",
+            non_retryable=True,
         )

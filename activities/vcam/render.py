@@ -1,20 +1,37 @@
-"""Rendering the virtual camera: cut each frame's view window out of the panorama video.
+"""Rendering the virtual camera: cut each frame's view out of the panorama video.
 
-:func:`render_view` resamples one window with a single ``cv2.warpAffine`` (bilinear, exact
-sub-pixel position and scale). Bilinear sampling alone aliases when it shrinks by 2x or more
-(grass texture and pitch lines would shimmer as the camera pans), so for those zooms the window's
-neighbourhood is first reduced by an integer factor ``k`` with an area (box) filter whose blocks
-are aligned to the *panorama's* pixel grid, not the window's. The prefiltered pixels therefore
-do not change as the window moves, only where they are sampled, which is what keeps a slow pan
-free of shimmer; the remaining scale (``1 <= s/k < 2``) is bilinear.
+Two renderers, one per kind of plan:
 
-:func:`render_chunk` decodes a panorama chunk with PyAV, renders every frame and encodes the
-views with :class:`~polyvision.media.writer.VideoWriter`, one keyframe per second so HLS
+* :func:`render_rectilinear_view` shows the rectilinear view of a pinhole camera at the
+  panorama's centre (`activities.vcam.view`: vertical lines stay vertical and straight lines on
+  the pitch stay straight). It runs the native renderer (``native._native.vcam_render``: bilinear,
+  edges replicated, rows shared out to all cores with the GIL released); without the native core
+  it falls back to :func:`~activities.vcam.view.render_view_remap`, the same view by
+  ``cv2.remap``. Bilinear sampling aliases where it shrinks by 2x or more, so a window at least
+  ``2 * out_w`` wide is rendered from the panorama reduced by a whole factor ``k =
+  floor(width / out_w)`` with an area filter on the panorama's grid (as for the crop below),
+  through the same view with its geometry scaled by ``1 / k``. The factor follows the window's
+  mean scale: the projection shrinks the view's centre more than that and its sides less, so a
+  wide view is a little soft at its sides and a little aliased at its centre. (With the planner's
+  windows, never taller than the panorama, a 1080p view of a 5700x1668 panorama never needs it.)
+* :func:`render_view` resamples an axis-aligned window with a single ``cv2.warpAffine``
+  (bilinear, exact sub-pixel position and scale): a crop of the panorama, for paths planned
+  before views existed. Bilinear sampling alone aliases when it shrinks by 2x or more (grass
+  texture and pitch lines would shimmer as the camera pans), so for those zooms the window's
+  neighbourhood is first reduced by an integer factor ``k`` with an area (box) filter whose blocks
+  are aligned to the *panorama's* pixel grid, not the window's. The prefiltered pixels therefore
+  do not change as the window moves, only where they are sampled, which is what keeps a slow pan
+  free of shimmer; the remaining scale (``1 <= s/k < 2``) is bilinear.
+
+:func:`render_chunk` decodes a panorama chunk with PyAV, renders every frame (the rectilinear view
+when given the panorama's :class:`~activities.vcam.view.ViewGeometry`, else the crop) and encodes
+the views with :class:`~polyvision.media.writer.VideoWriter`, one keyframe per second so HLS
 segments can be cut at chunk boundaries.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Callable
@@ -27,11 +44,23 @@ import numpy as np
 import numpy.typing as npt
 
 from activities.vcam.plan import ASPECT, VcamPath
+from activities.vcam.view import ViewGeometry, render_view_remap
 from polyvision.media.writer import VideoWriter
 
-__all__ = ["RenderChunkResult", "render_chunk", "render_view"]
+__all__ = ["RenderChunkResult", "render_chunk", "render_rectilinear_view", "render_view"]
 
 BgrImage = npt.NDArray[np.uint8]
+NativeRenderer = Callable[..., BgrImage]
+
+
+@functools.cache
+def _native_renderer() -> NativeRenderer | None:
+    """The native ``vcam_render``, or None where the native core is not built."""
+    try:
+        from native import _native
+    except ImportError:
+        return None
+    return _native.vcam_render
 
 
 def _prefilter_factor(scale: float) -> int:
@@ -106,6 +135,77 @@ def render_view(
     return np.asarray(view, dtype=np.uint8)
 
 
+def render_rectilinear_view(
+    panorama_bgr: BgrImage,
+    geometry: ViewGeometry,
+    cx: float,
+    cy: float,
+    width: float,
+    out_size: tuple[int, int] = (1920, 1080),
+    *,
+    out: BgrImage | None = None,
+    threads: int = 0,
+) -> BgrImage:
+    """The rectilinear view of path row ``(cx, cy, width)`` (`activities.vcam.view`).
+
+    Bilinear with the panorama's edges replicated: :func:`~activities.vcam.view.render_view_remap`
+    up to rounding (``cv2.remap`` rounds positions to 1/32 pixel, this renderer does not),
+    without building the per-pixel maps. A window ``k >= 2`` times wider than the output is
+    rendered from the panorama reduced by ``k`` with an area filter (see the module docstring).
+
+    Args:
+        panorama_bgr: ``[H, W, 3]`` uint8 BGR panorama frame (pixels packed; rows may be strided).
+        geometry: The panorama's cylinder.
+        cx: View centre column in panorama pixels.
+        cy: View centre row in panorama pixels.
+        width: Span of the view on the panorama's centre row, in panorama pixels.
+        out_size: ``(width, height)`` of the view.
+        out: ``[out_h, out_w, 3]`` uint8 array to render into (``None``: a new one).
+        threads: Rows are shared out to this many threads; 0: every CPU the process may use.
+
+    Returns:
+        ``out`` (a new array when it is ``None``).
+
+    Raises:
+        ValueError: Bad sizes, a non-positive width or non-finite numbers.
+    """
+    out_w, out_h = out_size
+    if out_w <= 0 or out_h <= 0:
+        raise ValueError(f"out_size must be positive, got {out_size}")
+    if not (width > 0 and math.isfinite(width)):
+        raise ValueError(f"width must be positive and finite, got {width}")
+    if out is None:
+        out = np.empty((out_h, out_w, 3), np.uint8)
+    elif out.shape != (out_h, out_w, 3):
+        raise ValueError(f"out is {out.shape}, expected {(out_h, out_w, 3)}")
+    k = _prefilter_factor(width / out_w)
+    if k > 1 and panorama_bgr.shape[0] >= k and panorama_bgr.shape[1] >= k:
+        panorama_bgr, geometry, cx, cy, width = _reduced(panorama_bgr, geometry, cx, cy, width, k)
+    renderer = _native_renderer()
+    if renderer is None:
+        out[...] = render_view_remap(panorama_bgr, geometry, cx, cy, width, out_size)
+        return out
+    return renderer(
+        panorama_bgr, out, cx, cy, width, geometry.focal_px, geometry.cv, threads=threads
+    )
+
+
+def _reduced(
+    panorama_bgr: BgrImage, geometry: ViewGeometry, cx: float, cy: float, width: float, k: int
+) -> tuple[BgrImage, ViewGeometry, float, float, float]:
+    """The panorama reduced by ``k`` (area filter over whole ``k``-blocks, so cv2.resize's box
+    filter is exact) and the view's terms in its pixels: panorama position ``p`` is
+    ``(p + 0.5) / k - 0.5`` there, and the focal length shrinks by ``k``, which keeps the view's
+    field of view and tilt."""
+    height, width_px = panorama_bgr.shape[0] // k, panorama_bgr.shape[1] // k
+    blocks = panorama_bgr[: height * k, : width_px * k]
+    small = np.asarray(
+        cv2.resize(blocks, (width_px, height), interpolation=cv2.INTER_AREA), np.uint8
+    )
+    scaled = ViewGeometry(geometry.focal_px / k, (geometry.cv + 0.5) / k - 0.5, width_px, height)
+    return small, scaled, (cx + 0.5) / k - 0.5, (cy + 0.5) / k - 0.5, width / k
+
+
 @dataclass(frozen=True)
 class RenderChunkResult:
     """What :func:`render_chunk` wrote.
@@ -135,11 +235,12 @@ def render_chunk(
     first_frame: int,
     out_path: Path,
     fps: float,
-    out_size: tuple[int, int] = (1280, 720),
+    out_size: tuple[int, int] = (1920, 1080),
     on_progress: Callable[[int], None] | None = None,
     *,
     crf: int = 20,
     preset: str = "veryfast",
+    geometry: ViewGeometry | None = None,
 ) -> RenderChunkResult:
     """Render the virtual camera for one panorama chunk into an H.264 MP4.
 
@@ -155,18 +256,23 @@ def render_chunk(
             the end (a place for activity heartbeats).
         crf: x264 constant rate factor.
         preset: x264 preset.
+        geometry: The panorama's cylinder: each frame is then the rectilinear view
+            (:func:`render_rectilinear_view`, on every core); ``None``: the axis-aligned crop
+            (:func:`render_view`) that paths planned before views were rendered with.
 
     Returns:
         Frame count, output path and the file's SHA-256.
 
     Raises:
-        ValueError: If the chunk has more frames than the path has left after ``first_frame``.
+        ValueError: If the chunk has more frames than the path has left after ``first_frame``,
+            or its frames are not the size ``geometry`` describes.
     """
     if first_frame < 0:
         raise ValueError("first_frame must be >= 0")
     out_path = Path(out_path)
     out_w, out_h = out_size
     keyint = max(1, round(fps))
+    buffer = np.empty((out_h, out_w, 3), np.uint8)
     done = 0
     with (
         av.open(str(panorama_video_path)) as container,
@@ -183,13 +289,19 @@ def render_chunk(
                     f"{path.frames} frames"
                 )
             panorama = np.asarray(frame.to_ndarray(format="bgr24"), np.uint8)
-            view = render_view(
-                panorama,
-                float(path.cx[index]),
-                float(path.cy[index]),
-                float(path.width[index]),
-                out_size,
-            )
+            cx, cy, width = (float(path.cx[index]), float(path.cy[index]), float(path.width[index]))
+            if geometry is None:
+                view = render_view(panorama, cx, cy, width, out_size)
+            else:
+                if panorama.shape[:2] != (geometry.height, geometry.width):
+                    raise ValueError(
+                        f"panorama frame is {panorama.shape[1]}x{panorama.shape[0]}, the "
+                        f"geometry is for {geometry.width}x{geometry.height}"
+                    )
+                # The encoder copies the frame in write(), so one buffer serves every frame.
+                view = render_rectilinear_view(
+                    panorama, geometry, cx, cy, width, out_size, out=buffer
+                )
             writer.write(view)
             done += 1
             if on_progress is not None and done % keyint == 0:

@@ -232,4 +232,5 @@ def footprint_areas(quads: npt.ArrayLike) -> Float64Array:
     point (above the horizon)."""
     q = np.asarray(quads, np.float64)
     x, y = q[..., 0], q[..., 1]
-    return 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=-1) - y * np.roll(x, -1, axis=-1), axis=-1))
+    twice = np.sum(x * np.roll(y, -1, axis=-1) - y * np.roll(x, -1, axis=-1), axis=-1)
+    return np.asarray(0.5 * np.abs(twice), np.float64)

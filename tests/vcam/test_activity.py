@@ -21,9 +21,9 @@ from activities.stitch.panorama import PanoramaModel, pitch_to_panorama
 from activities.track.ball_points import ball_points_table
 from activities.track.ball_track import BallTrack
 from activities.vcam.activity import VcamActivities
-from activities.vcam.contracts import VcamChunk, VcamPlanInput, VcamRenderInput
+from activities.vcam.contracts import CameraSettings, VcamChunk, VcamPlanInput, VcamRenderInput
 from activities.vcam.plan import VcamPath
-from activities.vcam.render import render_view
+from activities.vcam.view import ViewGeometry, geometry_of, render_view_remap
 from polyvision.media.writer import VideoWriter
 from polyvision.storage.analytics import AnalyticsStore, apply_migrations, open_analytics_store
 from polyvision.storage.objects import ObjectStore, open_object_store
@@ -158,8 +158,11 @@ async def test_plan_follows_the_players_in_panorama_pixels_and_answers_from_its_
     output = await ActivityEnvironment().run(acts.plan, await _plan_input(objects))
     assert output.frames == 50 and not output.from_manifest
     assert output.path_key == "orgs/o1/matches/m1/1/vcam/path.parquet"
-    path = VcamPath.from_table(pq.read_table(io.BytesIO(await objects.get(output.path_key))))
+    table = pq.read_table(io.BytesIO(await objects.get(output.path_key)))
+    path = VcamPath.from_table(table)
     assert path.frames == 50
+    # The path says how to render it: the panorama's view geometry travels with it.
+    assert geometry_of(table) == ViewGeometry.of(MODEL)
     # Every frame's window holds the players' centre, and stays inside the panorama.
     centre = pitch_to_panorama(MODEL, np.array([_players(f).mean(axis=0) for f in range(50)]))
     assert (np.abs(path.cx - centre[:, 0]) < path.width / 2).all()
@@ -204,8 +207,13 @@ async def test_render_writes_each_chunk_from_a_keyframe_and_answers_from_its_man
         assert len(views) == chunk.frames and views[0].shape == (VIEW[1], VIEW[0], 3)
         # The first view is the planned window of the chunk's first match frame (H.264 is lossy).
         f = chunk.first_frame
-        expected = render_view(
-            _panorama_frame(f), float(path.cx[f]), float(path.cy[f]), float(path.width[f]), VIEW
+        expected = render_view_remap(
+            _panorama_frame(f),
+            ViewGeometry.of(MODEL),
+            float(path.cx[f]),
+            float(path.cy[f]),
+            float(path.width[f]),
+            VIEW,
         )
         assert np.abs(views[0].astype(float) - expected).mean() < 12
 
@@ -274,3 +282,40 @@ async def test_plan_is_pulled_towards_the_reported_ball_and_replans_when_it_chan
     again, from_manifest = await _plan_path(acts, objects)
     assert from_manifest
     np.testing.assert_array_equal(again.cx, with_ball.cx)
+
+
+async def test_a_view_plans_another_mode_into_its_own_folder_and_refuses_bad_settings(
+    objects: ObjectStore, analytics: AnalyticsStore, panorama_chunks: list[Path]
+) -> None:
+    _write_track_points(analytics)
+    _write_ball(analytics, 60.0)
+    acts = VcamActivities(objects, analytics)
+    own = await ActivityEnvironment().run(acts.plan, await _plan_input(objects))
+    request = await _plan_input(objects)
+    request.view = "zones-1"
+    request.camera = CameraSettings(mode="zones", params={"hold_s": 0.5})
+    view = await ActivityEnvironment().run(acts.plan, request)
+    assert view.path_key == "orgs/o1/matches/m1/1/vcam/views/zones-1/path.parquet"
+    assert await objects.exists("orgs/o1/matches/m1/1/vcam/views/zones-1/plan/manifest.json")
+    # The match's own path is untouched, and the two modes frame differently.
+    assert (await ActivityEnvironment().run(acts.plan, await _plan_input(objects))).from_manifest
+    own_path = VcamPath.from_table(pq.read_table(io.BytesIO(await objects.get(own.path_key))))
+    view_path = VcamPath.from_table(pq.read_table(io.BytesIO(await objects.get(view.path_key))))
+    assert not np.allclose(own_path.width, view_path.width)
+
+    render_input = await _render_input(objects, CHUNKS[0], panorama_chunks[0], view.path_key)
+    render_input.view = "zones-1"
+    rendered = await ActivityEnvironment().run(acts.render_chunk, render_input)
+    assert rendered.video_key == "orgs/o1/matches/m1/1/vcam/views/zones-1/chunk-00000.mp4"
+
+    for camera, view_name in (
+        (CameraSettings(mode="orbit"), "v"),
+        (CameraSettings(mode="director", params={"zoom": 2.0}), "v"),
+        (CameraSettings(mode="director", params={"area_m2": float("nan")}), "v"),
+        (CameraSettings(), "../escape"),
+    ):
+        bad = await _plan_input(objects)
+        bad.camera, bad.view = camera, view_name
+        with pytest.raises(ApplicationError) as raised:
+            await ActivityEnvironment().run(acts.plan, bad)
+        assert raised.value.non_retryable

@@ -9,8 +9,10 @@ import av
 import numpy as np
 import pytest
 
+import activities.vcam.render as render_module
 from activities.vcam.plan import VcamPath
-from activities.vcam.render import render_chunk, render_view
+from activities.vcam.render import render_chunk, render_rectilinear_view, render_view
+from activities.vcam.view import ViewGeometry, render_view_remap, view_maps
 from polyvision.media.writer import VideoWriter
 
 
@@ -138,3 +140,118 @@ def test_render_chunk_refuses_a_path_that_is_too_short(tmp_path: Path):
     path = VcamPath(np.full(3, 32.0), np.full(3, 18.0), np.full(3, 64.0))
     with pytest.raises(ValueError, match="beyond the path"):
         render_chunk(pano_path, path, 0, tmp_path / "v.mp4", 10.0, out_size=(64, 36))
+
+
+# ------------------------------------------------------------------ the rectilinear view
+
+
+def smooth_image(width=320, height=120, phase=0.0):
+    """Slow waves (a few levels per pixel): cv2.remap's 1/32 px and 4:2:0 chroma barely show."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    b = 128 + 90 * np.sin(xx / 23.0 + phase) * np.cos(yy / 31.0)
+    g = 128 + 90 * np.cos(xx / 17.0 - yy / 29.0 + phase)
+    r = 128 + 60 * np.sin((xx + yy) / 41.0 + 2 * phase)
+    return np.stack([b, g, r], axis=-1).round().astype(np.uint8)
+
+
+GEOMETRY = ViewGeometry(focal_px=90.0, cv=58.5, width=320, height=120)
+
+
+def max_diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+def test_rectilinear_view_matches_the_remap_peer():
+    pano = smooth_image()
+    for cx, cy, width in [(160.0, 58.5, 120.0), (40.0, 20.0, 150.0), (300.0, 110.0, 90.0)]:
+        ours = render_rectilinear_view(pano, GEOMETRY, cx, cy, width, (96, 54))
+        assert max_diff(ours, render_view_remap(pano, GEOMETRY, cx, cy, width, (96, 54))) <= 1
+
+
+def test_rectilinear_view_without_the_native_core_is_the_remap_peer(monkeypatch):
+    monkeypatch.setattr(render_module, "_native_renderer", lambda: None)
+    pano = smooth_image()
+    out = np.zeros((54, 96, 3), np.uint8)
+    view = render_rectilinear_view(pano, GEOMETRY, 150.0, 50.0, 120.0, (96, 54), out=out)
+    assert view is out
+    np.testing.assert_array_equal(
+        view, render_view_remap(pano, GEOMETRY, 150.0, 50.0, 120.0, (96, 54))
+    )
+
+
+def test_wide_rectilinear_views_are_prefiltered_on_the_panorama_grid():
+    # One-pixel stripes alias to anything between black and white under bilinear sampling at a
+    # 2x reduction; the 2x2 area filter turns them into a flat grey first.
+    pano = np.zeros((120, 320, 3), np.uint8)
+    pano[:, ::2] = 255
+    view = render_rectilinear_view(pano, GEOMETRY, 160.0, 58.5, 100.0, (48, 27))
+    assert int(view.min()) >= 126 and int(view.max()) <= 129
+    # The reduced panorama is sampled at the same places: a linear ramp (which area and
+    # bilinear filters keep) comes out as the ramp at the view's positions.
+    yy, xx = np.mgrid[0:120, 0:320].astype(np.float64)
+    ramp = np.stack([0.7 * xx, 2 * yy, 0.3 * xx + yy], axis=-1).round().astype(np.uint8)
+    view = render_rectilinear_view(ramp, GEOMETRY, 160.0, 58.5, 100.0, (48, 27))
+    map_x, map_y = view_maps(GEOMETRY, 160.0, 58.5, 100.0, (48, 27))
+    expected = np.stack([0.7 * map_x, 2 * map_y, 0.3 * map_x + map_y], axis=-1)
+    assert np.abs(view - expected).max() <= 1.5  # rounding of the ramp, the area and the sample
+
+
+def test_render_chunk_with_geometry_renders_the_rectilinear_view(tmp_path: Path):
+    frames, fps, first = 12, 6.0, 2
+    pano_path = tmp_path / "pano.mp4"
+    with VideoWriter(pano_path, 320, 120, fps, crf=0) as writer:
+        for i in range(frames):
+            writer.write(smooth_image(phase=0.2 * i))
+    with av.open(str(pano_path)) as container:
+        panoramas = [
+            np.asarray(f.to_ndarray(format="bgr24"), np.uint8) for f in container.decode(video=0)
+        ]
+    assert len(panoramas) == frames
+
+    n = first + frames
+    cx = np.linspace(120.0, 200.0, n, dtype=np.float32)
+    cy = np.linspace(40.0, 75.0, n, dtype=np.float32)
+    width = np.linspace(110.0, 140.0, n, dtype=np.float32)
+    path = VcamPath(cx, cy, width)
+    out = tmp_path / "view.mp4"
+    result = render_chunk(
+        pano_path, path, first, out, fps, out_size=(96, 54), crf=0, geometry=GEOMETRY
+    )
+
+    assert result.frames == frames
+    with av.open(str(out)) as container:
+        views = [
+            np.asarray(f.to_ndarray(format="bgr24"), np.uint8) for f in container.decode(video=0)
+        ]
+    assert len(views) == frames
+    expected = []
+    for i, panorama in enumerate(panoramas):
+        k = first + i
+        window = (float(path.cx[k]), float(path.cy[k]), float(path.width[k]))
+        expected.append(render_view_remap(panorama, GEOMETRY, *window, (96, 54)))
+        # The rectilinear view is far from the crop of the same window.
+        crop = render_view(panorama, *window, out_size=(96, 54))
+        assert max_diff(crop, expected[-1]) > 20
+    # The expected views through the same (lossless, but 4:2:0) encoding: what is left is our
+    # renderer's difference from cv2.remap, a level, after the colour conversion.
+    reference_path = tmp_path / "reference.mp4"
+    with VideoWriter(reference_path, 96, 54, fps, crf=0) as writer:
+        for view in expected:
+            writer.write(view)
+    with av.open(str(reference_path)) as container:
+        references = [
+            np.asarray(f.to_ndarray(format="bgr24"), np.uint8) for f in container.decode(video=0)
+        ]
+    for view, reference in zip(views, references, strict=True):
+        assert max_diff(view, reference) <= 3
+
+
+def test_render_chunk_refuses_a_geometry_of_another_panorama(tmp_path: Path):
+    pano_path = tmp_path / "pano.mp4"
+    with VideoWriter(pano_path, 64, 36, 10.0) as writer:
+        writer.write(np.zeros((36, 64, 3), np.uint8))
+    path = VcamPath(np.full(1, 32.0), np.full(1, 18.0), np.full(1, 64.0))
+    with pytest.raises(ValueError, match="geometry is for 320x120"):
+        render_chunk(
+            pano_path, path, 0, tmp_path / "v.mp4", 10.0, out_size=(64, 36), geometry=GEOMETRY
+        )
