@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import random
+import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -181,20 +182,25 @@ def main(argv: list[str] | None = None) -> None:
         for seed in seeds:
             scenes[seed] = degraded_scene(truths[seed], models[seed], seed)
     else:
-        stack_dir = work / "stack"
-        with running_stack(stack_dir, SETTINGS["ours"], work / "stack.log") as stack:
-            for seed in seeds:
-                done = process_recording(
-                    stack, work / f"seed-{seed}", f"vcam {seed}", work / f"seed-{seed}/rig.json"
-                )
-                evaluate(stack_dir, stack.env, done, work / f"seed-{seed}")
-                scenes[seed] = pipeline_scene(
-                    stack_dir / "eval" / done.match_id, truths[seed], models[seed]
-                )
-            if args.real:
-                from bench.vcam_real import render_real_modes
+        # The pipeline's exported tracks per seed; kept, so that the paths can be scored
+        # again (`--keep`) without processing the seeds again.
+        exported = {seed: work / f"tracks-{seed}" for seed in seeds}
+        todo = [s for s in seeds if not (exported[s] / "tracks.parquet").exists()]
+        if todo or args.real:
+            stack_dir = work / "stack"
+            with running_stack(stack_dir, SETTINGS["ours"], work / "stack.log") as stack:
+                for seed in todo:
+                    pair = work / f"seed-{seed}"
+                    done = process_recording(stack, pair, f"vcam {seed}", pair / "rig.json")
+                    evaluate(stack_dir, stack.env, done, pair)
+                    shutil.copytree(stack_dir / "eval" / done.match_id, exported[seed])
+                    print(f"seed {seed} processed", flush=True)
+                if args.real:
+                    from bench.vcam_real import render_real_modes
 
-                render_real_modes(stack, Path(__file__).parent / "results" / "vcam")
+                    render_real_modes(stack, Path(__file__).parent / "results" / "vcam")
+        for seed in seeds:
+            scenes[seed] = pipeline_scene(exported[seed], truths[seed], models[seed])
     figures: dict[str, Any] = {
         "source": args.source,
         "seeds": seeds,
