@@ -25,6 +25,7 @@ from api.routes import (
     prometheus,
     teams,
     uploads,
+    views,
 )
 from api.security import create_auth_state
 from polyvision.mail import Mailer
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         matches,
         teams,
         processing,
+        views,
         delivery,
         analytics,
     ):

@@ -2,7 +2,8 @@
 
 Sits between the API (and the CLI) and the workflows: `processing.client.MatchProcessing` talks
 to Temporal by the recorded names of `polyvision.temporal.names` with the contract types of
-`workflows.types`; `processing.catalog` keeps the metadata store's match rows in step. Nothing
+`workflows.types`; `processing.catalog` keeps the metadata store's match rows in step;
+`processing.views` starts the re-rendering of a processed match's camera in another mode. Nothing
 here imports a workflow or activity implementation, a video decoder or native code.
 """
 
@@ -17,6 +18,8 @@ from processing.client import (
     Reprocessed,
     ReprocessRefused,
     UnknownStage,
+    ViewRun,
+    ViewRunning,
     ui_link,
 )
 
@@ -31,5 +34,7 @@ __all__ = [
     "ReprocessRefused",
     "Reprocessed",
     "UnknownStage",
+    "ViewRun",
+    "ViewRunning",
     "ui_link",
 ]

@@ -25,6 +25,7 @@ import structlog
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowHistoryEventFilterType,
@@ -37,15 +38,24 @@ from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from polyvision.settings import Settings
 from polyvision.temporal import names
 from polyvision.temporal.queues import QueueRole, queue_names
 from polyvision.temporal.search_attributes import DEVICE_ID, MATCH_ID, ORGANIZATION_ID
-from workflows.types import STAGES, MatchInput, MatchOutput, MatchProgress, ReprocessRequest
+from workflows.types import (
+    STAGES,
+    MatchInput,
+    MatchOutput,
+    MatchProgress,
+    ReprocessRequest,
+    ViewInput,
+    ViewOutput,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -136,6 +146,20 @@ class NoWorkerAnswered(ProcessingError):
     """No worker answered an update in time."""
 
 
+class ViewRunning(ProcessingError):
+    """The view asked for is being rendered now (its workflow is running).
+
+    Attributes:
+        run_id: The run rendering it.
+    """
+
+    def __init__(self, view: str, run_id: str | None) -> None:
+        super().__init__(
+            f"The view {view!r} of this match is being rendered now; wait for it to finish."
+        )
+        self.run_id = run_id
+
+
 # --- answers -------------------------------------------------------------------------------
 
 
@@ -173,6 +197,29 @@ class Reprocessed:
         return self.revision is not None
 
 
+@dataclass(frozen=True)
+class ViewRun:
+    """The latest run of one view of a match, as Temporal lists it.
+
+    Attributes:
+        view: The view's name.
+        revision: The revision it renders from (and writes into).
+        mode: The camera mode; ``params`` and ``causal``: its settings.
+        state: How the run stands.
+    """
+
+    view: str
+    revision: int
+    mode: str
+    params: dict[str, float]
+    causal: bool
+    workflow_id: str
+    run_id: str
+    state: ProcessingState
+    started_at: datetime | None
+    closed_at: datetime | None
+
+
 NextRun = Callable[[], Awaitable[MatchInput]]
 """Builds the input of a new run for a finished match (its next revision); may raise."""
 
@@ -208,15 +255,59 @@ def failure_text(failure: Failure) -> str:
     return ": ".join(messages)
 
 
-def search_attributes(input: MatchInput) -> TypedSearchAttributes:
+def search_attributes(input: MatchInput | ViewInput) -> TypedSearchAttributes:
     """MatchId, OrganizationId and, when an edge box uploaded it, DeviceId of a run."""
     pairs = [
         SearchAttributePair(MATCH_ID, input.match_id),
         SearchAttributePair(ORGANIZATION_ID, input.organization_id),
     ]
-    if input.device_id is not None:
+    if isinstance(input, MatchInput) and input.device_id is not None:
         pairs.append(SearchAttributePair(DEVICE_ID, input.device_id))
     return TypedSearchAttributes(pairs)
+
+
+def _literal(value: str) -> str:
+    """``value`` as a string literal of a Temporal list filter.
+
+    Raises:
+        ValueError: It holds a quote or a backslash (ids never do).
+    """
+    if "'" in value or "\\" in value or '"' in value:
+        raise ValueError(f"{value!r} cannot be used in a workflow filter")
+    return f"'{value}'"
+
+
+def _view_memo(input: ViewInput) -> dict[str, Any]:
+    """What the view list shows of a run without reading its history (the run's memo)."""
+    return {
+        "view": input.view,
+        "revision": input.revision,
+        "mode": input.camera.mode,
+        "params": dict(input.camera.params),
+        "causal": input.camera.causal,
+    }
+
+
+async def _view_run(execution: WorkflowExecution) -> ViewRun | None:
+    """A listed view run, from its memo (None for a run without one: not started by us)."""
+    try:
+        memo = await execution.memo()
+        params = {str(name): float(value) for name, value in dict(memo["params"]).items()}
+        return ViewRun(
+            view=str(memo["view"]),
+            revision=int(memo["revision"]),
+            mode=str(memo["mode"]),
+            params=params,
+            causal=bool(memo["causal"]),
+            workflow_id=execution.id,
+            run_id=execution.run_id,
+            state=processing_state(execution.status),
+            started_at=execution.start_time,
+            closed_at=execution.close_time,
+        )
+    except (KeyError, TypeError, ValueError):
+        log.warning("a view run without a usable memo", workflow_id=execution.id)
+        return None
 
 
 class MatchProcessing:
@@ -239,6 +330,11 @@ class MatchProcessing:
     def workflow_id(match_id: str) -> str:
         """The id of a match's workflow (``match-{match_id}``)."""
         return names.match_workflow_id(match_id)
+
+    @staticmethod
+    def view_workflow_id(match_id: str, view: str) -> str:
+        """The id of the workflow rendering a view of a match (``match-{match_id}-view-{view}``)."""
+        return names.view_workflow_id(match_id, view)
 
     def ui_link(self, workflow_id: str, run_id: str) -> str:
         """The Temporal UI page of a run."""
@@ -275,6 +371,71 @@ class MatchProcessing:
             search_attributes=search_attributes(input),
         )
         return handle.first_execution_run_id or handle.result_run_id or ""
+
+    async def start_view(self, input: ViewInput) -> str:
+        """Start rendering a view of a processed revision (`workflows.view`); its run id.
+
+        The workflow id comes from the match and the view's name, so the same view cannot be
+        rendered twice at once; a finished one (completed or not) is started again as a new
+        run under the same id. The run carries MatchId and OrganizationId, and a memo with the
+        view's name, revision and camera that `views` lists.
+
+        Raises:
+            ViewRunning: The view is being rendered now.
+            RPCError: Temporal could not start it.
+        """
+        suffix = self.settings.task_queue_suffix
+        try:
+            handle = await self.client.start_workflow(
+                names.MATCH_VIEW_WORKFLOW,
+                dataclasses.replace(input, task_queue_suffix=suffix),
+                id=self.view_workflow_id(input.match_id, input.view),
+                task_queue=queue_names(suffix)[QueueRole.cpu],
+                result_type=ViewOutput,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                search_attributes=search_attributes(input),
+                memo=_view_memo(input),
+            )
+        except WorkflowAlreadyStartedError as exc:
+            raise ViewRunning(input.view, exc.run_id) from exc
+        return handle.first_execution_run_id or handle.result_run_id or ""
+
+    async def views(self, organization_id: str, match_id: str) -> list[ViewRun]:
+        """The latest run of every view of the match, newest first.
+
+        Read from Temporal's visibility store (eventually consistent: a run started a moment
+        ago may be missing, a finished one may still show running for a moment).
+
+        Raises:
+            ValueError: An id that cannot be put in a filter.
+            RPCError: Temporal could not answer.
+        """
+        query = (
+            f"WorkflowType = {_literal(names.MATCH_VIEW_WORKFLOW)}"
+            f" AND {MATCH_ID.name} = {_literal(match_id)}"
+            f" AND {ORGANIZATION_ID.name} = {_literal(organization_id)}"
+        )
+        latest: dict[str, WorkflowExecution] = {}
+        async for execution in self.client.list_workflows(query, rpc_timeout=DESCRIBE_TIMEOUT):
+            known = latest.get(execution.id)
+            if known is None or execution.start_time > known.start_time:
+                latest[execution.id] = execution
+        runs = [run for e in latest.values() if (run := await _view_run(e)) is not None]
+        return sorted(
+            runs, key=lambda r: r.started_at.timestamp() if r.started_at else 0.0, reverse=True
+        )
+
+    async def view_result(self, workflow_id: str, run_id: str) -> ViewOutput:
+        """Wait for a view's run to finish; what it produced.
+
+        Raises:
+            temporalio.client.WorkflowFailureError: The run failed, was cancelled or ended.
+        """
+        handle: WorkflowHandle[Any, ViewOutput] = self.client.get_workflow_handle(
+            workflow_id, run_id=run_id, result_type=ViewOutput
+        )
+        return await handle.result()
 
     # --- looking ---------------------------------------------------------------------------
 

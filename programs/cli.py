@@ -506,6 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     process.set_defaults(handler=_process)
 
+    from programs.view_cli import add_view_parser  # arguments only; the rest loads on use
+
+    add_view_parser(commands)
+
     rig = commands.add_parser("rig", help="camera rigs (rig.json)")
     rig_commands = rig.add_subparsers(dest="rig_command", required=True)
     soccertrack = rig_commands.add_parser(
@@ -708,6 +712,7 @@ def _check_stores(settings: Settings, args: argparse.Namespace) -> None:
         args.command in _STORELESS_COMMANDS
         or (args.command == "eval" and args.results)  # reads result files only
         or (args.command == "process" and getattr(args, "stack", None))  # the stack's stores
+        or (args.command == "view" and getattr(args, "stack", None))
     ):
         return
     from polyvision.storage.analytics import parse_analytics_url

@@ -289,6 +289,8 @@ class RenderBatchInput:
     heartbeat_timeout_s: float = 120.0
     progress_interval_s: float = PROGRESS_INTERVAL_S
     """How long finished chunks may be held back for one progress signal (`MatchInput`)."""
+    view: str = ""
+    """A re-rendered view's name (`VcamRenderInput.view`); empty for the match's own view."""
 
 
 @dataclass
@@ -405,6 +407,7 @@ class RenderBatchWorkflow:
                     first_frame=chunk.start_frame,
                     frames=chunk.end_frame - chunk.start_frame,
                     fps=input.fps,
+                    view=input.view,  # payload only, no command: earlier histories replay
                 ),
                 # Rendering encodes H.264 in software today; the nvenc queue takes it once the
                 # hardware encoder path exists.
@@ -777,6 +780,8 @@ class MatchWorkflow:
                 chunks=_spans(ingest),
                 panorama_model_key=prepare.panorama_model_key,
                 fps=ingest.fps,
+                # Payload only, no command: histories recorded before modes replay.
+                camera=input.camera,
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(minutes=30),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from activities.ingest.contracts import ExpectedRecording
+from activities.vcam.contracts import CameraSettings
 
 STAGES = ("ingest", "stitch", "detect", "track", "vcam", "analyze", "encode", "index")
 """Every stage in pipeline order; `reprocess(from_stage)` names one of these."""
@@ -43,6 +44,8 @@ class MatchInput:
         progress_interval_s: How long a batch child may hold finished chunks back to tell the
             parent about them in one signal (`workflows.match.PROGRESS_INTERVAL_S`); 0 tells
             each chunk at once, as tests that follow progress chunk by chunk want.
+        camera: The virtual camera's mode and parameters, passed to the vcam plan
+            (`VcamPlanInput.camera`); the default mode in runs started before modes existed.
 
     The side settings are passed on to the track stage (`TrackInput`) unchanged; a change in
     the catalog after the start is applied by the API at read time, not by this run.
@@ -67,6 +70,7 @@ class MatchInput:
     home_starts_left: bool | None = None
     teams_swapped: bool = False
     progress_interval_s: float = 30.0
+    camera: CameraSettings = field(default_factory=CameraSettings)
 
 
 @dataclass
@@ -137,3 +141,62 @@ class MatchOutput:
     chunks: int
     hls_master_key: str
     summary_key: str
+
+
+VIEW_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+"""What a view's name looks like: it is a folder name in object keys and part of a workflow id
+(lower-case letters, digits and inner hyphens, at most 64 characters)."""
+
+
+@dataclass
+class ViewInput:
+    """Start of a view workflow: render a processed revision's virtual camera once more.
+
+    Workflow id ``match-{match_id}-view-{view}`` (`polyvision.temporal.names.view_workflow_id`).
+    Only the camera is planned, rendered and packaged again; the revision's stitched panorama,
+    tracks and ball (what ingest, stitch, detect and track stored) are reused as they are.
+
+    Attributes:
+        organization_id: Tenant.
+        match_id: The match.
+        revision: The processed revision whose outputs are reused; the view's outputs live in
+            it, under ``vcam/views/{view}/`` and ``hls/views/{view}/``.
+        view: The view's name (`VIEW_NAME_PATTERN`).
+        camera: Mode and parameters of the virtual camera.
+        task_queue_suffix: Appended to every task queue (as `MatchInput.task_queue_suffix`).
+        heartbeat_timeout_s: As `MatchInput.heartbeat_timeout_s`.
+        chunks_per_batch: Chunks per rendering child workflow.
+        progress_interval_s: As `MatchInput.progress_interval_s`.
+    """
+
+    organization_id: str
+    match_id: str
+    revision: int
+    view: str
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    task_queue_suffix: str = ""
+    heartbeat_timeout_s: float = 120.0
+    chunks_per_batch: int = 60
+    progress_interval_s: float = 30.0
+
+
+@dataclass
+class ViewOutput:
+    """What a finished view workflow produced.
+
+    Attributes:
+        view: The view's name.
+        revision: The revision it belongs to.
+        frames: Frames the path covers.
+        chunks: Chunks rendered.
+        path_key: Object key of the view's path (``vcam/views/{view}/path.parquet``).
+        hls_master_key: Object key of the view's master playlist
+            (``hls/views/{view}/master.m3u8``).
+    """
+
+    view: str
+    revision: int
+    frames: int
+    chunks: int
+    path_key: str
+    hls_master_key: str

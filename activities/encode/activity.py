@@ -5,6 +5,10 @@ with :func:`~activities.encode.hls.package_hls` (no re-encoding) and uploads eve
 wrote under the match's ``hls/`` folder. The manifest is written last, outside that folder (it
 is published to viewers, the manifest is not for them), so a retried or replayed attempt with
 the same chunk videos returns at once.
+
+A re-rendered view (``PackageInput.view``) is packaged the same way into its own folder,
+``hls/views/{view}/``, with its manifest in ``encode/views/{view}/``; the match's own package
+leaves that folder alone.
 """
 
 from __future__ import annotations
@@ -16,7 +20,12 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.encode.contracts import PackageInput, PackageOutput
+from activities.encode.contracts import (
+    VIEWS_FOLDER,
+    PackageInput,
+    PackageOutput,
+    view_hls_folder,
+)
 from activities.encode.hls import (
     CONTENT_TYPES,
     MASTER_PLAYLIST,
@@ -24,7 +33,6 @@ from activities.encode.hls import (
     package_hls,
     publish_order,
 )
-from polyvision.artifacts import HLS_STAGE, artifact_key
 from polyvision.heartbeat import heartbeat, heartbeating
 from polyvision.stage import StageStep, object_digest
 from polyvision.storage.objects import ObjectStore
@@ -69,7 +77,7 @@ class EncodeActivities:
                 heartbeat({"step": "upload", "files_done": uploaded + 1})
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        await self._remove_stale(self._hls_key(input, ""), set(files))
+        await self._remove_stale(input, set(files))
         output = PackageOutput(
             master_key=self._hls_key(input, MASTER_PLAYLIST),
             media_key=self._hls_key(input, MEDIA_PLAYLIST),
@@ -88,12 +96,14 @@ class EncodeActivities:
             inputs={"chunks": chunks},
             code_version=CODE_VERSION,
             output_type=PackageOutput,
+            folder=(VIEWS_FOLDER, input.view) if input.view else (),
         )
 
     @staticmethod
     def _hls_key(input: PackageInput, name: str) -> str:
         """The published key of one file of the package (its folder's prefix for ``""``)."""
-        return artifact_key(input.organization_id, input.match_id, input.revision, HLS_STAGE, name)
+        folder = view_hls_folder(input.organization_id, input.match_id, input.revision, input.view)
+        return folder + name
 
     async def _download_chunks(self, input: PackageInput, folder: Path) -> list[Path]:
         """The chunk videos, downloaded in playback order."""
@@ -106,13 +116,17 @@ class EncodeActivities:
             heartbeat({"step": "download", "chunks_done": index + 1})
         return paths
 
-    async def _remove_stale(self, prefix: str, keep: set[str]) -> None:
+    async def _remove_stale(self, input: PackageInput, keep: set[str]) -> None:
         # An earlier attempt with other chunks may have left more segments; no playlist names
-        # them any more, and they should not outlive this one in the published folder.
+        # them any more, and they should not outlive this one in the published folder. The
+        # views' folders inside the match's own are theirs: never stale for the match.
+        prefix = self._hls_key(input, "")
+        views = f"{VIEWS_FOLDER}/"
         stale = [
             info.key
             async for info in self._objects.list_prefix(prefix)
-            if info.key.removeprefix(prefix) not in keep
+            if (name := info.key.removeprefix(prefix)) not in keep
+            and (input.view or not name.startswith(views))
         ]
         for stale_key in stale:
             await self._objects.delete(stale_key)

@@ -2,10 +2,12 @@
 
 ``GET /orgs/{org_id}/matches/{match_id}/playback`` checks the caller's membership once and
 hands out an absolute URL of the master playlist carrying a token scoped to that revision's
-``hls/`` folder (`api.security.playback`). ``GET /delivery/{token}/{key}`` then needs no user
-session and no database: the token alone decides, so a CDN in front of it can fetch on the
-viewer's behalf. Playlists are rewritten so every URI carries the token; segments are
-streamed from the object store with ``ETag`` and single-range support.
+``hls/`` folder (`api.security.playback`); with ``?view=NAME``, of a re-rendered view of the
+revision (`api.routes.views`), scoped to that view's folder ``hls/views/NAME/``.
+``GET /delivery/{token}/{key}`` then needs no user session and no database: the token alone
+decides, so a CDN in front of it can fetch on the viewer's behalf. Playlists are rewritten so
+every URI carries the token; segments are streamed from the object store with ``ETag`` and
+single-range support.
 
 Refusals: a bad or expired token is 403; a key outside the token's folder is 404 whether it
 exists or not, so a token for one match (or organization) reveals nothing about another.
@@ -20,11 +22,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
+from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.background import BackgroundTask
 
 from api.catalog import load_match
@@ -47,6 +50,7 @@ from api.security.playback import (
 from api.security.tenancy import CanView
 from polyvision.artifacts import HLS_MASTER_PLAYLIST
 from polyvision.storage.objects import ObjectInfo, ObjectNotFound, ObjectReader, ObjectStore
+from workflows.types import VIEW_NAME_PATTERN
 
 router = APIRouter(tags=["delivery"])
 
@@ -94,6 +98,9 @@ class Playback(BaseModel):
     master_url: str
     expires_at: datetime
     revision: int
+    view: str | None = Field(
+        default=None, description="The re-rendered view played, when one was asked for."
+    )
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,7 @@ def etag_matches(header: str | None, etag: str | None) -> bool:
     "/orgs/{org_id}/matches/{match_id}/playback",
     response_model=Playback,
     summary="Get a signed playback URL for a match",
-    responses=problem_responses(401, 404, 409),
+    responses=problem_responses(401, 404, 409, 422),
 )
 async def get_playback(
     match_id: uuid.UUID,
@@ -169,23 +176,37 @@ async def get_playback(
     objects: ObjectsDep,
     settings: SettingsDep,
     response: Response,
+    view: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=VIEW_NAME_PATTERN,
+            description=(
+                "A re-rendered view of the match (`POST .../views`) instead of its own camera."
+            ),
+        ),
+    ] = None,
 ) -> Playback:
     """The master playlist URL of the match's published revision, signed for the caller.
 
     The URL works for `PLAYBACK_TOKEN_LIFETIME` (4 hours) for whoever holds it; every URL
     inside the playlists it leads to carries the same token. 409 until the match's rendition
-    has been published.
+    has been published. With ``view``, the master playlist of that view of the published
+    revision, and a token for its folder only; 404 while the view has not finished (or was
+    never asked for).
     """
     match = await load_match(session, access.organization_id, match_id)
     # The published revision keeps playing while a reprocess writes a newer one.
     revision = match.published_revision
     if revision is None:
         raise HTTPException(409, "The match has not been processed yet.")
-    prefix = playback_prefix(str(match.organization_id), str(match.id), revision)
+    prefix = playback_prefix(str(match.organization_id), str(match.id), revision, view or "")
     master_key = prefix + HLS_MASTER_PLAYLIST
     # The packager writes the master playlist last, so when it exists everything it names
     # exists too; a published revision without it was cleaned up behind the catalog's back.
     if not await objects.exists(master_key):
+        if view:
+            raise HTTPException(404, f"The view {view!r} of this match has not been rendered.")
         raise HTTPException(409, "The match has not been processed yet.")
     expires_at = int(time.time() + PLAYBACK_TOKEN_LIFETIME.total_seconds())
     token = create_token(settings.secret, prefix, str(access.user.id), expires_at)
@@ -195,6 +216,7 @@ async def get_playback(
         master_url=delivery_url(settings.api_public_url, token, master_key),
         expires_at=datetime.fromtimestamp(expires_at, UTC),
         revision=revision,
+        view=view,
     )
 
 

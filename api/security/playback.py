@@ -1,7 +1,8 @@
 """Signed, path-scoped playback tokens and the playlist rewriting that carries them.
 
 A viewer who may watch a match gets one token for the folder of its HLS rendition
-(``orgs/{org}/matches/{match}/{revision}/hls/``). The token travels in the URL path
+(``orgs/{org}/matches/{match}/{revision}/hls/``), or of one re-rendered view of it
+(``.../hls/views/{view}/``). The token travels in the URL path
 (``/delivery/{token}/{key}``), so players and CDNs need no header and no cookie, and every
 playlist served through the delivery route is rewritten so that each URI in it carries the
 token too.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote, unquote, urlsplit
 
+from activities.encode.contracts import view_hls_folder
 from api.security.signed_tokens import InvalidSignedToken, derive_key, seal, unseal
 from polyvision.artifacts import HLS_STAGE, artifact_key
 from polyvision.storage.objects import InvalidObjectKey, validate_key
@@ -72,8 +74,14 @@ class PlaybackGrant:
     subject: str
 
 
-def playback_prefix(organization_id: str, match_id: str, revision: int) -> str:
-    """The key prefix of one revision's HLS rendition, ending in ``/``."""
+def playback_prefix(organization_id: str, match_id: str, revision: int, view: str = "") -> str:
+    """The key prefix of one revision's HLS rendition, ending in ``/``.
+
+    With ``view``, the folder of that re-rendered view (``hls/views/{view}/``): inside the
+    revision's, so its grant is narrower, never wider.
+    """
+    if view:
+        return view_hls_folder(organization_id, match_id, revision, view)
     return artifact_key(organization_id, match_id, revision, HLS_STAGE, "")
 
 

@@ -16,6 +16,7 @@ MATCH_WORKFLOW: Final = "MatchWorkflow"
 STITCH_DETECT_BATCH_WORKFLOW: Final = "StitchDetectBatchWorkflow"
 RENDER_BATCH_WORKFLOW: Final = "RenderBatchWorkflow"
 HEALTH_CHECK_WORKFLOW: Final = "HealthCheckWorkflow"
+MATCH_VIEW_WORKFLOW: Final = "MatchViewWorkflow"  # re-renders a processed match's camera
 
 # -- the match workflow's operator surface -----------------------------------------------------
 PROGRESS_QUERY: Final = "progress"
@@ -35,6 +36,7 @@ ANALYZE_MATCH: Final = "analyze_match"
 PACKAGE_HLS: Final = "package_hls"
 INDEX_MATCH: Final = "index_match"
 CLEANUP_MATCH: Final = "cleanup_match"
+VIEW_SOURCES: Final = "view_sources"  # what a re-render reuses from a processed revision
 PING: Final = "ping"
 GPU_PROBE: Final = "gpu_probe"
 
@@ -50,6 +52,7 @@ ACTIVITIES: Final = (
     PACKAGE_HLS,
     INDEX_MATCH,
     CLEANUP_MATCH,
+    VIEW_SOURCES,
     PING,
     GPU_PROBE,
 )
@@ -60,6 +63,7 @@ WORKFLOWS: Final = (
     STITCH_DETECT_BATCH_WORKFLOW,
     RENDER_BATCH_WORKFLOW,
     HEALTH_CHECK_WORKFLOW,
+    MATCH_VIEW_WORKFLOW,
 )
 """Every workflow type; a test checks the workers register exactly these."""
 
@@ -67,3 +71,12 @@ WORKFLOWS: Final = (
 def match_workflow_id(match_id: str) -> str:
     """The id of a match's workflow: starting the same match twice finds the same workflow."""
     return f"match-{match_id}"
+
+
+def view_workflow_id(match_id: str, view: str) -> str:
+    """The id of the workflow rendering one view of a match (``match-{match_id}-view-{view}``).
+
+    One per match and view name: asking for a view while it renders finds that run (a
+    conflict), and a finished one may be asked for again.
+    """
+    return f"{match_workflow_id(match_id)}-view-{view}"

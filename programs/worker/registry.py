@@ -17,6 +17,7 @@ from activities.health import HealthActivities
 from activities.index.activity import IndexActivities
 from activities.index.cleanup import CleanupActivities
 from activities.ingest.activity import IngestActivities
+from activities.rerender.activity import RerenderActivities
 from activities.stitch.activity import StitchActivities
 from activities.track.activity import TrackActivities
 from activities.vcam.activity import VcamActivities
@@ -25,6 +26,7 @@ from polyvision.temporal.queues import QueueRole
 from programs.worker.stores import PipelineStores
 from workflows.health import HealthCheckWorkflow
 from workflows.match import MatchWorkflow, RenderBatchWorkflow, StitchDetectBatchWorkflow
+from workflows.view import MatchViewWorkflow
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,13 @@ def workflows_for(role: QueueRole) -> list[type]:
         Workflow classes (possibly none).
     """
     if role is QueueRole.cpu:
-        return [HealthCheckWorkflow, MatchWorkflow, StitchDetectBatchWorkflow, RenderBatchWorkflow]
+        return [
+            HealthCheckWorkflow,
+            MatchWorkflow,
+            StitchDetectBatchWorkflow,
+            RenderBatchWorkflow,
+            MatchViewWorkflow,
+        ]
     return []
 
 
@@ -98,6 +106,7 @@ def activities_for(role: QueueRole, deps: WorkerDeps) -> list[Callable[..., Any]
         encode = EncodeActivities(objects)
         index = IndexActivities(objects, stores.sessions)
         cleanup = CleanupActivities(objects, analytics)
+        rerender = RerenderActivities(objects)
         activities += [
             ingest.ingest,
             stitch.prepare,
@@ -107,5 +116,6 @@ def activities_for(role: QueueRole, deps: WorkerDeps) -> list[Callable[..., Any]
             encode.package,
             index.index,
             cleanup.cleanup,
+            rerender.sources,
         ]
     return activities
