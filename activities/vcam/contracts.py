@@ -21,6 +21,54 @@ DEFAULT_VIEW_SIZE = (1920, 1080)
 
 
 @dataclass
+class Rendition:
+    """One rung of the ladder every rendered frame is scaled into.
+
+    Attributes:
+        name: Short name, also the folder of its segments (``1080p``).
+        width: Pixels (even).
+        height: Pixels (even).
+        max_kbps: Peak video bitrate the encoder is capped at (capped CRF), kbit/s.
+    """
+
+    name: str
+    width: int
+    height: int
+    max_kbps: int
+
+
+DEFAULT_LADDER = [
+    Rendition("1080p", 1920, 1080, 6000),
+    Rendition("720p", 1280, 720, 3000),
+    Rendition("480p", 854, 480, 1200),
+]
+"""The renditions rendered unless a request names others (the first is the top one)."""
+
+
+@dataclass
+class RenditionChunk:
+    """One rendition of one rendered chunk.
+
+    Attributes:
+        name: The rendition's name (`Rendition.name`).
+        width: Pixels.
+        height: Pixels.
+        video_key: Object key of the chunk's MP4 in that rendition.
+        sha256: Its digest.
+        size: Its size in bytes.
+        codecs: RFC 6381 codec string of its video (``avc1.640028``).
+    """
+
+    name: str
+    width: int
+    height: int
+    video_key: str
+    sha256: str
+    size: int
+    codecs: str
+
+
+@dataclass
 class CameraSettings:
     """How the virtual camera is planned and rendered: a mode and overrides of its parameters.
 
@@ -96,6 +144,8 @@ class VcamRenderInput:
         width: Width of the rendered view in pixels (even).
         height: Height of the rendered view in pixels (even).
         view: Name of a re-rendered view (``VcamPlanInput.view``); empty for the match's own.
+        ladder: Renditions to scale every rendered frame into; empty: :data:`DEFAULT_LADDER`
+            (``width`` x ``height`` is the size the view is rendered at, the top rendition's).
     """
 
     organization_id: str
@@ -110,6 +160,7 @@ class VcamRenderInput:
     width: int = DEFAULT_VIEW_SIZE[0]
     height: int = DEFAULT_VIEW_SIZE[1]
     view: str = ""
+    ladder: list[Rendition] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +174,8 @@ class VcamRenderOutput:
         frames: Frames rendered.
         manifest_key: Where the manifest is.
         from_manifest: True when an earlier attempt's manifest answered.
+        renditions: Every rendition of the chunk, top first (``video_key`` is the top one's);
+            empty in outputs recorded before the ladder.
     """
 
     chunk: int
@@ -131,3 +184,4 @@ class VcamRenderOutput:
     frames: int
     manifest_key: str
     from_manifest: bool = False
+    renditions: list[RenditionChunk] = field(default_factory=list)
