@@ -188,17 +188,29 @@ def main(argv: list[str] | None = None) -> None:
         todo = [s for s in seeds if not (exported[s] / "tracks.parquet").exists()]
         if todo or args.real:
             stack_dir = work / "stack"
+            # The stack's worker holds the embedded analytics store: results are exported
+            # once it has stopped.
             with running_stack(stack_dir, SETTINGS["ours"], work / "stack.log") as stack:
+                processed = {}
                 for seed in todo:
                     pair = work / f"seed-{seed}"
-                    done = process_recording(stack, pair, f"vcam {seed}", pair / "rig.json")
-                    evaluate(stack_dir, stack.env, done, pair)
-                    shutil.copytree(stack_dir / "eval" / done.match_id, exported[seed])
+                    processed[seed] = process_recording(
+                        stack, pair, f"vcam {seed}", pair / "rig.json"
+                    )
                     print(f"seed {seed} processed", flush=True)
+                real = None
                 if args.real:
-                    from bench.vcam_real import render_real_modes
+                    from bench.vcam_real import process_real
 
-                    render_real_modes(stack, Path(__file__).parent / "results" / "vcam")
+                    real = process_real(stack)
+                env = stack.env
+            for seed, done in processed.items():
+                evaluate(stack_dir, env, done, work / f"seed-{seed}")
+                shutil.copytree(stack_dir / "eval" / done.match_id, exported[seed])
+            if real is not None:
+                from bench.vcam_real import render_real_modes
+
+                render_real_modes(stack_dir, env, real, Path(__file__).parent / "results" / "vcam")
         for seed in seeds:
             scenes[seed] = pipeline_scene(exported[seed], truths[seed], models[seed])
     figures: dict[str, Any] = {

@@ -101,12 +101,10 @@ def render_modes(objects_dir: Path, match_prefix: str, results: Path, out_dir: P
     return written
 
 
-def render_real_modes(stack: Any, out_dir: Path) -> list[Path]:
-    """Process the real recording in a running ``bench.pipeline`` stack and render its modes."""
+def process_real(stack: Any) -> Any:
+    """Process the real recording in a running ``bench.pipeline`` stack (its ``Processed``)."""
     from bench.pipeline import CLI, process_recording
     from bench.stitch_quality import REAL_DIR
-    from evaluation.export import export_match
-    from polyvision.settings import Settings
 
     work = Path(stack.data_dir)
     real = work / "real"
@@ -122,11 +120,19 @@ def render_real_modes(stack: Any, out_dir: Path) -> list[Path]:
             check=True,
             capture_output=True,
         )
-    done = process_recording(stack, real, "vcam real", rig)
-    results = work / "eval" / done.match_id
-    # The stack's own settings (its PV_ environment): the same stores its worker writes.
+    return process_recording(stack, real, "vcam real", rig)
+
+
+def render_real_modes(stack_dir: Path, env: dict[str, str], done: Any, out_dir: Path) -> list[Path]:
+    """Export the processed real recording's tracks from the stack's stores (once the stack
+    has stopped: its worker holds the embedded analytics store) and render every mode."""
+    from evaluation.export import export_match
+    from polyvision.settings import Settings
+
+    results = stack_dir / "eval" / done.match_id
+    # The stack's own settings (its PV_ environment): the same stores its worker wrote.
     saved = dict(os.environ)
-    os.environ.update(stack.env)
+    os.environ.update(env)
     try:
         settings = Settings()
     finally:
@@ -134,7 +140,7 @@ def render_real_modes(stack: Any, out_dir: Path) -> list[Path]:
         os.environ.update(saved)
     asyncio.run(export_match(settings, done.organization_id, done.match_id, 1, results))
     prefix = f"orgs/{done.organization_id}/matches/{done.match_id}/1"
-    return render_modes(work / "objects", prefix, results, out_dir)
+    return render_modes(stack_dir / "objects", prefix, results, out_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.keep or tempfile.mkdtemp(prefix="pv-bench-vcam-real-"))
     work.mkdir(parents=True, exist_ok=True)
     with running_stack(work / "stack", SETTINGS["ours"], work / "stack.log") as stack:
-        render_real_modes(stack, Path(__file__).parent / "results" / "vcam")
+        done = process_real(stack)
+        env = stack.env
+    render_real_modes(work / "stack", env, done, Path(__file__).parent / "results" / "vcam")
 
 
 if __name__ == "__main__":
