@@ -1,4 +1,4 @@
-"""Packaging per-chunk H.264 MP4s into one HLS VOD rendition without re-encoding.
+"""Packaging per-chunk H.264 MP4s into HLS VOD renditions without re-encoding.
 
 The vcam stage writes one H.264 MP4 per chunk, each starting on a keyframe. This module
 stream-copies them, in order, into CMAF (fragmented MP4) segments with FFmpeg's ``hls``
@@ -21,6 +21,10 @@ those and nowhere else. The only side effect is that keyframes inside a segment 
 marked as sync samples in the fragment; players fetch and decode whole segments, so they
 lose nothing. After muxing, the written playlist is read back and its ``#EXTINF`` durations
 are checked against the planned cuts.
+
+`package_rendition` writes one rendition without the master playlist, optionally cut at
+given instants: a ladder (`activities.encode.ladder`) cuts all its renditions at the
+keyframes they share (`plan_cuts`), so their segments line up.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -37,11 +40,9 @@ import av
 from av.packet import Packet
 from av.video.stream import VideoStream
 
-from polyvision.artifacts import HLS_MASTER_PLAYLIST
+from activities.encode.contracts import MASTER_PLAYLIST, MEDIA_PLAYLIST
 
 #: File names inside ``out_dir``; fixed so that a retried activity overwrites its own output.
-MASTER_PLAYLIST = HLS_MASTER_PLAYLIST
-MEDIA_PLAYLIST = "media.m3u8"
 INIT_SEGMENT = "init.mp4"
 SEGMENT_PATTERN = "seg_%05d.m4s"
 
@@ -51,6 +52,9 @@ CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".m4s": "video/iso.segment",
     ".mp4": "video/mp4",
+    ".mpd": "application/dash+xml",
+    ".vtt": "text/vtt",
+    ".jpg": "image/jpeg",
 }
 
 # A muxer cut target far below one frame: the muxer then cuts at every packet flagged as a
@@ -79,6 +83,51 @@ class HlsResult:
     duration_s: float
     init_segment: Path | None = None
     segment_durations_s: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class RenditionResult:
+    """What `package_rendition` wrote: one rendition's media playlist, init and segments.
+
+    Attributes:
+        media_playlist: Its VOD media playlist.
+        init_segment: The CMAF initialisation segment named by ``#EXT-X-MAP``.
+        segments: Media segments in playlist order.
+        segment_durations_s: Each segment's ``#EXTINF`` duration, in playlist order.
+        duration_s: Sum of the durations.
+        width: Pixels.
+        height: Pixels.
+        frame_rate: Frames per second, when the stream states one.
+        codecs: RFC 6381 ``CODECS`` value (`avc1_codecs`).
+        frames: Frames packaged.
+    """
+
+    media_playlist: Path
+    init_segment: Path
+    segments: list[Path]
+    segment_durations_s: tuple[float, ...]
+    duration_s: float
+    width: int
+    height: int
+    frame_rate: Fraction | None
+    codecs: str
+    frames: int
+
+
+@dataclass(frozen=True)
+class ChunkKeyframes:
+    """Where a chunk's keyframes are, to plan segment cuts common to several renditions.
+
+    Attributes:
+        frames: Frames in the chunk.
+        duration: Its duration in seconds.
+        keyframes: Each keyframe's time from the chunk's first frame, in seconds, ascending
+            (the first is 0).
+    """
+
+    frames: int
+    duration: Fraction
+    keyframes: tuple[Fraction, ...]
 
 
 @dataclass(frozen=True)
@@ -150,10 +199,68 @@ def package_hls(
             whose stream parameters differ, or a non-positive ``segment_seconds``.
         RuntimeError: The written playlist does not match the planned segment boundaries.
     """
+    result = package_rendition(chunk_paths, out_dir, segment_seconds=segment_seconds)
+    sizes = [segment.stat().st_size for segment in result.segments]
+    peak, average = bandwidths(sizes, result.segment_durations_s)
+    attributes = [
+        f"BANDWIDTH={peak}",
+        f"AVERAGE-BANDWIDTH={average}",
+        f"RESOLUTION={result.width}x{result.height}",
+    ]
+    if result.frame_rate:
+        attributes.append(f"FRAME-RATE={float(result.frame_rate):.3f}")
+    attributes.append(f'CODECS="{result.codecs}"')
+    (out_dir / MASTER_PLAYLIST).write_text(
+        "#EXTM3U\n"
+        "#EXT-X-VERSION:7\n"
+        "#EXT-X-INDEPENDENT-SEGMENTS\n"
+        f"#EXT-X-STREAM-INF:{','.join(attributes)}\n"
+        f"{MEDIA_PLAYLIST}\n"
+    )
+    return HlsResult(
+        master_playlist=out_dir / MASTER_PLAYLIST,
+        media_playlist=result.media_playlist,
+        segments=result.segments,
+        duration_s=result.duration_s,
+        init_segment=result.init_segment,
+        segment_durations_s=result.segment_durations_s,
+    )
+
+
+def package_rendition(
+    chunk_paths: list[Path],
+    out_dir: Path,
+    *,
+    segment_seconds: float | None = None,
+    cut_times: list[list[Fraction]] | None = None,
+) -> RenditionResult:
+    """Remux per-chunk H.264 MP4s into one rendition: media playlist, init and segments.
+
+    The same remux as `package_hls`, without a master playlist: a ladder writes its own over
+    several renditions.
+
+    Args:
+        chunk_paths: The chunks' MP4 files in playback order (as for `package_hls`).
+        out_dir: Output directory (created); an earlier run's files there are replaced.
+        segment_seconds: As for `package_hls`; ignored when ``cut_times`` is given.
+        cut_times: Per chunk, the times (seconds from the chunk's first frame) where a
+            segment starts besides the chunk's start; each must be a keyframe's, within half
+            a frame. Lets several renditions be cut at the same instants (`plan_cuts`).
+
+    Returns:
+        The media playlist, init and segments, and the stream's parameters.
+
+    Raises:
+        ValueError: As for `package_hls`; also ``cut_times`` of another length than the
+            chunks, or naming a time where the chunk has no keyframe.
+        RuntimeError: The written playlist does not match the planned segment boundaries.
+    """
     if not chunk_paths:
         raise ValueError("no chunks to package")
     if segment_seconds is not None and segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+    if cut_times is not None and len(cut_times) != len(chunk_paths):
+        raise ValueError(f"{len(cut_times)} cut lists for {len(chunk_paths)} chunks")
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_previous_output(out_dir)
     # Check every chunk before writing anything: one init segment (SPS/PPS, size, timescale)
@@ -181,18 +288,22 @@ def package_hls(
         },
     )
     planned: list[Fraction] = []  # planned segment durations in seconds
+    frames = 0
     try:
         out_stream = None
         offset = 0  # running duration of the chunks written so far, in time_base units
         last_dts: int | None = None
-        for path in chunk_paths:
+        for index, path in enumerate(chunk_paths):
             with av.open(str(path)) as container:
                 stream = container.streams.video[0]
                 if out_stream is None:
                     out_stream = output.add_stream_from_template(stream)
                 chunk = _read_chunk(container, stream, info, path)
             shift = offset - chunk.start
-            cuts = _plan_cuts(chunk, info, segment_seconds)
+            if cut_times is None:
+                cuts = _plan_cuts(chunk, info, segment_seconds)
+            else:
+                cuts = _cuts_at(chunk, info, cut_times[index], path)
             first_dts = chunk.packets[0].dts
             if last_dts is not None and first_dts is not None and first_dts + shift <= last_dts:
                 # Only possible if chunks were encoded with different reordering delays.
@@ -208,30 +319,102 @@ def package_hls(
             bounds = [*sorted(cuts), chunk.end]
             planned.extend((b - a) * info.time_base for a, b in itertools.pairwise(bounds))
             offset += chunk.end - chunk.start
+            frames += len(chunk.packets)
     finally:
         output.close()
 
     durations, names = _read_media_playlist(media_path)
     _check_against_plan(durations, planned, info)
-    segments = [out_dir / name for name in names]
-    _write_master_playlist(out_dir / MASTER_PLAYLIST, info, segments, durations)
-    return HlsResult(
-        master_playlist=out_dir / MASTER_PLAYLIST,
+    return RenditionResult(
         media_playlist=media_path,
-        segments=segments,
-        duration_s=math.fsum(durations),
         init_segment=out_dir / INIT_SEGMENT,
+        segments=[out_dir / name for name in names],
         segment_durations_s=tuple(durations),
+        duration_s=math.fsum(durations),
+        width=info.width,
+        height=info.height,
+        frame_rate=info.frame_rate,
+        codecs=avc1_codecs(info.extradata),
+        frames=frames,
     )
 
 
-def publish_order(names: Iterable[str]) -> list[str]:
-    """The package's file names in the order to publish them: segments first, playlists last.
+def chunk_keyframes(path: Path) -> ChunkKeyframes:
+    """Where a chunk's keyframes are (packets only: nothing is decoded).
 
-    A viewer that finds a playlist then finds everything it names.
+    Raises:
+        ValueError: The chunk is not one `package_rendition` accepts (no H.264 video, or not
+            starting on a keyframe).
     """
-    files = sorted(name for name in names if name not in (MASTER_PLAYLIST, MEDIA_PLAYLIST))
-    return [*files, MEDIA_PLAYLIST, MASTER_PLAYLIST]
+    info = _probe(path)
+    with av.open(str(path)) as container:
+        chunk = _read_chunk(container, container.streams.video[0], info, path)
+    keyframes = sorted(
+        (p.pts - chunk.start) * info.time_base
+        for p in chunk.packets
+        if p.is_keyframe and p.pts is not None
+    )
+    return ChunkKeyframes(
+        frames=len(chunk.packets),
+        duration=(chunk.end - chunk.start) * info.time_base,
+        keyframes=tuple(keyframes),
+    )
+
+
+def plan_cuts(
+    renditions: list[list[ChunkKeyframes]], segment_seconds: float, frame_rate: Fraction
+) -> list[list[Fraction]]:
+    """Segment starts inside each chunk that every rendition can cut at.
+
+    A cut needs a keyframe in every rendition at the same instant (within half a frame), so
+    the renditions' segments stay aligned and a player can switch between them at any
+    segment. Among those common keyframes, the segments are at least ``segment_seconds`` long,
+    as `package_hls` cuts one rendition.
+
+    Args:
+        renditions: Per rendition, per chunk, its keyframes (`chunk_keyframes`).
+        segment_seconds: The shortest segment wanted (the last of a chunk may be shorter).
+        frame_rate: Frames per second (for the half-frame tolerance).
+
+    Returns:
+        Per chunk, the cut times after its start (seconds from its first frame), ascending.
+
+    Raises:
+        ValueError: A non-positive ``segment_seconds``, or renditions with different numbers
+            of chunks.
+    """
+    if segment_seconds <= 0:
+        raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+    if len({len(chunks) for chunks in renditions}) != 1:
+        raise ValueError("the renditions have different numbers of chunks")
+    half_frame = 1 / (2 * frame_rate)
+    target = Fraction(segment_seconds) - half_frame
+    plans: list[list[Fraction]] = []
+    for chunk in zip(*renditions, strict=True):
+        top, others = chunk[0], chunk[1:]
+        common = [
+            time
+            for time in top.keyframes
+            if time > 0
+            and all(any(abs(time - other) < half_frame for other in o.keyframes) for o in others)
+        ]
+        cuts: list[Fraction] = []
+        last = Fraction(0)
+        for time in common:
+            if time - last >= target:
+                cuts.append(time)
+                last = time
+        plans.append(cuts)
+    return plans
+
+
+def bandwidths(sizes: list[int], durations: tuple[float, ...] | list[float]) -> tuple[int, int]:
+    """``(peak, average)`` bit rates in bit/s of segments of ``sizes`` bytes lasting
+    ``durations`` seconds: HLS's ``BANDWIDTH`` (the peak segment bit rate) and
+    ``AVERAGE-BANDWIDTH``, measured from what was written rather than guessed."""
+    peak = max(8 * size / duration for size, duration in zip(sizes, durations, strict=True))
+    average = 8 * sum(sizes) / math.fsum(durations)
+    return math.ceil(peak), math.ceil(average)
 
 
 def _remove_previous_output(out_dir: Path) -> None:
@@ -288,6 +471,23 @@ def _plan_cuts(chunk: _Chunk, info: _StreamInfo, segment_seconds: float | None) 
         if pts is not None and packet.is_keyframe and pts - last >= target:
             cuts.add(pts)
             last = pts
+    return cuts
+
+
+def _cuts_at(chunk: _Chunk, info: _StreamInfo, times: list[Fraction], path: Path) -> set[int]:
+    """The pts of the keyframes at ``times`` (seconds from the chunk start), and the start."""
+    keyframes = sorted(p.pts for p in chunk.packets if p.is_keyframe and p.pts is not None)
+    # Half a frame, in time base units.
+    half_frame = Fraction(info.frame_ticks, 2)
+    if info.frame_rate:
+        half_frame = 1 / (2 * info.frame_rate * info.time_base)
+    cuts = {chunk.start}
+    for time in times:
+        want = chunk.start + time / info.time_base
+        pts = min(keyframes, key=lambda k: abs(k - want))
+        if abs(pts - want) >= half_frame:
+            raise ValueError(f"{path}: no keyframe at {float(time):.3f} s to cut at")
+        cuts.add(pts)
     return cuts
 
 
@@ -350,29 +550,3 @@ def _annexb_sps_head(data: bytes) -> bytes:
         if len(nal) >= 4 and nal[0] & 0x1F == 7:
             return nal[1:4]
     raise ValueError("no SPS in the stream's extradata")
-
-
-def _write_master_playlist(
-    path: Path, info: _StreamInfo, segments: list[Path], durations: list[float]
-) -> None:
-    """Write a one-variant master playlist for the media playlist next to it."""
-    sizes = [segment.stat().st_size for segment in segments]
-    # HLS defines BANDWIDTH as the peak segment bit rate and AVERAGE-BANDWIDTH as the mean;
-    # both are measured from the segments written rather than guessed from the encoder.
-    peak = max(8 * size / duration for size, duration in zip(sizes, durations, strict=True))
-    average = 8 * sum(sizes) / math.fsum(durations)
-    attributes = [
-        f"BANDWIDTH={math.ceil(peak)}",
-        f"AVERAGE-BANDWIDTH={math.ceil(average)}",
-        f"RESOLUTION={info.width}x{info.height}",
-    ]
-    if info.frame_rate:
-        attributes.append(f"FRAME-RATE={float(info.frame_rate):.3f}")
-    attributes.append(f'CODECS="{avc1_codecs(info.extradata)}"')
-    path.write_text(
-        "#EXTM3U\n"
-        "#EXT-X-VERSION:7\n"
-        "#EXT-X-INDEPENDENT-SEGMENTS\n"
-        f"#EXT-X-STREAM-INF:{','.join(attributes)}\n"
-        f"{MEDIA_PLAYLIST}\n"
-    )

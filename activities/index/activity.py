@@ -3,9 +3,11 @@
 Thin on purpose: it writes ``summary.json`` (:func:`~activities.index.summary.summary_document`:
 the figures every stage reported, and the keys of what the viewers fetch) and, when the
 catalog has the match under the same organization, marks it ready with its duration and
-revision. A row of another organization is never touched, and a row that already shows a newer
-revision is left alone (an older run finishing late must not overwrite a reprocess). The
-manifest is written last.
+revision and registers what the revision published as the match's assets
+(:func:`~activities.index.assets.published_assets`: the HLS master, the DASH MPD, thumbnails
+and poster, the panorama's stream, the heatmaps). A row of another organization is never
+touched, and a row that already shows a newer revision is left alone (an older run finishing
+late must not overwrite a reprocess). The manifest is written last.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ from dataclasses import asdict
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
+from activities.index.assets import PublishedAsset, published_assets
 from activities.index.contracts import IndexInput, IndexOutput
 from activities.index.summary import duration_s, summary_document
 from polyvision.artifacts import artifact_key
 from polyvision.stage import StageStep
-from polyvision.storage.metadata.models import Match, MatchStatus
+from polyvision.storage.metadata.models import Asset, Match, MatchStatus
 from polyvision.storage.objects import ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "index-2"
-"""index-2: the manifest records the typed output (StageStep)."""
+CODE_VERSION = "index-3"
+"""index-3: the published artifacts are registered as catalog assets. index-2: the manifest
+records the typed output (StageStep)."""
 
 STAGE = "index"
 
@@ -57,13 +62,20 @@ class IndexActivities:
         summary_key = artifact_key(
             input.organization_id, input.match_id, input.revision, STAGE, "summary.json"
         )
+        assets = await published_assets(self._objects, input)
+        document = summary_document(input, summary_key, assets)
         await self._objects.put(
             summary_key,
-            json.dumps(summary_document(input, summary_key), sort_keys=True, indent=2).encode(),
+            json.dumps(document, sort_keys=True, indent=2).encode(),
             content_type="application/json",
         )
-        updated = await self._mark_ready(input, duration_s(input))
-        return await step.record(IndexOutput(summary_key=summary_key, catalog_updated=updated))
+        updated = await self._mark_ready(input, duration_s(input), assets)
+        output = IndexOutput(
+            summary_key=summary_key,
+            catalog_updated=updated,
+            assets=len(assets) if updated else 0,
+        )
+        return await step.record(output)
 
     def _step(self, input: IndexInput) -> StageStep[IndexOutput]:
         return StageStep.for_match(
@@ -75,7 +87,9 @@ class IndexActivities:
             output_type=IndexOutput,
         )
 
-    async def _mark_ready(self, input: IndexInput, duration_s: float) -> bool:
+    async def _mark_ready(
+        self, input: IndexInput, duration_s: float, assets: list[PublishedAsset]
+    ) -> bool:
         match_id, organization_id = self._uuid(input.match_id), self._uuid(input.organization_id)
         if self._sessions is None or match_id is None or organization_id is None:
             return False
@@ -97,8 +111,12 @@ class IndexActivities:
         )
         async with self._sessions() as session:
             result = await session.exec(statement)
+            updated = bool(result.rowcount)
+            if updated:
+                # In the same transaction: the assets appear with the revision that made them.
+                await _register(session, organization_id, match_id, assets)
             await session.commit()
-        return bool(result.rowcount)
+        return updated
 
     @staticmethod
     def _uuid(value: str) -> uuid.UUID | None:
@@ -106,3 +124,34 @@ class IndexActivities:
             return uuid.UUID(value)
         except ValueError:
             return None
+
+
+async def _register(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    match_id: uuid.UUID,
+    assets: list[PublishedAsset],
+) -> None:
+    """Insert or bring up to date one asset row per published object (keyed by its key)."""
+    keys = [asset.key for asset in assets]
+    existing = {
+        row.object_key: row
+        for row in (await session.exec(select(Asset).where(col(Asset.object_key).in_(keys)))).all()
+    }
+    for asset in assets:
+        row = existing.get(asset.key)
+        if row is None:
+            row = Asset(
+                organization_id=organization_id,
+                match_id=match_id,
+                kind=asset.kind,
+                object_key=asset.key,
+                size_bytes=asset.size,
+            )
+        elif (row.organization_id, row.match_id) != (organization_id, match_id):
+            continue  # keys carry their match: never re-home another match's row
+        row.kind = asset.kind
+        row.size_bytes = asset.size
+        row.sha256 = asset.sha256
+        row.content_type = asset.content_type
+        session.add(row)

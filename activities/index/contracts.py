@@ -49,10 +49,12 @@ class IndexOutput:
     Attributes:
         summary_key: Object key of ``summary.json``.
         catalog_updated: True when a catalog row of this organization was marked ready.
+        assets: Asset rows registered or brought up to date with it.
     """
 
     summary_key: str
     catalog_updated: bool
+    assets: int = 0
 
 
 @dataclass

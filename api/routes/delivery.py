@@ -1,13 +1,14 @@
-"""Delivery: signed playback URLs for a match's HLS rendition, and the route that serves them.
+"""Delivery: signed playback URLs for a match's streams, and the route that serves them.
 
 ``GET /orgs/{org_id}/matches/{match_id}/playback`` checks the caller's membership once and
-hands out an absolute URL of the master playlist carrying a token scoped to that revision's
+hands out absolute URLs of the HLS master playlist, the DASH MPD, the poster, the thumbnails'
+WebVTT index and the panorama's streams, all carrying one token scoped to that revision's
 ``hls/`` folder (`api.security.playback`); with ``?view=NAME``, of a re-rendered view of the
 revision (`api.routes.views`), scoped to that view's folder ``hls/views/NAME/``.
 ``GET /delivery/{token}/{key}`` then needs no user session and no database: the token alone
-decides, so a CDN in front of it can fetch on the viewer's behalf. Playlists are rewritten so
-every URI carries the token; segments are streamed from the object store with ``ETag`` and
-single-range support.
+decides, so a CDN in front of it can fetch on the viewer's behalf. Manifests (HLS playlists,
+DASH MPDs, the WebVTT index) are rewritten so every URL in them carries the token; segments
+and images are streamed from the object store with ``ETag`` and single-range support.
 
 Refusals: a bad or expired token is 403; a key outside the token's folder is 404 whether it
 exists or not, so a token for one match (or organization) reveals nothing about another.
@@ -15,10 +16,11 @@ exists or not, so a token for one match (or organization) reveals nothing about 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -30,6 +32,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.background import BackgroundTask
 
+from activities.encode.contracts import (
+    DASH_MANIFEST,
+    MASTER_PLAYLIST,
+    PANORAMA_FOLDER,
+    POSTER,
+    THUMBNAILS_VTT,
+)
 from api.catalog import load_match
 from api.deps import DbSession, ObjectsDep, SettingsDep
 from api.openapi import problem_responses
@@ -44,11 +53,12 @@ from api.security.playback import (
     delivery_url,
     key_in_scope,
     playback_prefix,
+    rewrite_dash_manifest,
     rewrite_playlist,
+    rewrite_vtt,
     verify_token,
 )
 from api.security.tenancy import CanView
-from polyvision.artifacts import HLS_MASTER_PLAYLIST
 from polyvision.storage.objects import ObjectInfo, ObjectNotFound, ObjectReader, ObjectStore
 from workflows.types import VIEW_NAME_PATTERN
 
@@ -57,13 +67,24 @@ router = APIRouter(tags=["delivery"])
 log = structlog.get_logger(__name__)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+DASH_TYPE = "application/dash+xml"
+VTT_TYPE = "text/vtt"
 # What may be fetched through a token, by extension; anything else in the folder is not
 # part of the published stream and answers 404 like a missing key.
 CONTENT_TYPES = {
     ".m3u8": PLAYLIST_TYPE,
+    ".mpd": DASH_TYPE,
+    ".vtt": VTT_TYPE,
     ".m4s": "video/iso.segment",
     ".mp4": "video/mp4",
     ".ts": "video/mp2t",
+    ".jpg": "image/jpeg",
+}
+# The manifests, rewritten per token so every URL in them carries it.
+_REWRITERS: dict[str, Callable[[str, str, str, str, str], str]] = {
+    PLAYLIST_TYPE: rewrite_playlist,
+    DASH_TYPE: rewrite_dash_manifest,
+    VTT_TYPE: rewrite_vtt,
 }
 # Segments never change under a key (a reprocess writes a new revision folder), so caches may
 # keep them, but never past the token in their URL: a cached copy must not outlive the grant.
@@ -82,20 +103,43 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 _NOT_FOUND = "Not found."
 
+_EXAMPLE_URL = (
+    "https://api.example.com/delivery/MQpvcmdz...Ygo.3q2-7w/orgs/5f0c.../matches/9b1e.../1/hls/"
+)
 _PLAYBACK_EXAMPLE: dict[str, JsonValue] = {
-    "master_url": "https://api.example.com/delivery/MQpvcmdz...Ygo.3q2-7w/orgs/"
-    "5f0c.../matches/9b1e.../1/hls/master.m3u8",
+    "master_url": _EXAMPLE_URL + MASTER_PLAYLIST,
+    "dash_url": _EXAMPLE_URL + DASH_MANIFEST,
+    "poster_url": _EXAMPLE_URL + POSTER,
+    "thumbnails_url": _EXAMPLE_URL + THUMBNAILS_VTT,
+    "panorama_master_url": f"{_EXAMPLE_URL}{PANORAMA_FOLDER}/{MASTER_PLAYLIST}",
+    "panorama_dash_url": f"{_EXAMPLE_URL}{PANORAMA_FOLDER}/{DASH_MANIFEST}",
     "expires_at": "2025-06-01T18:00:00Z",
     "revision": 1,
 }
 
 
 class Playback(BaseModel):
-    """Where a viewer's player starts: the signed master playlist of the current revision."""
+    """Where a viewer's player starts: the signed manifests of the current revision.
+
+    Every URL carries the same token; the optional ones are null for a package that lacks
+    them (a revision packaged before the ladder, or a view, which has no panorama of its own).
+    """
 
     model_config = ConfigDict(json_schema_extra={"examples": [_PLAYBACK_EXAMPLE]})
 
-    master_url: str
+    master_url: str = Field(description="The HLS master playlist.")
+    dash_url: str | None = Field(default=None, description="The DASH MPD (same segments).")
+    poster_url: str | None = Field(default=None, description="The poster image (JPEG).")
+    thumbnails_url: str | None = Field(
+        default=None,
+        description="WebVTT index of the scrubbing thumbnails (sprite tiles, `#xywh=`).",
+    )
+    panorama_master_url: str | None = Field(
+        default=None, description="HLS master playlist of the whole panorama, to pan and zoom."
+    )
+    panorama_dash_url: str | None = Field(
+        default=None, description="DASH MPD of the whole panorama."
+    )
     expires_at: datetime
     revision: int
     view: str | None = Field(
@@ -187,10 +231,12 @@ async def get_playback(
         ),
     ] = None,
 ) -> Playback:
-    """The master playlist URL of the match's published revision, signed for the caller.
+    """The stream URLs of the match's published revision, signed for the caller.
 
-    The URL works for `PLAYBACK_TOKEN_LIFETIME` (4 hours) for whoever holds it; every URL
-    inside the playlists it leads to carries the same token. 409 until the match's rendition
+    The HLS master playlist, and where the package has them the DASH MPD, the poster, the
+    thumbnails' WebVTT index and the panorama's HLS and DASH manifests. The URLs work for
+    `PLAYBACK_TOKEN_LIFETIME` (4 hours) for whoever holds them; every URL inside the
+    manifests they lead to carries the same token. 409 until the match's rendition
     has been published. With ``view``, the master playlist of that view of the published
     revision, and a token for its folder only; 404 while the view has not finished (or was
     never asked for).
@@ -201,19 +247,36 @@ async def get_playback(
     if revision is None:
         raise HTTPException(409, "The match has not been processed yet.")
     prefix = playback_prefix(str(match.organization_id), str(match.id), revision, view or "")
-    master_key = prefix + HLS_MASTER_PLAYLIST
+    master_key = prefix + MASTER_PLAYLIST
     # The packager writes the master playlist last, so when it exists everything it names
     # exists too; a published revision without it was cleaned up behind the catalog's back.
     if not await objects.exists(master_key):
         if view:
             raise HTTPException(404, f"The view {view!r} of this match has not been rendered.")
         raise HTTPException(409, "The match has not been processed yet.")
+    # The rest of the package, where it has them (published before the master playlist).
+    optional = [DASH_MANIFEST, POSTER, THUMBNAILS_VTT]
+    if not view:  # the panorama is the revision's, outside a view's folder
+        optional += [f"{PANORAMA_FOLDER}/{MASTER_PLAYLIST}", f"{PANORAMA_FOLDER}/{DASH_MANIFEST}"]
+    present = await asyncio.gather(*(objects.exists(prefix + name) for name in optional))
+    found = {name for name, exists in zip(optional, present, strict=True) if exists}
     expires_at = int(time.time() + PLAYBACK_TOKEN_LIFETIME.total_seconds())
     token = create_token(settings.secret, prefix, str(access.user.id), expires_at)
+
+    def url(name: str) -> str | None:
+        return (
+            delivery_url(settings.api_public_url, token, prefix + name) if name in found else None
+        )
+
     # A bearer URL for this user: no cache may keep or share it.
     response.headers.update(NO_STORE)
     return Playback(
         master_url=delivery_url(settings.api_public_url, token, master_key),
+        dash_url=url(DASH_MANIFEST),
+        poster_url=url(POSTER),
+        thumbnails_url=url(THUMBNAILS_VTT),
+        panorama_master_url=url(f"{PANORAMA_FOLDER}/{MASTER_PLAYLIST}"),
+        panorama_dash_url=url(f"{PANORAMA_FOLDER}/{DASH_MANIFEST}"),
         expires_at=datetime.fromtimestamp(expires_at, UTC),
         revision=revision,
         view=view,
@@ -223,7 +286,7 @@ async def get_playback(
 _DELIVERY_RESPONSES = {
     **problem_responses(403, 404, 416),
     200: {
-        "description": "The playlist (rewritten for the token) or the whole segment.",
+        "description": "A manifest (rewritten for the token), or a whole segment or image.",
         "content": {content_type: {} for content_type in sorted(set(CONTENT_TYPES.values()))},
     },
     206: {"description": "The requested byte range of a segment."},
@@ -287,15 +350,16 @@ async def _deliver(
     content_type = CONTENT_TYPES.get(PurePosixPath(key).suffix.lower())
     if content_type is None or not key_in_scope(grant.prefix, key):
         raise _refuse(404, _NOT_FOUND)
-    if content_type == PLAYLIST_TYPE:
-        return await _playlist(request, objects, key, grant, token, base_url)
+    if content_type in _REWRITERS:
+        return await _manifest(request, objects, key, content_type, grant, token, base_url)
     return await _segment(request, objects, key, content_type, grant)
 
 
-async def _playlist(
+async def _manifest(
     request: Request,
     objects: ObjectStore,
     key: str,
+    content_type: str,
     grant: PlaybackGrant,
     token: str,
     base_url: str,
@@ -304,13 +368,14 @@ async def _playlist(
         data = await objects.get(key)
     except ObjectNotFound as exc:
         raise _refuse(404, _NOT_FOUND) from exc
+    rewrite = _REWRITERS[content_type]
     try:
         text = data.decode("utf-8")
-        body = rewrite_playlist(text, key, grant.prefix, base_url, token).encode("utf-8")
+        body = rewrite(text, key, grant.prefix, base_url, token).encode("utf-8")
     except (UnicodeDecodeError, PlaylistError):
         # Our packager writes only relative names inside the folder: this is a bug in what
         # was published, not something the viewer can fix.
-        log.exception("playlist cannot be served", key=key)
+        log.exception("manifest cannot be served", key=key)
         return problem(500, "The playlist cannot be served.", headers=NO_STORE)
     etag = f'"{hashlib.sha256(body).hexdigest()}"'
     headers = {"Cache-Control": PLAYLIST_CACHE_CONTROL, "ETag": etag}
@@ -318,7 +383,7 @@ async def _playlist(
         return Response(status_code=304, headers=headers)
     headers["Content-Length"] = str(len(body))
     content = b"" if request.method == "HEAD" else body
-    return Response(content, media_type=PLAYLIST_TYPE, headers=headers)
+    return Response(content, media_type=content_type, headers=headers)
 
 
 async def _segment(

@@ -1,11 +1,12 @@
-"""Signed, path-scoped playback tokens and the playlist rewriting that carries them.
+"""Signed, path-scoped playback tokens and the manifest rewriting that carries them.
 
-A viewer who may watch a match gets one token for the folder of its HLS rendition
-(``orgs/{org}/matches/{match}/{revision}/hls/``), or of one re-rendered view of it
-(``.../hls/views/{view}/``). The token travels in the URL path
-(``/delivery/{token}/{key}``), so players and CDNs need no header and no cookie, and every
-playlist served through the delivery route is rewritten so that each URI in it carries the
-token too.
+A viewer who may watch a match gets one token for the folder of its published package
+(``orgs/{org}/matches/{match}/{revision}/hls/``: HLS and DASH manifests, segments, thumbnails,
+poster, the panorama's stream), or of one re-rendered view of it (``.../hls/views/{view}/``).
+The token travels in the URL path (``/delivery/{token}/{key}``), so players and CDNs need no
+header and no cookie, and every manifest served through the delivery route is rewritten so
+that each URL in it carries the token too: HLS playlists (`rewrite_playlist`), DASH MPDs
+(`rewrite_dash_manifest`) and the thumbnails' WebVTT index (`rewrite_vtt`).
 
 Token format: ``{payload}.{signature}``, both base64url without padding. The payload is the
 UTF-8 text ``version \\n prefix \\n expires_at \\n subject``; the signature is HMAC-SHA256 over
@@ -20,9 +21,12 @@ Everything here is pure: the caller passes the secret and the clock.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote, unquote, urlsplit
+from xml.dom import minidom
+from xml.parsers.expat import ExpatError
 
 from activities.encode.contracts import view_hls_folder
 from api.security.signed_tokens import InvalidSignedToken, derive_key, seal, unseal
@@ -56,7 +60,8 @@ class ExpiredPlaybackToken(InvalidPlaybackToken):
 
 
 class PlaylistError(ValueError):
-    """A playlist names something that cannot be served through the token's scope."""
+    """A manifest (HLS playlist, DASH MPD, WebVTT index) names something that cannot be served
+    through the token's scope, or cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,197 @@ def rewrite_playlist(text: str, playlist_key: str, prefix: str, base_url: str, t
         else:
             lines.append(rewrite(stripped))
     return "\n".join(lines) + "\n"
+
+
+# DASH SegmentTemplate identifiers (ISO/IEC 23009-1 5.3.9.4.4): kept as they are, for the
+# player to fill in; ``$$`` is a literal dollar.
+_DASH_IDENTIFIER = re.compile(
+    r"\$(?:RepresentationID|(?:Number|Bandwidth|Time|SubNumber)(?:%0[0-9]+[diouxX])?)?\$"
+)
+# Stand-ins for the identifiers while a template is resolved like a path: private-use
+# characters, which neither URL parsing nor percent-decoding touch.
+_HOLE = re.compile("\ue000([0-9]+)\ue001")
+# The URL-valued attributes of MPD elements, by element; SegmentTemplate's are templates.
+_DASH_URL_ATTRIBUTES = {
+    "SegmentTemplate": ("media", "initialization", "index", "bitstreamSwitching"),
+    "SegmentURL": ("media", "index"),
+    "Initialization": ("sourceURL",),
+    "RepresentationIndex": ("sourceURL",),
+    "BitstreamSwitching": ("sourceURL",),
+}
+
+
+def rewrite_dash_manifest(
+    text: str, manifest_key: str, prefix: str, base_url: str, token: str
+) -> str:
+    """Point every URL of a DASH MPD at the delivery route under ``token``.
+
+    ``BaseURL`` elements (at any level) and the URL attributes of ``SegmentTemplate``
+    (``media``, ``initialization``, ...), ``SegmentURL`` and the ``sourceURL`` of
+    ``Initialization``/``RepresentationIndex`` are resolved as DASH resolves them (against
+    the nearest enclosing ``BaseURL``, else the MPD's own key) and replaced with absolute
+    delivery URLs. A template's identifiers (``$Number%05d$``, ``$RepresentationID$`` ...)
+    are kept for the player to fill in, the rest of it percent-encoded; whatever key the
+    player then asks for is checked against the token's scope again on delivery.
+
+    Raises:
+        PlaylistError: The MPD is not well-formed XML, or names an absolute URL or anything
+            outside ``prefix``.
+    """
+    try:
+        document = minidom.parseString(text)
+    except ExpatError as exc:
+        raise PlaylistError(f"manifest {manifest_key!r} is not well-formed: {exc}") from exc
+    try:
+        root = document.documentElement
+        if root is None:
+            raise PlaylistError(f"manifest {manifest_key!r} has no root element")
+        _rewrite_dash_element(document, root, manifest_key, prefix, base_url, token)
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n{root.toxml()}\n'
+    finally:
+        document.unlink()
+
+
+def rewrite_vtt(text: str, vtt_key: str, prefix: str, base_url: str, token: str) -> str:
+    """Point every cue of a thumbnails WebVTT index at the delivery route under ``token``.
+
+    Each cue's payload is an image reference (``thumbnails/sprite-000.jpg#xywh=0,0,160,90``):
+    resolved against ``vtt_key`` and replaced with an absolute delivery URL, its fragment
+    kept. The header, timing lines, ``NOTE``/``STYLE``/``REGION`` blocks and blank lines are
+    copied unchanged.
+
+    Raises:
+        PlaylistError: A payload is an absolute URL or resolves outside ``prefix``.
+    """
+    lines = text.splitlines()
+    out: list[str] = []
+    in_cue = False
+    for line in lines:
+        stripped = line.strip()
+        if not stripped:
+            in_cue = False
+            out.append(line)
+        elif "-->" in stripped and not in_cue:
+            in_cue = True
+            out.append(line)
+        elif in_cue:
+            reference, hash_mark, fragment = stripped.partition("#")
+            url = _scoped_url(vtt_key, reference, prefix, base_url, token)
+            out.append(url + hash_mark + fragment)
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _rewrite_dash_element(
+    document: minidom.Document,
+    element: minidom.Element,
+    base: str,
+    prefix: str,
+    base_url: str,
+    token: str,
+) -> None:
+    """Rewrite ``element``'s URLs and its descendants', ``base`` being what they resolve
+    against (a key; one ending in ``/`` is a folder)."""
+    children = [node for node in element.childNodes if isinstance(node, minidom.Element)]
+    own_base = base
+    for index, child in enumerate(c for c in children if c.localName == "BaseURL"):
+        reference = _element_text(child).strip()
+        resolved = _join(base, reference)
+        _check_scope(prefix, resolved, base, reference)
+        for node in list(child.childNodes):
+            child.removeChild(node)
+        child.appendChild(document.createTextNode(_url(base_url, token, resolved)))
+        if index == 0:  # further BaseURLs are alternatives (other servers) for the same files
+            own_base = resolved
+    is_template = element.localName == "SegmentTemplate"
+    for name in _DASH_URL_ATTRIBUTES.get(element.localName or "", ()):
+        if element.hasAttribute(name):
+            value = element.getAttribute(name)
+            url = _scoped_url(own_base, value, prefix, base_url, token, template=is_template)
+            element.setAttribute(name, url)
+    for child in children:
+        if child.localName != "BaseURL":
+            _rewrite_dash_element(document, child, own_base, prefix, base_url, token)
+
+
+def _element_text(element: minidom.Element) -> str:
+    return "".join(node.data for node in element.childNodes if isinstance(node, minidom.Text))
+
+
+def _scoped_url(
+    base: str,
+    reference: str,
+    prefix: str,
+    base_url: str,
+    token: str,
+    *,
+    template: bool = False,
+) -> str:
+    """The delivery URL of ``reference`` resolved against ``base``, checked against
+    ``prefix``; a template's identifiers are carried through."""
+    identifiers: list[str] = []
+    if template:
+
+        def hole(match: re.Match[str]) -> str:
+            identifiers.append(match.group(0))
+            return f"\ue000{len(identifiers) - 1}\ue001"
+
+        reference = _DASH_IDENTIFIER.sub(hole, reference)
+    resolved = _join(base, reference)
+    _check_scope(prefix, resolved, base, reference)
+    query = urlsplit(reference).query
+    url = _url(base_url, token, resolved, identifiers.__getitem__)
+    return f"{url}?{query}" if query else url
+
+
+def _join(base: str, reference: str) -> str:
+    """``reference`` (relative) resolved against ``base`` as RFC 3986 merges paths: a base
+    ending in ``/`` is a folder; the result ends in ``/`` when the reference names one."""
+    parts = urlsplit(reference)
+    if parts.scheme or parts.netloc or parts.path.startswith("/"):
+        raise PlaylistError(f"{reference!r} (from {base!r}) is an absolute URL")
+    if not parts.path:
+        raise PlaylistError(f"an empty URL (from {base!r})")
+    segments = base.split("/")[:-1]
+    pieces = unquote(parts.path).split("/")
+    for piece in pieces:
+        if piece == "..":
+            if not segments:
+                raise PlaylistError(f"{reference!r} climbs above the root")
+            segments.pop()
+        elif piece not in ("", "."):
+            segments.append(piece)
+    folder = pieces[-1] in ("", ".", "..")
+    return "/".join(segments) + ("/" if folder else "")
+
+
+def _check_scope(prefix: str, resolved: str, base: str, reference: str) -> None:
+    # Identifiers stand for digits or a rendition's name: any one plain character checks
+    # the key's shape, and the delivery route checks the real key a player asks for.
+    key = _HOLE.sub("0", resolved)
+    inside = (
+        (key == prefix or key_in_scope(prefix, key.removesuffix("/") + "/_"))
+        if key.endswith("/")
+        else key_in_scope(prefix, key)
+    )
+    if not inside:
+        raise PlaylistError(f"{reference!r} (from {base!r}) is outside {prefix!r}")
+
+
+def _url(
+    base_url: str, token: str, key: str, identifier: Callable[[int], str] | None = None
+) -> str:
+    """``delivery_url`` of a key that may hold identifier holes, which are put back as they
+    were (a template's ``$...$`` must reach the player unencoded)."""
+    if identifier is None:
+        return delivery_url(base_url, token, key)
+    pieces = _HOLE.split(key)  # literal, index, literal, index, ..., literal
+    path = "".join(
+        identifier(int(piece)) if odd else quote(piece, safe="/")
+        for odd, piece in ((i % 2 == 1, p) for i, p in enumerate(pieces))
+    )
+    return f"{base_url.rstrip('/')}{DELIVERY_PATH}/{token}/{path}"
 
 
 def _check_prefix(prefix: str) -> None:

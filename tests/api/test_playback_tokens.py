@@ -1,4 +1,4 @@
-"""Playback tokens, key scoping and playlist rewriting as pure functions."""
+"""Playback tokens, key scoping and manifest rewriting (HLS, DASH, WebVTT) as pure functions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import re
+from xml.dom import minidom
 
 import pytest
 
@@ -18,7 +19,9 @@ from api.security.playback import (
     key_in_scope,
     playback_prefix,
     resolve_reference,
+    rewrite_dash_manifest,
     rewrite_playlist,
+    rewrite_vtt,
     verify_token,
 )
 from polyvision.artifacts import artifact_key
@@ -304,3 +307,152 @@ def test_a_master_playlists_media_and_variant_uris_are_rewritten() -> None:
 def test_a_playlist_naming_anything_outside_the_folder_is_refused(line: str) -> None:
     with pytest.raises(PlaylistError):
         rewrite_playlist(f"#EXTM3U\n{line}\n", PREFIX + "media.m3u8", PREFIX, BASE, "T.S")
+
+
+# --- DASH manifests and the thumbnails index -------------------------------------------------
+
+MPD = """<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT4S">
+  <Period id="0">
+    <AdaptationSet mimeType="video/mp4">
+      <Representation id="1080p" bandwidth="6000000">
+        <SegmentTemplate timescale="12800" initialization="1080p/init.mp4"
+            media="1080p/seg_$Number%05d$.m4s" startNumber="0">
+          <SegmentTimeline><S t="0" d="12800" r="3"/></SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+      <Representation id="720p" bandwidth="3000000">
+        <BaseURL>720p/</BaseURL>
+        <SegmentList><Initialization sourceURL="init.mp4"/>
+          <SegmentURL media="seg_00000.m4s?v=1"/></SegmentList>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"""
+
+
+def _mpd_urls(text: str) -> list[str]:
+    document = minidom.parseString(text)
+    urls = [
+        node.getAttribute(name)
+        for tag, name in [
+            ("SegmentTemplate", "initialization"),
+            ("SegmentTemplate", "media"),
+            ("Initialization", "sourceURL"),
+            ("SegmentURL", "media"),
+        ]
+        for node in document.getElementsByTagName(tag)
+    ]
+    urls += [
+        "".join(t.data for t in node.childNodes if isinstance(t, minidom.Text))
+        for node in document.getElementsByTagName("BaseURL")
+    ]
+    return urls
+
+
+def test_every_url_of_an_mpd_is_rewritten_with_templates_kept() -> None:
+    rewritten = rewrite_dash_manifest(MPD, PREFIX + "manifest.mpd", PREFIX, BASE, "T.S")
+    url = f"{BASE}/delivery/T.S/{PREFIX}"
+    assert rewritten.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<MPD')
+    assert 'xmlns="urn:mpeg:dash:schema:mpd:2011"' in rewritten
+    assert _mpd_urls(rewritten) == [
+        f"{url}1080p/init.mp4",
+        f"{url}1080p/seg_$Number%05d$.m4s",  # the identifier reaches the player unencoded
+        f"{url}720p/init.mp4",  # resolved against the Representation's BaseURL
+        f"{url}720p/seg_00000.m4s?v=1",
+        f"{url}720p/",
+    ]
+    # Everything else is as it was.
+    assert '<S t="0" d="12800" r="3"/>' in rewritten
+    assert 'mediaPresentationDuration="PT4S"' in rewritten
+
+
+def test_template_identifiers_survive_and_literal_parts_are_encoded() -> None:
+    mpd = (
+        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"><Period><AdaptationSet>'
+        '<SegmentTemplate media="$RepresentationID$/a b_$Time$_$$.m4s" '
+        'initialization="$RepresentationID$/init.mp4"/>'
+        "</AdaptationSet></Period></MPD>"
+    )
+    rewritten = rewrite_dash_manifest(mpd, PREFIX + "manifest.mpd", PREFIX, BASE, "T.S")
+    url = f"{BASE}/delivery/T.S/{PREFIX}"
+    assert _mpd_urls(rewritten) == [
+        f"{url}$RepresentationID$/init.mp4",
+        f"{url}$RepresentationID$/a%20b_$Time$_$$.m4s",
+    ]
+
+
+def test_an_mpd_base_url_at_the_top_applies_below() -> None:
+    mpd = (
+        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"><BaseURL>panorama/</BaseURL><Period>'
+        '<AdaptationSet><SegmentTemplate media="seg_$Number$.m4s" initialization="init.mp4"/>'
+        "</AdaptationSet></Period></MPD>"
+    )
+    rewritten = rewrite_dash_manifest(mpd, PREFIX + "manifest.mpd", PREFIX, BASE, "T.S")
+    url = f"{BASE}/delivery/T.S/{PREFIX}panorama/"
+    assert _mpd_urls(rewritten) == [f"{url}init.mp4", f"{url}seg_$Number$.m4s", url]
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "<BaseURL>../../2/hls/</BaseURL>",  # another revision
+        "<BaseURL>https://cdn.example.com/</BaseURL>",
+        "<BaseURL>//cdn.example.com/x/</BaseURL>",
+        "<BaseURL>/orgs/o1/</BaseURL>",
+        "<BaseURL></BaseURL>",
+        '<AdaptationSet><SegmentTemplate media="../../../m2/1/hls/seg_$Number$.m4s"/>'
+        "</AdaptationSet>",
+        '<AdaptationSet><SegmentList><SegmentURL media="https://x.example/s.m4s"/>'
+        "</SegmentList></AdaptationSet>",
+        "<BaseURL>../</BaseURL>",  # the revision's folder: wider than the token's
+    ],
+)
+def test_an_mpd_naming_anything_outside_the_folder_is_refused(inner: str) -> None:
+    mpd = f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"><Period>{inner}</Period></MPD>'
+    with pytest.raises(PlaylistError):
+        rewrite_dash_manifest(mpd, PREFIX + "manifest.mpd", PREFIX, BASE, "T.S")
+
+
+def test_a_malformed_mpd_is_refused() -> None:
+    with pytest.raises(PlaylistError, match="well-formed"):
+        rewrite_dash_manifest("<MPD><Period>", PREFIX + "manifest.mpd", PREFIX, BASE, "T.S")
+
+
+def test_the_thumbnails_index_points_every_cue_at_the_delivery_route() -> None:
+    vtt = (
+        "WEBVTT\n"
+        "\n"
+        "NOTE sprites of 10x10\n"
+        "\n"
+        "00:00:00.000 --> 00:00:05.000\n"
+        "thumbnails/sprite-000.jpg#xywh=0,0,160,90\n"
+        "\n"
+        "cue-2\n"
+        "00:00:05.000 --> 00:00:10.000\n"
+        "thumbnails/sprite-000.jpg#xywh=160,0,160,90\n"
+    )
+    rewritten = rewrite_vtt(vtt, PREFIX + "thumbnails.vtt", PREFIX, BASE, "T.S")
+    url = f"{BASE}/delivery/T.S/{PREFIX}thumbnails/sprite-000.jpg"
+    assert rewritten.splitlines() == [
+        "WEBVTT",
+        "",
+        "NOTE sprites of 10x10",
+        "",
+        "00:00:00.000 --> 00:00:05.000",
+        f"{url}#xywh=0,0,160,90",
+        "",
+        "cue-2",
+        "00:00:05.000 --> 00:00:10.000",
+        f"{url}#xywh=160,0,160,90",
+    ]
+    for bad in ("../../2/hls/a.jpg", "https://x.example/a.jpg"):
+        with pytest.raises(PlaylistError):
+            rewrite_vtt(
+                f"WEBVTT\n\n00:00.000 --> 00:01.000\n{bad}\n",
+                PREFIX + "thumbnails.vtt",
+                PREFIX,
+                BASE,
+                "T.S",
+            )

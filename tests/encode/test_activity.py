@@ -1,4 +1,4 @@
-"""The package activity: chunk MP4s from the store become a playable HLS rendition in it."""
+"""The package activity: chunk MP4s from the store become playable HLS and DASH streams in it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from activities.encode.activity import EncodeActivities
 from activities.encode.contracts import PackageInput
 from polyvision.media.writer import VideoWriter
 from polyvision.storage.objects import ObjectStore, open_object_store
+from tests.encode.ladder_media import LadderChunks, rendition_chunks, write_ladder
 
 FPS = 25.0
 CHUNK_FRAMES = [25, 20]
@@ -98,3 +99,140 @@ async def test_other_chunk_videos_are_packaged_again(
         [info.key.removeprefix(HLS_PREFIX) async for info in objects.list_prefix(HLS_PREFIX)]
     )
     assert names == ["init.mp4", "master.m3u8", "media.m3u8", "seg_00000.m4s"]  # no stale one
+
+
+# --- the ladder ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory: pytest.TempPathFactory) -> LadderChunks:
+    return write_ladder(tmp_path_factory.mktemp("ladder"))
+
+
+async def _ladder_input(
+    objects: ObjectStore, ladder: LadderChunks, *, view: str = "", panorama: bool = True
+) -> PackageInput:
+    """The ladder's chunks in the store where the render and stitch stages leave them."""
+    keys: dict[str, list[str]] = {}
+    for name, paths in ladder.renditions.items():
+        keys[name] = []
+        for index, path in enumerate(paths):
+            key = f"orgs/o1/matches/m1/1/vcam/{name}/chunk-{index:05d}.mp4"
+            keys[name].append((await objects.upload_file(key, path)).key)
+    panorama_keys = []
+    for index, path in enumerate(ladder.panorama if panorama else []):
+        key = f"orgs/o1/matches/m1/1/stitch/chunk-{index:05d}/panorama.mp4"
+        panorama_keys.append((await objects.upload_file(key, path)).key)
+    return PackageInput(
+        "o1",
+        "m1",
+        1,
+        keys["360p"],
+        view=view,
+        chunk_renditions=rendition_chunks(ladder, keys),
+        panorama_chunk_keys=panorama_keys,
+    )
+
+
+async def _names(objects: ObjectStore, prefix: str) -> list[str]:
+    return sorted([info.key.removeprefix(prefix) async for info in objects.list_prefix(prefix)])
+
+
+async def test_a_ladder_is_published_with_dash_thumbnails_poster_and_panorama(
+    objects: ObjectStore, ladder: LadderChunks
+) -> None:
+    acts = EncodeActivities(objects)
+    package_input = await _ladder_input(objects, ladder)
+    output = await ActivityEnvironment().run(acts.package, package_input)
+    assert output.master_key == HLS_PREFIX + "master.m3u8"
+    assert output.media_key == HLS_PREFIX + "360p/media.m3u8"
+    assert output.dash_key == HLS_PREFIX + "manifest.mpd"
+    assert output.thumbnails_key == HLS_PREFIX + "thumbnails.vtt"
+    assert output.poster_key == HLS_PREFIX + "poster.jpg"
+    assert output.panorama_master_key == HLS_PREFIX + "panorama/master.m3u8"
+    assert output.panorama_dash_key == HLS_PREFIX + "panorama/manifest.mpd"
+    assert output.segments == 2 and output.duration_s == pytest.approx(ladder.frames / FPS)
+    assert [(r.name, r.width, r.height) for r in output.renditions] == [
+        (name, *ladder.sizes[name]) for name in ladder.renditions
+    ]
+    assert all(r.bandwidth >= r.average_bandwidth > 0 for r in output.renditions)
+
+    rendition_files = ["iframes.m3u8", "init.mp4", "media.m3u8", "seg_00000.m4s", "seg_00001.m4s"]
+    assert await _names(objects, HLS_PREFIX) == sorted(
+        [
+            *(f"{name}/{file}" for name in ladder.renditions for file in rendition_files),
+            *(f"panorama/{file}" for file in [*rendition_files, "manifest.mpd", "master.m3u8"]),
+            "manifest.mpd",
+            "master.m3u8",
+            "poster.jpg",
+            "thumbnails.vtt",
+            "thumbnails/sprite-000.jpg",
+        ]
+    )
+    for name, content_type in [
+        ("manifest.mpd", "application/dash+xml"),
+        ("thumbnails.vtt", "text/vtt"),
+        ("poster.jpg", "image/jpeg"),
+        ("360p/seg_00000.m4s", "video/iso.segment"),
+        ("panorama/master.m3u8", "application/vnd.apple.mpegurl"),
+    ]:
+        assert (await objects.stat(HLS_PREFIX + name)).content_type == content_type, name
+    # The VTT's sprites come from the smallest rendition's frames, scaled to 160 wide.
+    assert "#xywh=0,0,160,90" in (await objects.get(output.thumbnails_key)).decode()
+
+    again = await ActivityEnvironment().run(acts.package, package_input)
+    assert again.from_manifest and again.dash_key == output.dash_key
+
+    # Without the panorama, its stale folder goes; the views' folders are never touched.
+    await objects.put(HLS_PREFIX + "views/zones/master.m3u8", b"#EXTM3U\n")
+    no_panorama = await _ladder_input(objects, ladder, panorama=False)
+    output = await ActivityEnvironment().run(acts.package, no_panorama)
+    assert not output.from_manifest and output.panorama_master_key == ""
+    names = await _names(objects, HLS_PREFIX)
+    assert not any(name.startswith("panorama/") for name in names)
+    assert "views/zones/master.m3u8" in names
+
+
+async def test_a_view_gets_the_ladder_in_its_folder_and_no_panorama(
+    objects: ObjectStore, ladder: LadderChunks
+) -> None:
+    output = await ActivityEnvironment().run(
+        EncodeActivities(objects).package, await _ladder_input(objects, ladder, view="zones")
+    )
+    view_prefix = HLS_PREFIX + "views/zones/"
+    assert output.master_key == view_prefix + "master.m3u8"
+    assert output.dash_key == view_prefix + "manifest.mpd"
+    assert output.panorama_master_key == ""
+    names = await _names(objects, view_prefix)
+    assert {"master.m3u8", "manifest.mpd", "poster.jpg", "thumbnails.vtt"} <= set(names)
+    assert not any(name.startswith("panorama/") for name in names)
+    assert await _names(objects, HLS_PREFIX) == [f"views/zones/{name}" for name in names]
+    assert output.manifest_key == "orgs/o1/matches/m1/1/encode/views/zones/manifest.json"
+
+
+async def test_chunks_listing_other_renditions_are_refused(
+    objects: ObjectStore, ladder: LadderChunks
+) -> None:
+    package_input = await _ladder_input(objects, ladder, panorama=False)
+    package_input.chunk_renditions[1] = package_input.chunk_renditions[1][:2]
+    with pytest.raises(ValueError, match="lists renditions"):
+        await ActivityEnvironment().run(EncodeActivities(objects).package, package_input)
+
+
+async def test_the_single_rendition_package_also_publishes_the_panorama(
+    objects: ObjectStore, chunk_videos: list[Path], ladder: LadderChunks
+) -> None:
+    package_input = await _input(objects, chunk_videos)
+    with_panorama = await _ladder_input(objects, ladder)
+    package_input.panorama_chunk_keys = with_panorama.panorama_chunk_keys
+    output = await ActivityEnvironment().run(EncodeActivities(objects).package, package_input)
+    assert output.dash_key == "" and output.renditions == []
+    assert output.panorama_master_key == HLS_PREFIX + "panorama/master.m3u8"
+    names = await _names(objects, HLS_PREFIX)
+    assert [n for n in names if not n.startswith("panorama/")] == [
+        "init.mp4",
+        "master.m3u8",
+        "media.m3u8",
+        "seg_00000.m4s",
+        "seg_00001.m4s",
+    ]

@@ -1,9 +1,11 @@
-"""The index activity: the summary, and the catalog row of the right tenant marked ready."""
+"""The index activity: the summary, the catalog row of the right tenant marked ready, and the
+published package registered as its assets."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -11,13 +13,14 @@ from pathlib import Path
 
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.testing import ActivityEnvironment
 
 from activities.index.activity import IndexActivities
 from activities.index.contracts import IndexInput
 from polyvision.storage.metadata import create_engine, session_maker, upgrade
-from polyvision.storage.metadata.models import Match, MatchStatus, Organization
+from polyvision.storage.metadata.models import Asset, Match, MatchStatus, Organization
 from polyvision.storage.objects import ObjectStore, open_object_store
 
 
@@ -165,3 +168,81 @@ async def test_an_older_revision_never_overwrites_a_newer_one(
     assert not output.catalog_updated
     row = await _match(sessions, match.id)
     assert (row.status, row.revision) == (MatchStatus.processing, 3)
+
+
+async def _assets(sessions: async_sessionmaker[AsyncSession], match_id: uuid.UUID) -> list[Asset]:
+    async with sessions() as session:
+        rows = await session.exec(
+            select(Asset).where(col(Asset.match_id) == match_id).order_by(col(Asset.object_key))
+        )
+        return list(rows.all())
+
+
+async def test_the_published_package_is_registered_as_the_matchs_assets(
+    objects: ObjectStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    org, match = await _org_with_match(sessions)
+    index_input = _input(org.id, match.id)
+    hls = index_input.hls_master_key.removesuffix("master.m3u8")
+    published = {
+        "master.m3u8": ("hls", "application/vnd.apple.mpegurl"),
+        "manifest.mpd": ("dash", "application/dash+xml"),
+        "thumbnails.vtt": ("thumbnail", "text/vtt"),
+        "thumbnails/sprite-000.jpg": ("thumbnail", "image/jpeg"),
+        "thumbnails/sprite-001.jpg": ("thumbnail", "image/jpeg"),
+        "poster.jpg": ("thumbnail", "image/jpeg"),
+        "panorama/master.m3u8": ("panorama", "application/vnd.apple.mpegurl"),
+        "panorama/manifest.mpd": ("panorama", "application/dash+xml"),
+    }
+    for name, (_, content_type) in published.items():
+        await objects.put(hls + name, name.encode(), content_type=content_type)
+    await objects.put(hls + "1080p/seg_00000.m4s", b"segment")  # named by manifests: not listed
+    await objects.put(index_input.heatmaps_key, b"{}", content_type="application/json")
+
+    # Another tenant's run registers nothing for this match.
+    foreign = await ActivityEnvironment().run(
+        IndexActivities(objects, sessions).index, _input(uuid.uuid4(), match.id)
+    )
+    assert foreign.assets == 0 and await _assets(sessions, match.id) == []
+
+    output = await ActivityEnvironment().run(IndexActivities(objects, sessions).index, index_input)
+    assert output.catalog_updated and output.assets == len(published) + 1
+    rows = await _assets(sessions, match.id)
+    expected = {hls + name: kind for name, (kind, _) in published.items()}
+    expected[index_input.heatmaps_key] = "heatmap"
+    assert {row.object_key: row.kind.value for row in rows} == expected
+    for row in rows:
+        data = await objects.get(row.object_key)
+        assert (row.size_bytes, row.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert row.organization_id == org.id
+    assert {r.content_type for r in rows if r.object_key.endswith(".mpd")} == {
+        "application/dash+xml"
+    }
+    summary = json.loads(await objects.get(output.summary_key))
+    assert summary["keys"]["dash_manifest"] == hls + "manifest.mpd"
+    assert summary["keys"]["poster"] == hls + "poster.jpg"
+    assert summary["keys"]["panorama_master"] == hls + "panorama/master.m3u8"
+
+    # Registered again (a changed input): brought up to date, never duplicated.
+    await objects.put(hls + "poster.jpg", b"a new poster", content_type="image/jpeg")
+    again = await ActivityEnvironment().run(
+        IndexActivities(objects, sessions).index, dataclasses.replace(index_input, tracks=5)
+    )
+    assert again.assets == output.assets
+    rows = await _assets(sessions, match.id)
+    assert len(rows) == len(expected)
+    poster = next(row for row in rows if row.object_key.endswith("poster.jpg"))
+    assert poster.size_bytes == len(b"a new poster")
+
+
+async def test_an_older_package_registers_what_it_has(
+    objects: ObjectStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    org, match = await _org_with_match(sessions)
+    index_input = _input(org.id, match.id)
+    await objects.put(index_input.hls_master_key, b"#EXTM3U\n")
+    output = await ActivityEnvironment().run(IndexActivities(objects, sessions).index, index_input)
+    assert output.assets == 1
+    assert [row.kind.value for row in await _assets(sessions, match.id)] == ["hls"]
+    summary = json.loads(await objects.get(output.summary_key))
+    assert set(summary["keys"]) == {"summary", "hls_master", "heatmaps"}
