@@ -83,7 +83,7 @@ def pipeline_scene(results_dir: Path, truth: Truth, model: PanoramaModel) -> Cam
     """The pipeline's exported tracks and reported ball (`polyvision eval --match` output)."""
     tracks = pq.read_table(results_dir / "tracks.parquet").to_pydict()
     pf = np.asarray(tracks["frame"], np.int64)
-    pos = np.asarray(tracks["position"], np.float64).reshape(-1, 2)
+    pos = np.column_stack([tracks["x_m"], tracks["y_m"]]).astype(np.float64)
     bf = np.zeros(0, np.int64)
     bxy = np.zeros((0, 2))
     ball_file = results_dir / "ball.parquet"
@@ -91,7 +91,7 @@ def pipeline_scene(results_dir: Path, truth: Truth, model: PanoramaModel) -> Cam
         ball = pq.read_table(ball_file).to_pydict()
         reported = np.asarray(ball["visible"], bool) & np.asarray(ball["in_play"], bool)
         bf = np.asarray(ball["frame"], np.int64)[reported]
-        bxy = np.asarray(ball["position"], np.float64).reshape(-1, 3)[reported, :2]
+        bxy = np.column_stack([ball["x_m"], ball["y_m"]]).astype(np.float64)[reported]
     return CameraScene(truth.frames, truth.fps, model, pf, pos, bf, bxy)
 
 

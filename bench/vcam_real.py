@@ -76,9 +76,9 @@ def render_modes(objects_dir: Path, match_prefix: str, results: Path, out_dir: P
         fps=fps,
         model=model,
         player_frame=np.asarray(tracks["frame"], np.int64),
-        player_xy=np.asarray(tracks["position"], np.float64).reshape(-1, 2),
+        player_xy=np.column_stack([tracks["x_m"], tracks["y_m"]]).astype(np.float64),
         ball_frame=np.asarray(ball["frame"], np.int64)[reported],
-        ball_xy=np.asarray(ball["position"], np.float64).reshape(-1, 3)[reported, :2],
+        ball_xy=np.column_stack([ball["x_m"], ball["y_m"]]).astype(np.float64)[reported],
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -141,6 +141,7 @@ class DirectorParams(_Common):
         fill_gap_s: Gaps in the ball track up to this long are bridged linearly.
         jump_m: A reported ball farther than this from its neighbours' median is ignored.
         fallback_s: After the ball is lost this long, the camera turns to the players.
+        reacquire_s: After a gap, the view narrows back over this time.
     """
 
     lookahead_s: float = 0.4
@@ -153,6 +154,7 @@ class DirectorParams(_Common):
     fill_gap_s: float = 1.5
     jump_m: float = 12.0
     fallback_s: float = 3.0
+    reacquire_s: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -402,6 +404,18 @@ def _seconds_since(known: npt.NDArray[np.bool_], fps: float) -> FloatArray:
     return np.asarray(since / fps, np.float64)
 
 
+def _hold_decay(values: FloatArray, decay_frames: float) -> FloatArray:
+    """Running peak of ``values`` (in ``[0, 1]``) that falls back by ``1 / decay_frames`` a
+    frame (causal)."""
+    out = np.empty_like(values)
+    step = 1.0 / max(decay_frames, 1.0)
+    level = 0.0
+    for i, v in enumerate(values):
+        level = max(float(v), level - step)
+        out[i] = level
+    return out
+
+
 def _area_to_log_width(model: PanoramaModel, aim: FloatArray, area: FloatArray) -> FloatArray:
     return np.log(width_for_area(model, aim[:, 1], area))
 
@@ -521,7 +535,11 @@ def plan_director(scene: CameraScene, p: DirectorParams, *, causal: bool = False
     span = 2.0 * spread * (1.0 + p.spread_margin)
     area = np.maximum(p.area_m2, span * span * 0.9)
     area = np.minimum(area * (1.0 + speed / p.speed_ref_mps), p.area_max_m2)
-    widen = np.clip(lost / max(p.fallback_s, 1e-6), 0.0, 1.0)
+    # Widening follows the time since the last sighting (the view opens while the ball is
+    # missing, even offline where the aim already turns to where it comes back), and stays
+    # open for ``reacquire_s`` after a sighting: the first reports after a gap are the least
+    # trustworthy (the tracker may have picked up a boot or a line), so the view keeps room.
+    widen = _hold_decay(np.clip(since / max(p.fallback_s, 1e-6), 0.0, 1.0), p.reacquire_s * fps)
     area = area + widen * np.maximum(0.0, p.area_lost_m2 - area)
 
     aim = _ground_to_panorama(model, target)
