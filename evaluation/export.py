@@ -18,7 +18,9 @@ import pyarrow.parquet as pq
 
 from activities.stitch.panorama import PanoramaModel, panorama_to_pitch
 from activities.track.ball_points import MatchRevision, read_ball_track
+from activities.vcam.contracts import DEFAULT_VIEW_SIZE
 from activities.vcam.plan import VcamPath, ground_quads
+from activities.vcam.view import geometry_of, view_corners
 from evaluation.formats import BallResults, Results, StrArray, Tracks, VcamQuads, write_results
 from polyvision.artifacts import artifact_key
 from polyvision.roles import ROLE_NAMES, ROLE_REFEREE, TEAM_NAMES, UNKNOWN
@@ -100,9 +102,16 @@ async def export_vcam(
         )
     except ObjectNotFound:
         return None
-    path = VcamPath.from_table(pq.read_table(io.BytesIO(path_data)))
+    table = pq.read_table(io.BytesIO(path_data))
+    path = VcamPath.from_table(table)
     model = PanoramaModel.from_json(model_data.decode())
-    quads = ground_quads(path, lambda pixels: panorama_to_pitch(model, pixels))
+    geometry = geometry_of(table)
+    if geometry is None:  # a path planned as crops of the panorama
+        quads = ground_quads(path, lambda pixels: panorama_to_pitch(model, pixels))
+    else:  # the rectilinear view: its corners' ground points (exact for a pinhole view)
+        corners = view_corners(geometry, path.cx, path.cy, path.width, DEFAULT_VIEW_SIZE)
+        ground = panorama_to_pitch(model, corners.reshape(-1, 2))
+        quads = ground.reshape(-1, 4, 2).astype(np.float32)
     return VcamQuads(frame=np.arange(len(quads), dtype=np.int32), quad=quads.astype(np.float32))
 
 
