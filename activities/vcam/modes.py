@@ -142,6 +142,9 @@ class DirectorParams(_Common):
         jump_m: A reported ball farther than this from its neighbours' median is ignored.
         fallback_s: After the ball is lost this long, the camera turns to the players.
         reacquire_s: After a gap, the view narrows back over this time.
+        widen_s: The view opens to ``area_lost_m2`` over this time without the ball.
+        hedge: Share by which the aim leans towards the players' centroid while the view is
+            open (the ball lost, or just found again).
     """
 
     lookahead_s: float = 0.4
@@ -155,6 +158,8 @@ class DirectorParams(_Common):
     jump_m: float = 12.0
     fallback_s: float = 3.0
     reacquire_s: float = 1.5
+    widen_s: float = 3.0
+    hedge: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -302,14 +307,25 @@ def _move(
     aim: FloatArray,
     log_w: FloatArray,
     causal: bool,
+    log_area: FloatArray | None = None,
 ) -> VcamPath:
-    """Smooth a raw aim (``[F, 2]`` panorama pixels) and log width into a path inside the
-    panorama."""
+    """Smooth a raw aim (``[F, 2]`` panorama pixels) and zoom into a path inside the panorama.
+
+    The zoom is either a log width (``log_w``) or, for modes that frame by footprint, a log
+    area (``log_area``): the area is smoothed, and the width is solved for it at the smoothed
+    tilt. Smoothing the width instead would mismatch the two while the camera tilts (the same
+    width covers ten times more ground at the far touchline than at the near one), so a view
+    could arrive narrow before it arrives far.
+    """
     geometry = ViewGeometry.of(model)
     f = geometry.focal_px
     lo_w, hi_w = width_limits(geometry)
     log_w = np.clip(log_w, math.log(lo_w), math.log(hi_w))
     zoom = Motion(p.zoom_speed, p.zoom_accel, p.settle_s, p.zoom_deadzone)
+    if log_area is not None:
+        # Area goes as width squared: the same limits in log area are twice those in log width.
+        area_zoom = Motion(2 * p.zoom_speed, 2 * p.zoom_accel, p.settle_s, 2 * p.zoom_deadzone)
+        log_area = smooth(log_area, fps, area_zoom, causal=causal)
     log_w = smooth(log_w, fps, zoom, causal=causal)
     width = np.exp(log_w)
     # Clamp the target first so the head never chases a point it may not reach.
@@ -317,6 +333,8 @@ def _move(
     pan = Motion(p.pan_speed * f, p.pan_accel * f, p.settle_s)
     cx = smooth(cx_t, fps, pan, causal=causal, deadzone=p.deadzone * width)
     cy = smooth(cy_t, fps, pan, causal=causal, deadzone=p.deadzone * width * 9 / 16)
+    if log_area is not None:
+        width = width_for_area(model, cy, np.exp(log_area))
     cx, cy, width = _inside(model, cx, cy, width)
     return VcamPath(cx.astype(np.float32), cy.astype(np.float32), width.astype(np.float32))
 
@@ -539,11 +557,14 @@ def plan_director(scene: CameraScene, p: DirectorParams, *, causal: bool = False
     # missing, even offline where the aim already turns to where it comes back), and stays
     # open for ``reacquire_s`` after a sighting: the first reports after a gap are the least
     # trustworthy (the tracker may have picked up a boot or a line), so the view keeps room.
-    widen = _hold_decay(np.clip(since / max(p.fallback_s, 1e-6), 0.0, 1.0), p.reacquire_s * fps)
+    widen = _hold_decay(np.clip(since / max(p.widen_s, 1e-6), 0.0, 1.0), p.reacquire_s * fps)
     area = area + widen * np.maximum(0.0, p.area_lost_m2 - area)
+    # While unsure, lean towards the players: a lost or doubtful ball is most likely among them.
+    hedge = (p.hedge * widen)[:, None]
+    target = (1 - hedge) * target + hedge * centroid
 
     aim = _ground_to_panorama(model, target)
-    return _move(model, fps, p, aim, _area_to_log_width(model, aim, area), causal)
+    return _move(model, fps, p, aim, _area_to_log_width(model, aim, area), causal, np.log(area))
 
 
 # --- Zones ---------------------------------------------------------------------------------------
@@ -642,7 +663,7 @@ def plan_centered_view(scene: CameraScene, p: CenteredParams, *, causal: bool = 
     extent = spread * (1.0 + p.margin)
     area = np.clip(extent[:, 0] * extent[:, 1], p.area_min_m2, p.area_max_m2)
     aim = _ground_to_panorama(model, centroid)
-    return _move(model, fps, p, aim, _area_to_log_width(model, aim, area), causal)
+    return _move(model, fps, p, aim, _area_to_log_width(model, aim, area), causal, np.log(area))
 
 
 def _empty() -> VcamPath:
