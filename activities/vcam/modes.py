@@ -38,7 +38,7 @@ from scipy.ndimage import maximum_filter1d, median_filter, uniform_filter1d
 from activities.stitch.panorama import PanoramaModel, panorama_to_pitch, pitch_to_panorama
 from activities.vcam.contracts import CAMERA_MODES, CameraSettings
 from activities.vcam.physics import Motion, smooth
-from activities.vcam.plan import VcamPath
+from activities.vcam.plan import VcamParams, VcamPath, _axis_stats
 from activities.vcam.view import ViewGeometry, footprint_areas, view_corners, view_extents
 
 __all__ = [
@@ -361,57 +361,26 @@ def _fill(values: FloatArray, default: FloatArray) -> FloatArray:
     return out
 
 
+def _players_axes(
+    scene: CameraScene, trim: float, quantile: float
+) -> tuple[FloatArray, FloatArray]:
+    """``[F, 2]`` trimmed mean of the players per frame and ``[F, 2]`` extent between their
+    ``quantile`` and its complement (NaN where a frame has none): the Centered planner's
+    per-frame statistics (`activities.vcam.plan._axis_stats`)."""
+    stats_params = VcamParams(trim=trim, spread_quantile=quantile)
+    frame = scene.player_frame.astype(np.int32)
+    stats = [
+        _axis_stats(frame, scene.player_xy[:, axis], scene.frames, stats_params)
+        for axis in range(2)
+    ]
+    centroid = np.column_stack([s.trimmed_mean for s in stats])
+    spread = np.column_stack([s.q_hi - s.q_lo for s in stats])
+    return centroid, spread
+
+
 def _players_centroid(scene: CameraScene, trim: float) -> FloatArray:
     """``[F, 2]`` trimmed mean of the players per frame (NaN where none)."""
-    frames = scene.frames
-    out = np.full((frames, 2), np.nan)
-    if not len(scene.player_frame):
-        return out
-    for axis in range(2):
-        v = scene.player_xy[:, axis]
-        order = np.lexsort((v, scene.player_frame))
-        fs, vs = scene.player_frame[order], v[order]
-        count = np.bincount(fs, minlength=frames)
-        start = np.concatenate([[0], np.cumsum(count)[:-1]])
-        rank = np.arange(len(fs)) - start[fs]
-        cut = np.floor(trim * count[fs]).astype(np.int64)
-        keep = (rank >= cut) & (rank < count[fs] - cut)
-        kept = np.bincount(fs, weights=keep.astype(np.float64), minlength=frames)
-        total = np.bincount(fs, weights=np.where(keep, vs, 0.0), minlength=frames)
-        has = kept > 0
-        out[has, axis] = total[has] / kept[has]
-    return out
-
-
-def _players_spread(scene: CameraScene, quantile: float) -> FloatArray:
-    """``[F, 2]`` extent (x, y metres) between the players' quantiles per frame (NaN: none)."""
-    frames = scene.frames
-    out = np.full((frames, 2), np.nan)
-    if not len(scene.player_frame):
-        return out
-    for axis in range(2):
-        v = scene.player_xy[:, axis]
-        order = np.lexsort((v, scene.player_frame))
-        fs, vs = scene.player_frame[order], v[order]
-        count = np.bincount(fs, minlength=frames)
-        start = np.concatenate([[0], np.cumsum(count)[:-1]])
-        has = count > 0
-        n, base = count[has], start[has]
-
-        def at(
-            q: float,
-            n: npt.NDArray[np.int64] = n,
-            base: npt.NDArray[np.int64] = base,
-            vs: FloatArray = vs,
-        ) -> FloatArray:
-            pos = q * (n - 1)
-            lo = np.floor(pos).astype(np.int64)
-            hi = np.minimum(lo + 1, n - 1)
-            frac = pos - lo
-            return np.asarray(vs[base + lo] * (1 - frac) + vs[base + hi] * frac, np.float64)
-
-        out[has, axis] = at(1 - quantile) - at(quantile)
-    return out
+    return _players_axes(scene, trim, 0.0)[0]
 
 
 def _seconds_since(known: npt.NDArray[np.bool_], fps: float) -> FloatArray:
@@ -644,7 +613,7 @@ def plan_centered_view(scene: CameraScene, p: CenteredParams, *, causal: bool = 
         return _empty()
     pitch_centre = np.array([model.pitch_length_m / 2, model.pitch_width_m / 2])
     centroid = _fill(_players_centroid(scene, p.trim), pitch_centre)
-    spread = _fill(_players_spread(scene, p.spread_quantile), np.array([60.0, 40.0]))
+    spread = _fill(_players_axes(scene, p.trim, p.spread_quantile)[1], np.array([60.0, 40.0]))
     window = max(1, round(p.smooth_s * fps))
     if window > 1:
         kernel = np.ones(window) / window
