@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # Appended to every task queue the API starts workflows on and the workers poll; isolates a
     # developer's (or a test's) workers on a shared Temporal server.
     task_queue_suffix: str = ""
+    # Workers with a hardware video encoder (NVENC) poll the nvenc queue in this deployment:
+    # matches render and encode there. False: on the cpu queue with libx264 (an H100 has no
+    # encoder, so a GPU alone is not a reason to set it).
+    nvenc_pool: bool = False
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

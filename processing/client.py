@@ -363,7 +363,9 @@ class MatchProcessing:
         suffix = self.settings.task_queue_suffix
         handle = await self.client.start_workflow(
             names.MATCH_WORKFLOW,
-            dataclasses.replace(input, task_queue_suffix=suffix),
+            dataclasses.replace(
+                input, task_queue_suffix=suffix, render_on_nvenc=self.settings.nvenc_pool
+            ),
             id=self.workflow_id(input.match_id),
             task_queue=queue_names(suffix)[QueueRole.cpu],
             result_type=MatchOutput,
@@ -388,7 +390,9 @@ class MatchProcessing:
         try:
             handle = await self.client.start_workflow(
                 names.MATCH_VIEW_WORKFLOW,
-                dataclasses.replace(input, task_queue_suffix=suffix),
+                dataclasses.replace(
+                    input, task_queue_suffix=suffix, render_on_nvenc=self.settings.nvenc_pool
+                ),
                 id=self.view_workflow_id(input.match_id, input.view),
                 task_queue=queue_names(suffix)[QueueRole.cpu],
                 result_type=ViewOutput,

@@ -18,7 +18,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import is_cancelled_exception
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.workflow import ExternalWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
@@ -81,6 +82,24 @@ STEP_OF_STAGE = {
 }
 
 
+def failure_reason(stage: str, error: BaseException) -> str:
+    """`MatchProgress.failed` of a run that failed at ``stage``: the stage and what failed
+    there, e.g. ``ingest: RecordingMismatch``.
+
+    Only the failure's type, never its message: messages come from the workers and are the
+    API status's ``failure``.
+    """
+    kind = type(error).__name__
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, ApplicationError):
+            kind = current.type or kind
+        elif isinstance(current, TemporalTimeoutError):
+            kind = "timed out"
+        current = current.__cause__
+    return f"{stage}: {kind}"
+
+
 def workflow_id_for(match_id: str) -> str:
     """The id of a match's workflow: starting the same match twice finds the same workflow."""
     return names.match_workflow_id(match_id)
@@ -109,6 +128,11 @@ def workflow_id_for(match_id: str) -> str:
 PROGRESS_INTERVAL_S = MatchInput.progress_interval_s
 COALESCED_PROGRESS_PATCH = "coalesced-progress"
 """Patch id: batch children started before coalescing replay their `ChunkDone` per chunk."""
+RENDER_BY_ENCODER_PATCH = "render-queue-by-encoder"
+"""Patch id: renders (the whole ladder in one pass) go to the nvenc or cpu queue, with a
+keyframe every `SEGMENT_SECONDS`; children started before the ladder rendered on gpu."""
+SEGMENT_SECONDS = 2.0
+"""Length of the published media segments (and of the renditions' closed GOPs), seconds."""
 
 
 @dataclass
@@ -291,11 +315,27 @@ class RenderBatchInput:
     """How long finished chunks may be held back for one progress signal (`MatchInput`)."""
     view: str = ""
     """A re-rendered view's name (`VcamRenderInput.view`); empty for the match's own view."""
+    render_on_nvenc: bool = False
+    """Render on the nvenc queue (`MatchInput.render_on_nvenc`); else on the cpu queue."""
 
 
 @dataclass
 class RenderBatchOutput:
     rendered: list[VcamRenderOutput] = field(default_factory=list)
+
+
+def ladder_package_fields(rendered: list[VcamRenderOutput]) -> dict[str, Any]:
+    """`PackageInput` fields that publish the renditions of ``rendered`` (in playback order).
+
+    Chunks rendered before the ladder carry no renditions: they are packaged as one rendition
+    in the old layout (no fields).
+    """
+    if not rendered or not all(r.renditions for r in rendered):
+        return {}
+    return {
+        "chunk_renditions": [list(r.renditions) for r in rendered],
+        "segment_seconds": SEGMENT_SECONDS,
+    }
 
 
 def _spans(ingest: IngestOutput) -> list[ChunkSpan]:
@@ -394,6 +434,15 @@ class RenderBatchWorkflow:
             input.progress_interval_s,
         )
 
+        # Rendering encodes every rendition in the same pass, so it goes where the encoder is:
+        # the nvenc queue where the deployment has hardware encoders, the cpu queue otherwise.
+        # Runs recorded before the ladder rendered on the gpu queue.
+        if workflow.patched(RENDER_BY_ENCODER_PATCH):
+            queue = input.queues.nvenc if input.render_on_nvenc else input.queues.cpu
+            gop_frames = max(1, round(SEGMENT_SECONDS * input.fps))
+        else:
+            queue, gop_frames = input.queues.gpu, 0
+
         async def one(chunk: ChunkPlan, panorama_key: str) -> VcamRenderOutput:
             rendered: VcamRenderOutput = await workflow.execute_activity(
                 names.VCAM_RENDER,
@@ -408,10 +457,9 @@ class RenderBatchWorkflow:
                     frames=chunk.end_frame - chunk.start_frame,
                     fps=input.fps,
                     view=input.view,  # payload only, no command: earlier histories replay
+                    gop_frames=gop_frames,
                 ),
-                # Rendering encodes H.264 in software today; the nvenc queue takes it once the
-                # hardware encoder path exists.
-                task_queue=input.queues.gpu,
+                task_queue=queue,
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
                 retry_policy=RETRY,
@@ -546,6 +594,8 @@ class MatchWorkflow:
                 is_cancelled_exception(exc) and workflow.patched("cleanup-on-child-cancel")
             )
             if not cancelled:
+                # State only, no command: the histories of earlier runs replay unchanged.
+                self._progress.failed = failure_reason(self._progress.stage, exc)
                 raise
             # Temporal's cancel: remove what this revision wrote, then let the cancel stand.
             self._progress.failed = "cancelled"
@@ -584,7 +634,8 @@ class MatchWorkflow:
                     input, queues, ingest, prepare, batch
                 )
             elif step == 4:
-                package = await self._package(input, queues, rendered)
+                panoramas = [s.video_key for s in sorted(batch.stitched, key=lambda s: s.chunk)]
+                package = await self._package(input, queues, rendered, panoramas)
             else:
                 assert ingest is not None and track is not None and analyze is not None
                 assert package is not None
@@ -816,6 +867,7 @@ class MatchWorkflow:
                         fps=ingest.fps,
                         heartbeat_timeout_s=input.heartbeat_timeout_s,
                         progress_interval_s=input.progress_interval_s,
+                        render_on_nvenc=input.render_on_nvenc,
                     ),
                     id=f"{info.workflow_id}-r{input.revision}-render-{number:04d}",
                     task_queue=queues.cpu,
@@ -849,7 +901,11 @@ class MatchWorkflow:
         return output
 
     async def _package(
-        self, input: MatchInput, queues: Queues, rendered: list[VcamRenderOutput]
+        self,
+        input: MatchInput,
+        queues: Queues,
+        rendered: list[VcamRenderOutput],
+        panorama_keys: list[str],
     ) -> PackageOutput:
         self._progress.stage = "encode"
         workflow.upsert_search_attributes([PIPELINE_STAGE.value_set("encode")])
@@ -860,6 +916,9 @@ class MatchWorkflow:
                 match_id=input.match_id,
                 revision=input.revision,
                 chunk_video_keys=[r.video_key for r in rendered],
+                # Payload only, no command: histories recorded before the ladder replay.
+                **ladder_package_fields(rendered),
+                panorama_chunk_keys=panorama_keys,
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=1),

@@ -46,6 +46,9 @@ class MatchInput:
             each chunk at once, as tests that follow progress chunk by chunk want.
         camera: The virtual camera's mode and parameters, passed to the vcam plan
             (`VcamPlanInput.camera`); the default mode in runs started before modes existed.
+        render_on_nvenc: The deployment has workers with a hardware video encoder polling the
+            nvenc queue (``PV_NVENC_POOL``): render and encode there. Otherwise on the cpu
+            queue with libx264. Routing is by encoder, never by "has a GPU" (an H100 has none).
 
     The side settings are passed on to the track stage (`TrackInput`) unchanged; a change in
     the catalog after the start is applied by the API at read time, not by this run.
@@ -71,6 +74,7 @@ class MatchInput:
     teams_swapped: bool = False
     progress_interval_s: float = 30.0
     camera: CameraSettings = field(default_factory=CameraSettings)
+    render_on_nvenc: bool = False
 
 
 @dataclass
@@ -167,6 +171,7 @@ class ViewInput:
         heartbeat_timeout_s: As `MatchInput.heartbeat_timeout_s`.
         chunks_per_batch: Chunks per rendering child workflow.
         progress_interval_s: As `MatchInput.progress_interval_s`.
+        render_on_nvenc: As `MatchInput.render_on_nvenc`.
     """
 
     organization_id: str
@@ -178,6 +183,7 @@ class ViewInput:
     heartbeat_timeout_s: float = 120.0
     chunks_per_batch: int = 60
     progress_interval_s: float = 30.0
+    render_on_nvenc: bool = False
 
 
 @dataclass

@@ -54,6 +54,7 @@ from workflows.match import (
     RenderBatchInput,
     RenderBatchWorkflow,
     count_chunk_done,
+    ladder_package_fields,
 )
 
 INVALID_VIEW = "InvalidView"
@@ -203,6 +204,7 @@ class MatchViewWorkflow:
                         heartbeat_timeout_s=input.heartbeat_timeout_s,
                         progress_interval_s=input.progress_interval_s,
                         view=input.view,
+                        render_on_nvenc=input.render_on_nvenc,
                     ),
                     id=f"{info.workflow_id}-render-{number:04d}",
                     task_queue=queues.cpu,
@@ -221,6 +223,7 @@ class MatchViewWorkflow:
                 revision=input.revision,
                 chunk_video_keys=[r.video_key for r in rendered],
                 view=input.view,
+                **ladder_package_fields(rendered),
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=1),

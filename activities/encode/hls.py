@@ -41,6 +41,7 @@ from av.packet import Packet
 from av.video.stream import VideoStream
 
 from activities.encode.contracts import MASTER_PLAYLIST, MEDIA_PLAYLIST
+from polyvision.media.h264 import avc1_codecs
 
 #: File names inside ``out_dir``; fixed so that a retried activity overwrites its own output.
 INIT_SEGMENT = "init.mp4"
@@ -519,34 +520,3 @@ def _check_against_plan(durations: list[float], planned: list[Fraction], info: _
         raise RuntimeError(
             f"HLS muxer wrote segments {durations}, planned {[float(d) for d in planned]}"
         )
-
-
-def avc1_codecs(extradata: bytes) -> str:
-    """The RFC 6381 ``CODECS`` value of an H.264 stream: ``avc1.PPCCLL``.
-
-    Profile, constraint flags and level come from the stream's SPS: the avcC header of MP4
-    extradata, or the SPS NAL unit of Annex B extradata.
-
-    Args:
-        extradata: The stream's codec extradata.
-
-    Returns:
-        For example ``avc1.64001f`` (High profile, level 3.1).
-
-    Raises:
-        ValueError: The extradata holds no SPS.
-    """
-    # avcC starts with configurationVersion 1, then profile, compatibility flags and level;
-    # Annex B starts with a start code (0x00).
-    is_avcc = len(extradata) >= 4 and extradata[0] == 1
-    sps_head = extradata[1:4] if is_avcc else _annexb_sps_head(extradata)
-    return "avc1." + sps_head.hex()
-
-
-def _annexb_sps_head(data: bytes) -> bytes:
-    """profile_idc, constraint flags and level_idc of the first SPS in Annex B data."""
-    for part in re.split(b"\x00\x00\x01", data):
-        nal = part.rstrip(b"\x00")
-        if len(nal) >= 4 and nal[0] & 0x1F == 7:
-            return nal[1:4]
-    raise ValueError("no SPS in the stream's extradata")

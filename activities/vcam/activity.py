@@ -4,9 +4,12 @@ Thin on purpose. ``vcam_plan`` reads every track point of the revision (pitch me
 frames where the ball is reported (``ball_points``: visible and in play), plans the path of the
 requested mode over the whole match (:func:`~activities.vcam.modes.plan_camera`; Director by
 default) and stores it as Parquet carrying the panorama's view geometry, so the path alone says
-how to render it. ``vcam_render`` cuts one chunk's rectilinear views out of its panorama video
-with :func:`~activities.vcam.render.render_chunk` and stores the H.264 MP4 (its first frame is a
-keyframe: the chunk start is an HLS segment boundary).
+how to render it. ``vcam_render`` renders one chunk's rectilinear views
+once and encodes them into every rendition of the ladder in the same pass
+(:func:`~activities.vcam.render.render_ladder`: 1080p, 720p and 480p by default, closed GOPs with
+keyframes at the same frames in all of them), storing one MP4 per rendition
+(``vcam/<rendition>/chunk-NNNNN.mp4``). The worker decides the encoder: NVENC on the nvenc queue
+of a machine with a hardware encoder, libx264 elsewhere.
 
 A re-rendered view (``view`` set: another mode or other parameters for a processed match) plans
 and renders into ``vcam/views/<view>/``, reusing the revision's panoramas and tracks. Both write
@@ -33,6 +36,9 @@ from activities.stitch.panorama import PanoramaModel
 from activities.track.ball_points import ball_points_digest
 from activities.track.points import track_points_digest
 from activities.vcam.contracts import (
+    DEFAULT_LADDER,
+    Rendition,
+    RenditionChunk,
     VcamPlanInput,
     VcamPlanOutput,
     VcamRenderInput,
@@ -40,19 +46,21 @@ from activities.vcam.contracts import (
 )
 from activities.vcam.modes import CameraScene, params_for, plan_camera
 from activities.vcam.plan import VcamPath
-from activities.vcam.render import RenderChunkResult, render_chunk
+from activities.vcam.render import RenderedRendition, render_ladder
 from activities.vcam.view import ViewGeometry, geometry_of, with_geometry
 from polyvision.artifacts import artifact_key
 from polyvision.heartbeat import frames_done_reporter, heartbeating
+from polyvision.media.encoder import Encoder, EncodeTarget
 from polyvision.stage import StageStep, object_digest
 from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "vcam-4"
+CODE_VERSION = "vcam-5"
 """vcam-2: manifests record the typed output (StageStep), in ``plan/`` and ``chunk-NNNNN/``.
 vcam-3: the plan follows the reported ball (``ball_points``) too.
-vcam-4: modes (Director by default), rectilinear views, re-rendered views."""
+vcam-4: modes (Director by default), rectilinear views, re-rendered views.
+vcam-5: every chunk rendered once into the whole ladder (``<rendition>/chunk-NNNNN.mp4``)."""
 
 STAGE = "vcam"
 
@@ -68,11 +76,16 @@ class VcamActivities:
     Args:
         objects: Object store holding the panorama chunks, the path, the views and manifests.
         analytics: Analytics store holding the track points and the ball.
+        encoder: The H.264 encoder of this worker's renders: ``h264_nvenc`` on the nvenc
+            queue of a machine with a hardware encoder, ``libx264`` everywhere else.
     """
 
-    def __init__(self, objects: ObjectStore, analytics: AnalyticsStore) -> None:
+    def __init__(
+        self, objects: ObjectStore, analytics: AnalyticsStore, encoder: Encoder = "libx264"
+    ) -> None:
         self._objects = objects
         self._analytics = analytics
+        self._encoder: Encoder = encoder
 
     @activity.defn(name=names.VCAM_PLAN)
     async def plan(self, input: VcamPlanInput) -> VcamPlanOutput:
@@ -129,39 +142,62 @@ class VcamActivities:
 
     @activity.defn(name=names.VCAM_RENDER)
     async def render_chunk(self, input: VcamRenderInput) -> VcamRenderOutput:
-        """Render one chunk's virtual-camera views into an H.264 MP4 and store it."""
+        """Render one chunk's virtual-camera views once, encode every rendition of the ladder
+        in the same pass, and store them (``<rendition>/chunk-NNNNN.mp4``)."""
         _check_view(input.view)
-        step = await self._render_step(input)
+        ladder = ladder_of(input)
+        step = await self._render_step(input, ladder)
         if (done := await step.recorded()) is not None:
             return done
         name = f"chunk-{input.chunk:05d}"
-        video_key = self._key(input, input.view, f"{name}.mp4")
         scratch = Path(tempfile.mkdtemp(prefix="pv-vcam-"))
         try:
-            out = scratch / f"{name}.mp4"
-            result = await self._render(input, scratch / "panorama.mp4", out)
-            if result.frames != input.frames:
-                # The HLS timeline assumes every chunk has its planned length: a short or long
-                # panorama chunk is a pipeline bug that retrying cannot fix.
-                raise ApplicationError(
-                    f"chunk {input.chunk}: rendered {result.frames} frames, "
-                    f"expected {input.frames}",
-                    type="FrameCountMismatch",
-                    non_retryable=True,
+            targets = [
+                EncodeTarget(r.name, r.width, r.height, scratch / f"{r.name}.mp4", r.max_kbps)
+                for r in ladder
+            ]
+            written = await self._render(input, scratch / "panorama.mp4", targets)
+            renditions: list[RenditionChunk] = []
+            for result in written:
+                encoded = result.rendition
+                if encoded.frames != input.frames:
+                    # The HLS timeline assumes every chunk has its planned length: a short or
+                    # long panorama chunk is a pipeline bug that retrying cannot fix.
+                    raise ApplicationError(
+                        f"chunk {input.chunk}: rendered {encoded.frames} frames, "
+                        f"expected {input.frames}",
+                        type="FrameCountMismatch",
+                        non_retryable=True,
+                    )
+                key = self._key(input, input.view, f"{encoded.name}/{name}.mp4")
+                await self._objects.upload_file(
+                    key, encoded.path, content_type="video/mp4", sha256=result.sha256
                 )
-            info = await self._objects.upload_file(
-                video_key, out, content_type="video/mp4", sha256=result.sha256
-            )
+                renditions.append(
+                    RenditionChunk(
+                        name=encoded.name,
+                        width=encoded.width,
+                        height=encoded.height,
+                        video_key=key,
+                        sha256=result.sha256,
+                        size=result.size,
+                        codecs=encoded.codecs,
+                    )
+                )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        top = renditions[0]
         output = VcamRenderOutput(
             chunk=input.chunk,
-            video_key=video_key,
-            sha256=result.sha256,
-            frames=result.frames,
+            video_key=top.video_key,
+            sha256=top.sha256,
+            frames=input.frames,
             manifest_key=step.manifest_key,
+            renditions=renditions,
         )
-        return await step.record(output, {"size": info.size})
+        return await step.record(
+            output, {"encoder": self._encoder, "sizes": {r.name: r.size for r in renditions}}
+        )
 
     async def _plan_step(self, input: VcamPlanInput) -> StageStep[VcamPlanOutput]:
         return StageStep.for_match(
@@ -185,7 +221,9 @@ class VcamActivities:
             folder=_view_folder(input.view, "plan"),
         )
 
-    async def _render_step(self, input: VcamRenderInput) -> StageStep[VcamRenderOutput]:
+    async def _render_step(
+        self, input: VcamRenderInput, ladder: list[Rendition]
+    ) -> StageStep[VcamRenderOutput]:
         return StageStep.for_match(
             self._objects,
             input,
@@ -196,31 +234,38 @@ class VcamActivities:
                 "first_frame": input.first_frame,
                 "frames": input.frames,
                 "fps": input.fps,
-                "size": (input.width, input.height),
+                "ladder": [(r.name, r.width, r.height, r.max_kbps) for r in ladder],
+                "gop": gop_of(input),
             },
             code_version=CODE_VERSION,
             output_type=VcamRenderOutput,
             folder=_view_folder(input.view, f"chunk-{input.chunk:05d}"),
         )
 
-    async def _render(self, input: VcamRenderInput, panorama: Path, out: Path) -> RenderChunkResult:
-        """Download the chunk's panorama and the path, and render the views into ``out``."""
+    async def _render(
+        self, input: VcamRenderInput, panorama: Path, targets: list[EncodeTarget]
+    ) -> list[RenderedRendition]:
+        """Download the chunk's panorama and the path, and render the ladder into ``targets``."""
         await self._objects.download_file(input.panorama_video_key, panorama)
         table = pq.read_table(io.BytesIO(await self._objects.get(input.path_key)))
         path = VcamPath.from_table(table)
         # None for a path planned before views existed: it is rendered as crops, as it was.
         geometry = geometry_of(table)
         # A chunk is seconds of video: a retry renders it again from the start, so the
-        # heartbeats report progress only. render_chunk starts the file on a keyframe.
+        # heartbeats report progress only. The first frame of every rendition is a keyframe.
         return await asyncio.to_thread(
-            partial(render_chunk, geometry=geometry),
+            partial(
+                render_ladder,
+                gop=gop_of(input),
+                on_progress=frames_done_reporter(),
+                encoder=self._encoder,
+                geometry=geometry,
+            ),
             panorama,
             path,
             input.first_frame,
-            out,
+            targets,
             input.fps,
-            (input.width, input.height),
-            frames_done_reporter(),
         )
 
     def _track_points(self, input: VcamPlanInput) -> dict[str, np.ndarray]:
@@ -251,6 +296,26 @@ class VcamActivities:
         return track_points_digest(
             self._analytics, input, "chunk, frame, track_id, pitch_x, pitch_y"
         )
+
+
+def ladder_of(input: VcamRenderInput) -> list[Rendition]:
+    """The renditions a render request asks for, top first.
+
+    ``input.ladder`` when given. Otherwise the default ladder's renditions that fit in the
+    requested view size, topped by that size itself when no default rung has it.
+    """
+    if input.ladder:
+        return list(input.ladder)
+    fitting = [r for r in DEFAULT_LADDER if r.width <= input.width and r.height <= input.height]
+    if not fitting or (fitting[0].width, fitting[0].height) != (input.width, input.height):
+        top = Rendition(f"{input.height}p", input.width, input.height, DEFAULT_LADDER[0].max_kbps)
+        fitting = [top, *(r for r in fitting if r.name != top.name)]
+    return fitting
+
+
+def gop_of(input: VcamRenderInput) -> int:
+    """Keyframe interval in frames: ``input.gop_frames``, or one second of video."""
+    return input.gop_frames if input.gop_frames > 0 else max(1, round(input.fps))
 
 
 def _view_folder(view: str, step: str) -> tuple[str, ...]:

@@ -146,6 +146,8 @@ class VcamRenderInput:
         view: Name of a re-rendered view (``VcamPlanInput.view``); empty for the match's own.
         ladder: Renditions to scale every rendered frame into; empty: :data:`DEFAULT_LADDER`
             (``width`` x ``height`` is the size the view is rendered at, the top rendition's).
+        gop_frames: Keyframe interval in frames, the same in every rendition (closed GOPs, so
+            segments can be cut at any multiple of it); 0: one second of video.
     """
 
     organization_id: str
@@ -161,6 +163,7 @@ class VcamRenderInput:
     height: int = DEFAULT_VIEW_SIZE[1]
     view: str = ""
     ladder: list[Rendition] = field(default_factory=list)
+    gop_frames: int = 0
 
 
 @dataclass

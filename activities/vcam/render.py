@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +45,17 @@ import numpy.typing as npt
 
 from activities.vcam.plan import ASPECT, VcamPath
 from activities.vcam.view import ViewGeometry, render_view_remap
-from polyvision.media.writer import VideoWriter
+from polyvision.media.encoder import EncodedRendition, Encoder, EncodeTarget, LadderEncoder
 
-__all__ = ["RenderChunkResult", "render_chunk", "render_rectilinear_view", "render_view"]
+__all__ = [
+    "RenderChunkResult",
+    "RenderedRendition",
+    "render_chunk",
+    "render_ladder",
+    "render_rectilinear_view",
+    "render_view",
+    "sha256_of",
+]
 
 BgrImage = npt.NDArray[np.uint8]
 NativeRenderer = Callable[..., BgrImage]
@@ -221,7 +229,23 @@ class RenderChunkResult:
     sha256: str
 
 
-def _sha256(path: Path) -> str:
+@dataclass(frozen=True)
+class RenderedRendition:
+    """One rendition written by :func:`render_ladder`.
+
+    Attributes:
+        rendition: What the encoder wrote (name, size, path, frames, codec string, encoder).
+        sha256: Hex digest of the file.
+        size: Its size in bytes.
+    """
+
+    rendition: EncodedRendition
+    sha256: str
+    size: int
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -242,7 +266,9 @@ def render_chunk(
     preset: str = "veryfast",
     geometry: ViewGeometry | None = None,
 ) -> RenderChunkResult:
-    """Render the virtual camera for one panorama chunk into an H.264 MP4.
+    """Render the virtual camera for one panorama chunk into one H.264 MP4.
+
+    :func:`render_ladder` with a single rendition of ``out_size`` and one keyframe per second.
 
     Args:
         panorama_video_path: The panorama chunk (any format PyAV decodes).
@@ -256,9 +282,7 @@ def render_chunk(
             the end (a place for activity heartbeats).
         crf: x264 constant rate factor.
         preset: x264 preset.
-        geometry: The panorama's cylinder: each frame is then the rectilinear view
-            (:func:`render_rectilinear_view`, on every core); ``None``: the axis-aligned crop
-            (:func:`render_view`) that paths planned before views were rendered with.
+        geometry: The panorama's cylinder (see :func:`render_ladder`).
 
     Returns:
         Frame count, output path and the file's SHA-256.
@@ -267,16 +291,77 @@ def render_chunk(
         ValueError: If the chunk has more frames than the path has left after ``first_frame``,
             or its frames are not the size ``geometry`` describes.
     """
+    out_path = Path(out_path)
+    target = EncodeTarget("view", out_size[0], out_size[1], out_path)
+    (written,) = render_ladder(
+        panorama_video_path,
+        path,
+        first_frame,
+        [target],
+        fps,
+        gop=max(1, round(fps)),
+        on_progress=on_progress,
+        crf=crf,
+        preset=preset,
+        geometry=geometry,
+    )
+    return RenderChunkResult(written.rendition.frames, out_path, written.sha256)
+
+
+def render_ladder(
+    panorama_video_path: Path,
+    path: VcamPath,
+    first_frame: int,
+    targets: Sequence[EncodeTarget],
+    fps: float,
+    *,
+    gop: int,
+    on_progress: Callable[[int], None] | None = None,
+    crf: int = 20,
+    preset: str = "veryfast",
+    encoder: Encoder = "libx264",
+    geometry: ViewGeometry | None = None,
+) -> list[RenderedRendition]:
+    """Render the virtual camera for one panorama chunk once, into every rendition in one pass.
+
+    Each frame is rendered at the top rendition's size and scaled into the others by the
+    :class:`~polyvision.media.encoder.LadderEncoder` (keyframes every ``gop`` frames, at the
+    same frames in every rendition; the first frame is one, so the chunk starts a segment).
+
+    Args:
+        panorama_video_path: The panorama chunk (any format PyAV decodes).
+        path: The whole match's path; the chunk's ``i``-th decoded frame uses the window of
+            match frame ``first_frame + i``.
+        first_frame: Match frame number of the chunk's first frame.
+        targets: The renditions, top first (the view is rendered at the first one's size).
+        fps: Output frame rate.
+        gop: Keyframe interval in frames.
+        on_progress: Called with the number of frames done after every ``gop`` frames and at
+            the end (a place for activity heartbeats).
+        crf: Constant rate factor (x264) or constant-quality level (NVENC).
+        preset: x264 preset.
+        encoder: ``libx264`` or ``h264_nvenc``.
+        geometry: The panorama's cylinder: each frame is then the rectilinear view
+            (:func:`render_rectilinear_view`, on every core); ``None``: the axis-aligned crop
+            (:func:`render_view`) that paths planned before views were rendered with.
+
+    Returns:
+        Every rendition written, top first, with its digest and size.
+
+    Raises:
+        ValueError: If the chunk has more frames than the path has left after ``first_frame``,
+            or its frames are not the size ``geometry`` describes.
+    """
     if first_frame < 0:
         raise ValueError("first_frame must be >= 0")
-    out_path = Path(out_path)
-    out_w, out_h = out_size
-    keyint = max(1, round(fps))
-    buffer = np.empty((out_h, out_w, 3), np.uint8)
+    if not targets:
+        raise ValueError("no renditions to render")
+    out_size = (targets[0].width, targets[0].height)
+    buffer = np.empty((out_size[1], out_size[0], 3), np.uint8)
     done = 0
     with (
         av.open(str(panorama_video_path)) as container,
-        VideoWriter(out_path, out_w, out_h, fps, crf=crf, preset=preset, gop=keyint) as writer,
+        LadderEncoder(targets, fps, gop=gop, crf=crf, preset=preset, encoder=encoder) as ladder,
     ):
         stream = container.streams.video[0]
         # Frame-threaded decoding overlaps with rendering; output order is unchanged.
@@ -298,14 +383,15 @@ def render_chunk(
                         f"panorama frame is {panorama.shape[1]}x{panorama.shape[0]}, the "
                         f"geometry is for {geometry.width}x{geometry.height}"
                     )
-                # The encoder copies the frame in write(), so one buffer serves every frame.
+                # The encoder converts the frame in write(), so one buffer serves every frame.
                 view = render_rectilinear_view(
                     panorama, geometry, cx, cy, width, out_size, out=buffer
                 )
-            writer.write(view)
+            ladder.write(view)
             done += 1
-            if on_progress is not None and done % keyint == 0:
+            if on_progress is not None and done % gop == 0:
                 on_progress(done)
-    if on_progress is not None and done % keyint:
+        written = ladder.close()
+    if on_progress is not None and done % gop:
         on_progress(done)
-    return RenderChunkResult(frames=done, out_path=out_path, sha256=_sha256(out_path))
+    return [RenderedRendition(r, sha256_of(r.path), r.path.stat().st_size) for r in written]

@@ -1,7 +1,7 @@
 """Which workflows and activities each task queue serves.
 
-One place to look when adding a stage: GPU stages go on the gpu queue, encodes on nvenc (and on
-cpu with the software encoder), everything else, and every workflow, on cpu.
+One place to look when adding a stage: GPU stages go on the gpu queue, render + encode on nvenc
+(hardware encoder) and on cpu (libx264), everything else, and every workflow, on cpu.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from activities.stitch.activity import StitchActivities
 from activities.track.activity import TrackActivities
 from activities.vcam.activity import VcamActivities
 from polyvision.capabilities import Capabilities, detect_capabilities
+from polyvision.media.encoder import choose_encoder
 from polyvision.temporal.queues import QueueRole
 from programs.worker.stores import PipelineStores
 from workflows.health import HealthCheckWorkflow
@@ -95,8 +96,14 @@ def activities_for(role: QueueRole, deps: WorkerDeps) -> list[Callable[..., Any]
             cache_dir=stores.work_dir / "models",
             tuning=stores.detect,
         )
+        # Renders are here too for matches started before the ladder, which rendered on gpu.
         vcam = VcamActivities(objects, analytics)
         activities += [stitch.stitch_chunk, detect.detect_chunk, vcam.render_chunk]
+    elif role is QueueRole.nvenc:
+        # Render and encode the ladder with the hardware encoder where it opens (x264 where a
+        # development worker polls every queue without one).
+        nvenc = VcamActivities(objects, analytics, encoder=choose_encoder())
+        activities.append(nvenc.render_chunk)
     elif role is QueueRole.cpu:
         ingest = IngestActivities(objects, stores.work_dir / "ingest")
         stitch = StitchActivities(objects, stores.work_dir / "cache")
@@ -112,6 +119,7 @@ def activities_for(role: QueueRole, deps: WorkerDeps) -> list[Callable[..., Any]
             stitch.prepare,
             track.track_match,
             vcam.plan,
+            vcam.render_chunk,
             analyze.analyze,
             encode.package,
             index.index,

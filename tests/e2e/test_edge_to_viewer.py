@@ -132,8 +132,10 @@ async def test_an_edge_upload_becomes_a_stream_only_its_organization_plays(
         master_url = playback.json()["master_url"]
         master = await http.get(master_url)
         assert master.status_code == 200, master.text
-        # One variant today (the I-frame playlist is a tag's URI attribute, not a variant).
-        (variant_url,) = [u for u in master.text.splitlines() if u.strip() and u[0] != "#"]
+        # The ladder's three variants, top first (I-frame playlists are tags' URI attributes).
+        variant_urls = [u for u in master.text.splitlines() if u.strip() and u[0] != "#"]
+        assert len(variant_urls) == 3
+        variant_url = variant_urls[0]
         variant = await http.get(variant_url)
         assert variant.status_code == 200, variant.text
         media_urls = _uris(variant.text)

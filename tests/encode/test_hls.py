@@ -10,7 +10,8 @@ import av
 import numpy as np
 import pytest
 
-from activities.encode.hls import avc1_codecs, package_hls
+from activities.encode.hls import package_hls
+from polyvision.media.h264 import avc1_codecs
 from polyvision.media.writer import VideoWriter
 
 WIDTH, HEIGHT, FPS = 320, 180, 25

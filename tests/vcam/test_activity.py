@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -21,7 +22,13 @@ from activities.stitch.panorama import PanoramaModel, pitch_to_panorama
 from activities.track.ball_points import ball_points_table
 from activities.track.ball_track import BallTrack
 from activities.vcam.activity import VcamActivities
-from activities.vcam.contracts import CameraSettings, VcamChunk, VcamPlanInput, VcamRenderInput
+from activities.vcam.contracts import (
+    CameraSettings,
+    Rendition,
+    VcamChunk,
+    VcamPlanInput,
+    VcamRenderInput,
+)
 from activities.vcam.plan import VcamPath
 from activities.vcam.view import ViewGeometry, geometry_of, render_view_remap
 from polyvision.media.writer import VideoWriter
@@ -194,7 +201,9 @@ async def test_render_writes_each_chunk_from_a_keyframe_and_answers_from_its_man
         env.on_heartbeat = _recorder(heartbeats)
         render_input = await _render_input(objects, chunk, video, plan.path_key)
         output = await env.run(acts.render_chunk, render_input)
-        assert output.video_key == f"orgs/o1/matches/m1/1/vcam/chunk-{chunk.chunk:05d}.mp4"
+        # No ladder asked for: the view's own size, then the default rungs that fit (none).
+        assert [r.name for r in output.renditions] == ["180p"]
+        assert output.video_key == f"orgs/o1/matches/m1/1/vcam/180p/chunk-{chunk.chunk:05d}.mp4"
         assert output.frames == chunk.frames and not output.from_manifest
         assert heartbeats and heartbeats[-1][0] == {"frames_done": chunk.frames}
         info = await objects.stat(output.video_key)
@@ -219,6 +228,46 @@ async def test_render_writes_each_chunk_from_a_keyframe_and_answers_from_its_man
 
         again = await ActivityEnvironment().run(acts.render_chunk, render_input)
         assert again.from_manifest and again.sha256 == output.sha256
+
+
+async def test_render_encodes_every_rendition_in_one_pass_with_keyframes_at_the_same_frames(
+    objects: ObjectStore, analytics: AnalyticsStore, panorama_chunks: list[Path], tmp_path: Path
+) -> None:
+    _write_track_points(analytics)
+    acts = VcamActivities(objects, analytics)
+    plan = await ActivityEnvironment().run(acts.plan, await _plan_input(objects))
+    render_input = await _render_input(objects, CHUNKS[0], panorama_chunks[0], plan.path_key)
+    render_input.ladder = [Rendition("top", 320, 180, 800), Rendition("small", 160, 90, 200)]
+    render_input.gop_frames = 10
+    output = await ActivityEnvironment().run(acts.render_chunk, render_input)
+    assert [(r.name, r.width, r.height) for r in output.renditions] == [
+        ("top", 320, 180),
+        ("small", 160, 90),
+    ]
+    assert output.video_key == output.renditions[0].video_key
+    keyframes = []
+    decoded = []
+    for rendition in output.renditions:
+        assert rendition.video_key == f"orgs/o1/matches/m1/1/vcam/{rendition.name}/chunk-00000.mp4"
+        assert rendition.codecs.startswith("avc1.")
+        assert (await objects.stat(rendition.video_key)).size == rendition.size
+        local = tmp_path / f"{rendition.name}.mp4"
+        await objects.download_file(rendition.video_key, local)
+        with av.open(str(local)) as container:
+            stream = container.streams.video[0]
+            frames = [
+                (frame.key_frame, frame.to_ndarray(format="bgr24"))
+                for frame in container.decode(stream)
+            ]
+        keyframes.append([i for i, (key, _) in enumerate(frames) if key])
+        decoded.append(np.array([image for _, image in frames]))
+    # Closed GOPs of 10 frames at the same frames in both: segments cut alike.
+    assert keyframes[0] == keyframes[1] == list(range(0, CHUNKS[0].frames, 10))
+    # The small rendition is the top one scaled down (both lossy: compare coarsely).
+    top_small = np.array(
+        [cv2.resize(f, (160, 90), interpolation=cv2.INTER_AREA) for f in decoded[0]]
+    )
+    assert np.abs(top_small.astype(float) - decoded[1]).mean() < 8
 
 
 async def test_render_refuses_a_chunk_whose_length_is_not_the_planned_one(
@@ -306,7 +355,7 @@ async def test_a_view_plans_another_mode_into_its_own_folder_and_refuses_bad_set
     render_input = await _render_input(objects, CHUNKS[0], panorama_chunks[0], view.path_key)
     render_input.view = "zones-1"
     rendered = await ActivityEnvironment().run(acts.render_chunk, render_input)
-    assert rendered.video_key == "orgs/o1/matches/m1/1/vcam/views/zones-1/chunk-00000.mp4"
+    assert rendered.video_key == "orgs/o1/matches/m1/1/vcam/views/zones-1/180p/chunk-00000.mp4"
 
     for camera, view_name in (
         (CameraSettings(mode="orbit"), "v"),

@@ -238,7 +238,8 @@ class StandinActivities:
 
     def for_role(self, role: QueueRole) -> list[Callable[..., Any]]:
         """The stand-ins a worker on a queue of this role registers, as `activities_for` splits
-        the real ones (GPU stages on gpu, the rest on cpu)."""
+        the real ones (GPU stages on gpu; rendering on cpu, and on gpu for runs started before
+        the ladder; the rest on cpu)."""
         if role is QueueRole.gpu:
             return [self.stitch_chunk, self.detect_chunk, self.vcam_render]
         if role is QueueRole.cpu:
@@ -247,6 +248,7 @@ class StandinActivities:
                 self.stitch_prepare,
                 self.track_match,
                 self.vcam_plan,
+                self.vcam_render,
                 self.analyze_match,
                 self.package_hls,
                 self.index_match,

@@ -6,10 +6,13 @@ what it left.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import av
+import m3u8
+import mpegdash.parser
 from temporalio.client import WorkflowExecutionStatus
 
 from evaluation.export import export_match
@@ -49,27 +52,56 @@ def test_operators_find_the_run_by_its_search_attributes(
     assert attributes.get(PIPELINE_STAGE) == "done"
 
 
-async def test_the_summary_and_the_hls_stream_are_stored(
+async def test_the_summary_and_the_ladder_are_stored(
     processed_match: ProcessedMatch, tmp_path: Path
 ) -> None:
     result = processed_match.output
     local = tmp_path / "hls"
-    local.mkdir()
     async with processed_match.stores() as stores:
         summary = json.loads(await stores.objects.get(result.summary_key))
         prefix = result.hls_master_key.rsplit("/", 1)[0] + "/"
         async for info in stores.objects.list_prefix(prefix):
             name = info.key[len(prefix) :]
-            if "/" in name:  # a re-rendered view's stream (hls/views/...), not the match's own
+            if name.startswith("views/"):  # a re-rendered view's stream, not the match's own
                 continue
+            (local / name).parent.mkdir(parents=True, exist_ok=True)
             await stores.objects.download_file(info.key, local / name)
     assert summary["frames"] == 100
     assert summary["tracks"] >= 10
-    with av.open(str(local / "media.m3u8")) as container:
-        stream = container.streams.video[0]
-        assert (stream.width, stream.height) == (1920, 1080)
-        assert sum(1 for _ in container.decode(stream)) == 100
-    assert (local / "master.m3u8").read_text().count("#EXT-X-STREAM-INF") == 1
+
+    # HLS v7 and DASH over the same CMAF segments, every rendition of the default ladder.
+    master = m3u8.load(str(local / "master.m3u8"))
+    sizes = {tuple(p.stream_info.resolution) for p in master.playlists}
+    assert sizes == {(1920, 1080), (1280, 720), (854, 480)}
+    for variant in master.playlists:
+        info = variant.stream_info
+        assert info.bandwidth and info.average_bandwidth and info.codecs.startswith("avc1.")
+        assert info.frame_rate == 25
+    assert len(master.iframe_playlists) == 3
+    mpd = mpegdash.parser.MPEGDASHParser.parse(str(local / "manifest.mpd"))
+    representations = [r for s in mpd.periods[0].adaptation_sets for r in s.representations]
+    assert {(r.width, r.height) for r in representations} == sizes
+    # The panorama's own stream, the thumbnails and the poster.
+    assert (local / "panorama" / "master.m3u8").exists()
+    assert (local / "panorama" / "manifest.mpd").exists()
+    assert (local / "thumbnails.vtt").read_text().startswith("WEBVTT")
+    assert (local / "poster.jpg").stat().st_size > 0
+
+    for variant in master.playlists:
+        media = local / variant.uri
+        playlist = m3u8.load(str(media))
+        assert playlist.version == 7
+        # Each rendition plays the whole match, and every segment starts on a keyframe.
+        with av.open(str(media)) as container:
+            stream = container.streams.video[0]
+            assert (stream.width, stream.height) == tuple(variant.stream_info.resolution)
+            assert sum(1 for _ in container.decode(stream)) == 100
+        init = (media.parent / playlist.segment_map[0].uri).read_bytes()
+        for segment in playlist.segments:
+            data = init + (media.parent / segment.uri).read_bytes()
+            with av.open(io.BytesIO(data), mode="r") as container:
+                first = next(container.decode(video=0))
+                assert first.key_frame, segment.uri
 
 
 async def test_polyvision_eval_scores_it_against_the_truth(

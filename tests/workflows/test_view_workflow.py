@@ -330,7 +330,7 @@ async def test_a_view_of_the_processed_match_with_the_real_stages(
     async with processed_match.stores() as stores:
         own = {
             key: (await stores.objects.stat(prefix + key)).sha256
-            for key in ("vcam/path.parquet", "vcam/chunk-00000.mp4", "hls/master.m3u8")
+            for key in ("vcam/path.parquet", "vcam/1080p/chunk-00000.mp4", "hls/master.m3u8")
         }
         view = ViewInput(match.organization_id, match.match_id, revision, "zones-e2e", ZONE_MODE)
         deps = WorkerDeps(identity="view-worker", stores=stores)
@@ -356,11 +356,19 @@ async def test_a_view_of_the_processed_match_with_the_real_stages(
         assert output.hls_master_key == prefix + "hls/views/zones-e2e/master.m3u8"
         assert (output.frames, output.chunks) == (100, 2)
         rendered = await _keys(stores.objects, prefix + "vcam/views/zones-e2e/")
-        assert {"path.parquet", "chunk-00000.mp4", "chunk-00001.mp4"} <= set(rendered)
+        # The whole ladder, rendered once per chunk.
+        assert {
+            f"{rung}/chunk-{chunk:05d}.mp4"
+            for rung in ("1080p", "720p", "480p")
+            for chunk in (0, 1)
+        } | {"path.parquet"} <= set(rendered)
         published = await _keys(stores.objects, prefix + "hls/views/zones-e2e/")
+        assert {"master.m3u8", "manifest.mpd", "1080p/media.m3u8", "480p/iframes.m3u8"} <= set(
+            published
+        )
         local = tmp_path / "hls"
-        local.mkdir()
         for name in published:
+            (local / name).parent.mkdir(parents=True, exist_ok=True)
             await stores.objects.download_file(prefix + "hls/views/zones-e2e/" + name, local / name)
         for key, sha256 in own.items():
             assert (await stores.objects.stat(prefix + key)).sha256 == sha256, key
@@ -368,7 +376,7 @@ async def test_a_view_of_the_processed_match_with_the_real_stages(
     assert activities == [names.VIEW_SOURCES, names.VCAM_PLAN, names.PACKAGE_HLS]
     (child,) = children
     assert (await _scheduled(temporal_client, child)) == ([names.VCAM_RENDER] * 2, [])
-    with av.open(str(local / "media.m3u8")) as container:
+    with av.open(str(local / "1080p" / "media.m3u8")) as container:
         stream = container.streams.video[0]
         assert (stream.width, stream.height) == DEFAULT_VIEW_SIZE
         assert sum(1 for _ in container.decode(stream)) == 100

@@ -216,9 +216,9 @@ async def processed_revision(
 async def view_workers(
     client: Client, suffix: str, objects: ObjectStore, camera: CameraStandins
 ) -> AsyncIterator[None]:
-    """Workers on the suffixed cpu and gpu queues: the view workflow and its rendering children,
-    the real sources and packaging on cpu, and the camera stand-ins split like the real
-    registry's (planning on cpu, rendering on gpu)."""
+    """A worker on the suffixed cpu queue, as the real registry splits the work without a
+    hardware encoder: the view workflow and its rendering children, the real sources and
+    packaging, and the camera stand-ins (planning, and rendering with the ladder's encoders)."""
     queues = queue_names(suffix)
     cpu = Worker(
         client,
@@ -227,9 +227,9 @@ async def view_workers(
         activities=[
             RerenderActivities(objects).sources,
             camera.plan,
+            camera.render,
             EncodeActivities(objects).package,
         ],
     )
-    gpu = Worker(client, task_queue=queues[QueueRole.gpu], activities=[camera.render])
-    async with cpu, gpu:
+    async with cpu:
         yield
