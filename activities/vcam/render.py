@@ -58,6 +58,11 @@ __all__ = [
 ]
 
 BgrImage = npt.NDArray[np.uint8]
+
+PROGRESS_FRAMES = 5
+"""Progress is reported every this many frames: a frame of the whole ladder can take a good
+fraction of a second on a busy CPU, and a heartbeat timeout is seconds (the SDK throttles the
+beats it sends, so reporting often costs nothing)."""
 NativeRenderer = Callable[..., BgrImage]
 
 
@@ -278,8 +283,8 @@ def render_chunk(
         out_path: MP4 to write.
         fps: Output frame rate; the keyframe interval is one second (``round(fps)`` frames).
         out_size: ``(width, height)`` of the view (even numbers).
-        on_progress: Called with the number of frames done after every second of video and at
-            the end (a place for activity heartbeats).
+        on_progress: Called with the number of frames done every `PROGRESS_FRAMES` frames and
+            at the end (a place for activity heartbeats).
         crf: x264 constant rate factor.
         preset: x264 preset.
         geometry: The panorama's cylinder (see :func:`render_ladder`).
@@ -336,8 +341,8 @@ def render_ladder(
         targets: The renditions, top first (the view is rendered at the first one's size).
         fps: Output frame rate.
         gop: Keyframe interval in frames.
-        on_progress: Called with the number of frames done after every ``gop`` frames and at
-            the end (a place for activity heartbeats).
+        on_progress: Called with the number of frames done every `PROGRESS_FRAMES` frames and
+            at the end (a place for activity heartbeats).
         crf: Constant rate factor (x264) or constant-quality level (NVENC).
         preset: x264 preset.
         encoder: ``libx264`` or ``h264_nvenc``.
@@ -389,9 +394,9 @@ def render_ladder(
                 )
             ladder.write(view)
             done += 1
-            if on_progress is not None and done % gop == 0:
+            if on_progress is not None and done % PROGRESS_FRAMES == 0:
                 on_progress(done)
         written = ladder.close()
-    if on_progress is not None and done % gop:
+    if on_progress is not None and done % PROGRESS_FRAMES:
         on_progress(done)
     return [RenderedRendition(r, sha256_of(r.path), r.path.stat().st_size) for r in written]

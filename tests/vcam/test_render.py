@@ -11,7 +11,12 @@ import pytest
 
 import activities.vcam.render as render_module
 from activities.vcam.plan import VcamPath
-from activities.vcam.render import render_chunk, render_rectilinear_view, render_view
+from activities.vcam.render import (
+    PROGRESS_FRAMES,
+    render_chunk,
+    render_rectilinear_view,
+    render_view,
+)
 from activities.vcam.view import ViewGeometry, render_view_remap, view_maps
 from polyvision.media.writer import VideoWriter
 
@@ -113,7 +118,7 @@ def test_render_chunk_follows_a_moving_square(tmp_path: Path):
     assert result.frames == frames
     assert result.out_path == out
     assert result.sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
-    assert progress == [10, 20, 30]
+    assert progress == list(range(PROGRESS_FRAMES, frames + 1, PROGRESS_FRAMES))
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"

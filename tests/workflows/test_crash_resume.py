@@ -75,7 +75,8 @@ async def _outputs(objects: ObjectStore, match_id: str) -> dict[str, object]:
         stitched[chunk] = manifest["outputs"]["output"]["sha256"]
     hls = {}
     async for info in objects.list_prefix(f"{prefix}hls/"):
-        hls[info.key.rsplit("/", 1)[1]] = info.sha256 or (await objects.stat(info.key)).sha256
+        name = info.key.removeprefix(f"{prefix}hls/")
+        hls[name] = info.sha256 or (await objects.stat(info.key)).sha256
     summary = json.loads(await objects.get(f"{prefix}index/summary.json"))
     for key in ("match_id", "keys", "hls_master_key", "heatmaps_key"):
         summary.pop(key, None)
