@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.app_state import connect_temporal
 from api.gateway import install_gateway
@@ -71,6 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_metrics = ApiMetrics()
     app.state.metrics = api_metrics
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
+    if settings.trusted_proxies:
+        # Outermost, so the rate limits, lockouts and logs all see the client behind the
+        # gateway. The launchers keep uvicorn's own proxy handling off (it trusts loopback by
+        # default), so only the proxies named here are believed, whatever server runs the app.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     app.include_router(health.router)
     app.include_router(prometheus.router)
     app.include_router(objects.router)

@@ -28,8 +28,22 @@ class ApiMetrics:
         )
 
 
+# The methods a label may name; any other (a client may send any token as the method) is
+# counted as OTHER, so requests cannot mint new series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
+UNMATCHED_ROUTE = "unmatched"
+
+
+def method_label(method: str) -> str:
+    """``method`` when it is one of `KNOWN_METHODS`, else `OTHER_METHOD`."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
 class MetricsMiddleware:
-    """Pure ASGI middleware: labels by route template, never by raw path (bounded cardinality)."""
+    """Pure ASGI middleware: labels by route template, never by raw path, and by known method,
+    never by whatever a client sends (bounded cardinality: the routes times seven methods and
+    OTHER times the statuses)."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
@@ -55,8 +69,8 @@ class MetricsMiddleware:
             template = (
                 route.path
                 if isinstance(route, BaseRoute) and hasattr(route, "path")
-                else "unmatched"
+                else UNMATCHED_ROUTE
             )
-            method = str(scope.get("method", ""))
+            method = method_label(str(scope.get("method", "")))
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)

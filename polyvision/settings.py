@@ -6,6 +6,7 @@ workflow code imports never read the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tempfile
 from enum import StrEnum
@@ -116,6 +117,14 @@ class Settings(BaseSettings):
     rate_limit_auth_per_minute: int = 10
     # Requests a minute per client address on device endpoints (`/devices/...`, `/uploads...`).
     rate_limit_device_per_minute: int = 600
+    # Proxies (IP addresses or CIDR networks, e.g. ["10.0.0.0/8"]) whose `X-Forwarded-For` and
+    # `X-Forwarded-Proto` the API believes; empty: none, the peer address is the client. The
+    # rate limits and login lockouts count per client address, so a forwarded header from
+    # anyone else would let a client pick a fresh address for every request.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Bearer token Prometheus must send to read the API's `/metrics`; empty: open (the gateway
+    # keeps `/metrics` cluster-internal). A secret, never printed with the settings.
+    metrics_token: SecretStr = SecretStr("")
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a TTY
@@ -129,6 +138,22 @@ class Settings(BaseSettings):
 
             parse_smtp_url(url)  # its errors name PV_SMTP_URL and never quote the URL
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: list[str]) -> list[str]:
+        # A typo would silently trust nobody (or, worse, be read as some other network).
+        for entry in value:
+            if entry.strip() == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise StartupError(
+                    "PV_TRUSTED_PROXIES",
+                    "PV_TRUSTED_PROXIES holds an entry that is no IP address or CIDR network",
+                ) from None
+        return [entry.strip() for entry in value]
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Self:

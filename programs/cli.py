@@ -98,7 +98,9 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
-        proxy_headers=True,
+        # The app believes forwarded headers from PV_TRUSTED_PROXIES only (`api.app`);
+        # uvicorn's own handling would trust any local process by default.
+        proxy_headers=False,
     )
     return 0
 

@@ -306,6 +306,8 @@ async def _run_stack_with_socket(
                 port=settings.api_port,
                 log_config=None,
                 lifespan="on",
+                # Forwarded headers are the app's to judge (PV_TRUSTED_PROXIES, `api.app`).
+                proxy_headers=False,
             )
         )
         api_task = asyncio.create_task(_serve_api(api, api_socket), name="api")

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from typing import Any
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, TemporalError
 
 from activities.ingest.contracts import IngestInput, IngestOutput
 from activities.ingest.pair import both, download_pair, probe_pair
@@ -65,6 +66,30 @@ ERROR_RECORDING_MISMATCH = "RecordingMismatch"
 ERROR_RECORDING_NOT_FOUND = "RecordingNotFound"
 ERROR_INVALID_RIG = "InvalidRig"
 ERROR_INVALID_INPUT = "InvalidInput"
+
+
+# A POSIX path that is not part of a word, a URL or an object key: `/tmp/x/left.mp4`.
+_LOCAL_PATH = re.compile(r"(?<![\w:/.~-])/[^\s'\"]+")
+LOCAL_PATH_PLACEHOLDER = "<local file>"
+
+
+def public_message(message: str) -> str:
+    """``message`` without the local paths in it (object keys never start with ``/``)."""
+    return _LOCAL_PATH.sub(LOCAL_PATH_PLACEHOLDER, message)
+
+
+def _failure_of(exc: Exception) -> tuple[str, bool, str]:
+    """The failure type, whether it is final, and the message for an error of the stage."""
+    if isinstance(exc, InvalidRecordingError):
+        return ERROR_INVALID_RECORDING, True, str(exc)
+    if isinstance(exc, RecordingMismatchError):
+        return ERROR_RECORDING_MISMATCH, True, str(exc)
+    if isinstance(exc, ObjectNotFound):
+        return ERROR_RECORDING_NOT_FOUND, True, f"recording or rig missing: {exc}"
+    if isinstance(exc, InvalidObjectKey):
+        return ERROR_INVALID_INPUT, True, str(exc)
+    # Anything else (a store or disk hiccup) is retried, as Temporal would have by itself.
+    return type(exc).__name__, False, str(exc)
 
 
 class IngestActivities:
@@ -202,25 +227,29 @@ class IngestActivities:
     @staticmethod
     @contextlib.asynccontextmanager
     async def _application_errors() -> AsyncIterator[None]:
-        """Turn the stage's bad-input errors into non-retryable, typed ApplicationErrors."""
+        """Turn the stage's bad-input errors into non-retryable, typed ApplicationErrors, and
+        any other error into a retryable one of its class's name; none carries a local path.
+
+        The failure a run records is what its API status shows (`failure`, with every cause's
+        message), and the causes of these errors name the worker's files (PyAV's errors end
+        with the scratch copy's path, the file store's with the object's). So the failure
+        keeps only our own message, cleaned of paths, and no cause; the worker's log keeps
+        the whole error.
+        """
         try:
             yield
-        except InvalidRecordingError as exc:
+        except TemporalError:
+            raise  # already a failure of ours (or Temporal's own cancellation)
+        except Exception as exc:
+            error_type, non_retryable, message = _failure_of(exc)
+            if non_retryable:  # bad input: the cause (FFmpeg's words, say) is enough
+                cause = None if exc.__cause__ is None else str(exc.__cause__)
+                log.warning("ingest refused its input", error_type=error_type, cause=cause)
+            else:
+                log.warning("ingest failed", error_type=error_type, exc_info=exc)
             raise ApplicationError(
-                str(exc), type=ERROR_INVALID_RECORDING, non_retryable=True
-            ) from exc
-        except RecordingMismatchError as exc:
-            raise ApplicationError(
-                str(exc), type=ERROR_RECORDING_MISMATCH, non_retryable=True
-            ) from exc
-        except ObjectNotFound as exc:
-            raise ApplicationError(
-                f"recording or rig missing: {exc}",
-                type=ERROR_RECORDING_NOT_FOUND,
-                non_retryable=True,
-            ) from exc
-        except InvalidObjectKey as exc:
-            raise ApplicationError(str(exc), type=ERROR_INVALID_INPUT, non_retryable=True) from exc
+                public_message(message), type=error_type, non_retryable=non_retryable
+            ) from None
 
     async def _rig(self, rig_key: str) -> tuple[bytes, str]:
         """Read the (small) rig file, check it is a JSON object; its bytes and their sha256."""

@@ -36,6 +36,7 @@ from api.ingest.parts import (
     PartSizeError,
     choose_part_size,
     missing_parts,
+    part_length,
     part_size_problems,
     parts_total,
 )
@@ -406,18 +407,44 @@ async def part_urls(
     return PartUrls(urls=urls)
 
 
+async def expected_part_length(
+    db: AsyncSession, key: str, multipart_id: str, number: int
+) -> int | None:
+    """The length part `number` must have when the multipart upload `multipart_id` at `key` is
+    one file of an upload session; None when no session owns that upload.
+
+    The part PUT of the file backend checks it before storing anything (S3 takes parts
+    directly; there the completion's check of the part sizes is the only one). A number past
+    the file's last part gets 0 or less: no byte of it is wanted.
+    """
+    prefix, _, _ = key.rpartition("/")
+    try:
+        upload_id = uuid.UUID(prefix.rpartition("/")[2])
+    except ValueError:
+        return None
+    upload = await db.get(Upload, upload_id)
+    if upload is None:
+        return None
+    for side in SIDES:
+        if _multipart_id(upload, side) == multipart_id and _key(upload, side) == key:
+            return part_length(number, declared(upload, side).size, upload.part_size)
+    return None
+
+
 # ---- completion ----------------------------------------------------------------------------
 
 
 async def _fail(
     db: AsyncSession, objects: ObjectStore, upload: Upload, match: Match, problems: list[str]
 ) -> NoReturn:
-    """Close the session as failed: free the parts, delete what was assembled, answer 422."""
+    """Close the session as failed: free the parts, delete everything the session stored (the
+    files assembled so far and the rig: a failed session is never completed, and a new one
+    for the pair writes its own), answer 422."""
     message = "; ".join(problems)
     for side in SIDES:
         if (multipart_id := _multipart_id(upload, side)) is not None:
             await objects.abort_multipart(_key(upload, side), multipart_id)
-        await objects.delete(_key(upload, side))
+    await objects.delete_prefix(upload_prefix(upload.organization_id, upload.id))
     upload.status = UploadStatus.failed
     upload.error = message[:2000]
     match.status = MatchStatus.failed

@@ -63,7 +63,7 @@ def gateway_rules(
 
 
 def client_address(scope: Scope) -> str:
-    """The client's address (the real one behind the gateway with uvicorn's proxy headers)."""
+    """The client's address: the peer, or the client a proxy in PV_TRUSTED_PROXIES names."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 

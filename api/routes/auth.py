@@ -6,6 +6,14 @@ followed it can still log in and create its own organization, but cannot be adde
 else's (`api.routes.organizations.add_member`), so registering someone else's address first
 captures nothing.
 
+Registration answers the same for an address with and without an account (a registered one is
+mailed a note instead of a link), so neither its answer nor its timing says which addresses have
+accounts. Failed logins are limited per (account, client address), per client address, and per
+account from addresses that never logged in to it (`api.security.sliding_window.LoginLimiter`):
+someone who knows an owner's address cannot lock the owner out of their own address, and guessing
+from many addresses is still capped. Client addresses come from forwarded headers only when the
+peer is one of ``PV_TRUSTED_PROXIES``.
+
 A forgotten password is reset by a mailed link (`api.security.password_reset`): one hour,
 single-use (the token is bound to the password hash it replaces), and answered the same for
 addresses with and without an account. A reset revokes every refresh-token family of the
@@ -55,7 +63,7 @@ from api.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from api.security.refresh import InvalidRefreshToken
 from polyvision.mail import MailDeliveryError, Mailer
 from polyvision.settings import Environment, Settings
-from polyvision.storage.metadata.models import User, UserPublic, utcnow
+from polyvision.storage.metadata.models import User, utcnow
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 jwks_router = APIRouter(tags=["auth"])
@@ -173,6 +181,35 @@ def _hours(lifetime_s: float) -> str:
 RESET_LINK_LIFETIME = _hours(RESET_TOKEN_LIFETIME.total_seconds())
 
 
+class RegistrationAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": (
+                        "A message is on its way to this address: follow its link to verify "
+                        "the account, then log in."
+                    ),
+                    "link_lifetime_s": int(EMAIL_TOKEN_LIFETIME.total_seconds()),
+                }
+            ]
+        }
+    )
+
+    detail: str
+    link_lifetime_s: int
+
+
+REGISTRATION_ACCEPTED = RegistrationAccepted(
+    detail=(
+        "A message is on its way to this address: follow its link to verify the account, "
+        "then log in. If the address already had an account, the message says so instead and "
+        "nothing changed."
+    ),
+    link_lifetime_s=int(EMAIL_TOKEN_LIFETIME.total_seconds()),
+)
+
+
 class PasswordResetRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"email": "coach@fc-example.org"}]})
 
@@ -249,7 +286,8 @@ class Me(BaseModel):
 
 
 def _client_address(request: Request) -> str:
-    # Behind APISIX, uvicorn's --proxy-headers/--forwarded-allow-ips make this the real client.
+    # Behind a proxy listed in PV_TRUSTED_PROXIES the app's proxy-headers layer (`api.app`) has
+    # put the real client here; anyone else's X-Forwarded-For is ignored.
     return request.client.host if request.client else "unknown"
 
 
@@ -351,47 +389,81 @@ _RESET_RATE_LIMITED: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def send_already_registered(settings: Settings, mailer: Mailer, email: str) -> None:
+    """Tell the owner of ``email`` that someone tried to register it again.
+
+    Raises:
+        MailDeliveryError: The SMTP server could not be reached or refused the message.
+    """
+    base = settings.api_public_url.rstrip("/")
+    text = (
+        "Someone, hopefully you, tried to create a Polyvision account with this email address, "
+        "which already has one. Nothing was changed.\n\n"
+        f"If it was you, log in instead. If you do not know the password, reset it: "
+        f"POST {base}{RESET_PATH} with this address mails you a link.\n\n"
+        "If it was not you, ignore this message.\n"
+    )
+    await mailer.send(email, "Your Polyvision account already exists", text)
+
+
+async def _mail_registration(
+    settings: Settings, mailer: Mailer, user: User | None, email: str
+) -> None:
+    # Runs after the answer is sent, so a new address answers no later than a registered
+    # one; a failure can only be logged (the answer must not differ either).
+    try:
+        if user is not None:
+            await send_verification(settings, mailer, user)
+        else:
+            await send_already_registered(settings, mailer, email)
+    except MailDeliveryError as exc:
+        event = "verification" if user is not None else "already_registered"
+        log.warning(f"auth.{event}_mail_failed", error=str(exc))
+
+
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
-    response_model=UserPublic,
-    summary="Create an account and mail it a verification link",
-    responses=problem_responses(409, 422, 503),
+    response_model=RegistrationAccepted,
+    summary="Register an address: a verification link (or a note) is mailed to it",
+    responses=problem_responses(422, 503),
 )
 async def register(
     body: RegisterRequest,
+    background: BackgroundTasks,
     auth: AuthDep,
     session: DbSession,
     settings: SettingsDep,
     mailer: MailerDep,
-) -> User | JSONResponse:
+) -> RegistrationAccepted | JSONResponse:
     """Create an unverified account and mail a verification link to its address.
 
+    The answer is the same 201 and body whether or not the address already has an account,
+    so registration cannot be used to learn which addresses have one: a new address gets the
+    verification link, a registered one a note saying so (and how to reset the password),
+    nothing else changes for it. Both paths hash the password (the same Argon2id work) and
+    mail after the answer is sent, so their timing does not tell them apart either. Log in
+    afterwards to learn the account's id (`GET /auth/me`).
+
     503 when no mail server is configured outside development: an account that can never
-    be verified is worse than none. A delivery failure after the account is created is only
-    logged; `POST /auth/verify-email/resend` sends the link again.
+    be verified is worse than none. A delivery failure is only logged;
+    `POST /auth/verify-email/resend` sends the link again.
     """
     if mail_unavailable(settings, mailer):
         return problem(503, MAIL_NOT_CONFIGURED)
-    existing = await session.exec(select(User).where(col(User.email) == body.email))
-    if existing.first() is not None:
-        return problem(409, "An account with this email already exists.", title="Conflict")
-    user = User(
-        email=body.email,
-        full_name=body.full_name,
-        password_hash=await auth.passwords.hash(body.password),
-    )
-    session.add(user)
-    try:
-        await session.commit()
-    except IntegrityError:  # lost a race with a concurrent registration
-        await session.rollback()
-        return problem(409, "An account with this email already exists.", title="Conflict")
-    try:
-        await send_verification(settings, mailer, user)
-    except MailDeliveryError as exc:
-        log.warning("auth.verification_mail_failed", user_id=str(user.id), error=str(exc))
-    return user
+    password_hash = await auth.passwords.hash(body.password)
+    existing = (await session.exec(select(User).where(col(User.email) == body.email))).first()
+    created: User | None = None
+    if existing is None:
+        user = User(email=body.email, full_name=body.full_name, password_hash=password_hash)
+        session.add(user)
+        try:
+            await session.commit()
+            created = user
+        except IntegrityError:  # lost a race with a concurrent registration of the address
+            await session.rollback()
+    background.add_task(_mail_registration, settings, mailer, created, body.email)
+    return REGISTRATION_ACCEPTED
 
 
 async def _token_pair(auth: AuthDep, session: DbSession, user: User) -> TokenPair:
@@ -413,6 +485,13 @@ async def _token_pair(auth: AuthDep, session: DbSession, user: User) -> TokenPai
 async def login(
     body: LoginRequest, request: Request, response: Response, auth: AuthDep, session: DbSession
 ) -> TokenPair | JSONResponse:
+    """Trade an email and password for a token pair.
+
+    A wrong password and an unknown address answer the same 401. Failures are limited by
+    `api.security.sliding_window.LoginLimiter` (429 with ``Retry-After``): per account and
+    client address, per client address, and per account from addresses that never logged in
+    to it; so guessing is slow, and nobody's failures refuse the owner from their own address.
+    """
     address = _client_address(request)
     wait = auth.limiter.retry_after(body.email, address)
     if wait is not None:
@@ -426,7 +505,7 @@ async def login(
     if user is None or not ok or not user.is_active:
         auth.limiter.failed(body.email, address)
         raise unauthorized(INVALID_CREDENTIALS, error=None)
-    auth.limiter.succeeded(body.email)
+    auth.limiter.succeeded(body.email, address)
     if new_hash is not None:
         user.password_hash = new_hash
         session.add(user)
@@ -667,7 +746,7 @@ async def confirm_password_reset(
         return problem(400, USED_RESET_LINK, headers=NO_STORE)
     revoked = await revoke_all_refresh_tokens(session, user_id)
     await session.commit()
-    auth.limiter.succeeded(email)  # failed logins before the reset no longer count
+    auth.limiter.forgive(email)  # failed logins before the reset no longer count
     log.info("auth.password_reset", user_id=str(user_id), refresh_tokens_revoked=revoked)
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
 

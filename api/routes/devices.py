@@ -23,6 +23,7 @@ from sqlmodel import col, select, update
 
 from api.deps import DbSession
 from api.openapi import problem_responses
+from api.paging import Offset
 from api.security.device_auth import CurrentDevice
 from api.security.tenancy import CanManageDevices, not_found
 from polyvision.device_tokens import b64url, b64url_decode
@@ -190,7 +191,7 @@ async def list_provisioning_codes(
     access: CanManageDevices,
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[ProvisioningCodeListed]:
     """The organization's codes, newest first, each pending, used or expired."""
     rows = await session.exec(
@@ -297,7 +298,7 @@ async def list_devices(
     session: DbSession,
     status: DeviceStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[Device]:
     """Devices by provisioning time, newest first; ``status`` filters active or revoked."""
     query = select(Device).where(col(Device.organization_id) == access.organization_id)

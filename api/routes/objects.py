@@ -6,7 +6,9 @@ itself carries the authorisation, so these routes need no user session.
 
 A `PUT` with `uploadId` and `partNumber` (S3's own parameter names) uploads one part of a
 multipart upload, signed over (key, upload id, part number, expiry); it answers with the part's
-`ETag` like S3's UploadPart.
+`ETag` like S3's UploadPart. A part of an upload session must be exactly as long as the
+session's declared file size implies: a longer body is refused with 413 as soon as it passes
+that length (or at once by its `Content-Length`), a shorter one with 422, and neither is stored.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.background import BackgroundTask
 
+from api.ingest.service import expected_part_length
 from api.problems import PROBLEM_MEDIA_TYPE, problem
 from polyvision.settings import Settings
 from polyvision.storage.objects import (
@@ -47,6 +52,13 @@ CHECKSUM_HEADER = "x-amz-checksum-sha256"
 _PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": HTTPStatus(status).phrase}
     for status in (400, 403, 404, 409)
+}
+_PUT_PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    **_PROBLEM_RESPONSES,
+    **{
+        status: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": HTTPStatus(status).phrase}
+        for status in (413, 422)
+    },
 }
 
 
@@ -116,14 +128,69 @@ def _part_refusal(
     return None
 
 
+class PartLengthError(ValueError):
+    """A part's body is not the length its upload session declared; nothing was stored."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _too_large(number: int, expected: int) -> PartLengthError:
+    return PartLengthError(
+        413, f"part {number} must be {expected} bytes; the body is longer (nothing was stored)"
+    )
+
+
+async def _exactly(
+    chunks: AsyncIterator[bytes], number: int, expected: int
+) -> AsyncIterator[bytes]:
+    """``chunks``, refused (`PartLengthError`) as soon as they pass ``expected`` bytes, or at
+    their end when they fall short: the store then keeps nothing of them."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > expected:
+            raise _too_large(number, expected)
+        yield chunk
+    if size != expected:
+        raise PartLengthError(
+            422, f"part {number} has {size} bytes, expected {expected} (nothing was stored)"
+        )
+
+
+async def _expected_length(request: Request, key: str, upload_id: str, number: int) -> int | None:
+    """The length an upload session declared for this part; None for an upload of no session."""
+    sessions: async_sessionmaker[AsyncSession] | None = getattr(request.app.state, "sessions", None)
+    if sessions is None:
+        return None  # an app serving only the object store has no upload sessions
+    # A session of its own, closed before the body streams: a part may take minutes.
+    async with sessions() as db:
+        return await expected_part_length(db, key, upload_id, number)
+
+
 async def _put_part(
     key: str, request: Request, store: ObjectStore, upload_id: str, number: int
 ) -> Response:
+    """Store one part; a part of an upload session must have the length its declared file
+    size implies (413 when longer, 422 when shorter), checked before anything is stored."""
     if not isinstance(store, FileObjectStore):
         # Part URLs of other backends point at the backend itself, never here.
         return problem(404, "this object store does not serve part uploads")
+    chunks: AsyncIterator[bytes] = request.stream()
+    expected = await _expected_length(request, key, upload_id, number)
+    if expected is not None:
+        if expected <= 0:
+            return problem(422, f"part {number} is beyond the file's last part")
+        declared_length = request.headers.get("content-length", "")
+        if declared_length.isdigit() and int(declared_length) > expected:
+            refusal = _too_large(number, expected)
+            return problem(refusal.status, str(refusal))
+        chunks = _exactly(chunks, number, expected)
     try:
-        part = await store.put_part_stream(key, upload_id, number, request.stream())
+        part = await store.put_part_stream(key, upload_id, number, chunks)
+    except PartLengthError as exc:
+        return problem(exc.status, str(exc))
     except InvalidObjectKey as exc:
         return problem(400, str(exc))
     except UploadNotFound:
@@ -183,7 +250,7 @@ async def get_object(
 
 @router.put(
     "/objects/{key:path}",
-    responses=_PROBLEM_RESPONSES,
+    responses=_PUT_PROBLEM_RESPONSES,
     summary="Upload an object through a signed URL",
 )
 async def put_object(

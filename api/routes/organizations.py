@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 from api.catalog.purge import gather_stored_data, purge_stored_data, workflow_running
 from api.deps import AnalyticsDep, DbSession, ObjectsDep, TemporalDep
 from api.openapi import problem_responses
+from api.paging import Offset
 from api.routes.auth import Email
 from api.security import CurrentUser
 from api.security.permissions import ROLE_PERMISSIONS, Permission
@@ -48,7 +49,6 @@ NO_ACCOUNT = "No account with this email."
 ALREADY_MEMBER = "This account is already a member."
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 
 
 # --- request and response bodies ---------------------------------------------------------

@@ -19,16 +19,17 @@ import pytest_asyncio
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
-from sqlmodel import select
+from sqlmodel import col, select
 
 from api.app import create_app
 from api.problems import PROBLEM_MEDIA_TYPE
+from api.routes.auth import REGISTRATION_ACCEPTED
 from api.security import AUDIENCE, AuthState, create_auth_state
 from api.security.passwords import Passwords
 from api.security.signing_keys import KeyRing, generate_key
 from api.security.sliding_window import LoginLimiter, SlidingWindowLimiter
 from polyvision.settings import Settings
-from polyvision.storage.metadata.models import RefreshToken, SigningKey
+from polyvision.storage.metadata.models import RefreshToken, SigningKey, User
 
 PASSWORD = "correct horse battery"
 GOOD = {"email": "ada@example.com", "password": PASSWORD}
@@ -45,7 +46,7 @@ async def auth_app(api_settings: Settings) -> AsyncIterator[FastAPI]:
             api_settings,
             application.state.sessions,
             passwords=Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)),
-            limiter=LoginLimiter(per_account=3, per_address=5, window_s=60),
+            limiter=LoginLimiter(per_account_and_address=3, per_address=5, window_s=60),
         )
         yield application
 
@@ -66,11 +67,20 @@ def _auth(app: FastAPI) -> AuthState:
     return state
 
 
-async def _register(http: httpx.AsyncClient, email: str = "Ada@Example.com") -> dict[str, Any]:
-    response = await http.post("/auth/register", json={"email": email, "password": PASSWORD})
+async def _register(
+    http: httpx.AsyncClient, email: str = "Ada@Example.com", password: str = PASSWORD
+) -> dict[str, Any]:
+    response = await http.post("/auth/register", json={"email": email, "password": password})
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
+    assert body == REGISTRATION_ACCEPTED.model_dump()
     return body
+
+
+async def _user_id(app: FastAPI, email: str = "ada@example.com") -> str:
+    async with app.state.sessions() as session:
+        user = (await session.exec(select(User).where(col(User.email) == email))).one()
+    return str(user.id)
 
 
 async def _login(http: httpx.AsyncClient, email: str = "ada@example.com") -> dict[str, Any]:
@@ -93,10 +103,10 @@ def _assert_invalid_token(response: httpx.Response) -> None:
 # --- happy path --------------------------------------------------------------------------
 
 
-async def test_register_login_me_refresh_logout(http: httpx.AsyncClient) -> None:
-    user = await _register(http)
-    assert user["email"] == "ada@example.com"
-    assert "password_hash" not in user and "password" not in user
+async def test_register_login_me_refresh_logout(auth_app: FastAPI, http: httpx.AsyncClient) -> None:
+    accepted = await _register(http)
+    assert "password_hash" not in accepted and "password" not in accepted
+    user = {"id": await _user_id(auth_app)}
 
     tokens = await _login(http, "ADA@example.com ")
     assert tokens["token_type"] == "bearer"
@@ -119,7 +129,8 @@ async def test_register_login_me_refresh_logout(http: httpx.AsyncClient) -> None
 
 
 async def test_access_token_claims_and_header(auth_app: FastAPI, http: httpx.AsyncClient) -> None:
-    user = await _register(http)
+    await _register(http)
+    user = {"id": await _user_id(auth_app)}
     token = (await _login(http))["access_token"]
     header = jwt.get_unverified_header(token)
     assert header == {"alg": "RS256", "kid": _auth(auth_app).keys.current.kid, "typ": "at+jwt"}
@@ -141,14 +152,33 @@ async def test_refresh_tokens_are_stored_hashed(auth_app: FastAPI, http: httpx.A
 # --- registration and login errors -------------------------------------------------------
 
 
-async def test_duplicate_email_is_409(http: httpx.AsyncClient) -> None:
-    await _register(http)
-    response = await http.post(
-        "/auth/register", json={"email": "ADA@example.com", "password": PASSWORD}
+async def test_registering_a_registered_address_answers_as_a_new_one(
+    auth_app: FastAPI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Registration must not tell which addresses have accounts: not by status, body or
+    # headers, nor by the work it does (both paths hash the password once).
+    hashed: list[str] = []
+    passwords = _auth(auth_app).passwords
+    hash_password = passwords.hash
+
+    async def counting(password: str) -> str:
+        hashed.append(password)
+        return await hash_password(password)
+
+    monkeypatch.setattr(passwords, "hash", counting)
+    new = await http.post("/auth/register", json={"email": "ADA@example.com", "password": PASSWORD})
+    again = await http.post(
+        "/auth/register", json={"email": "ada@example.com", "password": "another passphrase"}
     )
-    assert response.status_code == 409
-    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    assert response.json()["status"] == 409
+    assert new.status_code == again.status_code == 201
+    assert new.json() == again.json() == REGISTRATION_ACCEPTED.model_dump()
+    assert new.headers["content-type"] == again.headers["content-type"]
+    assert new.headers["content-length"] == again.headers["content-length"]
+    assert hashed == [PASSWORD, "another passphrase"]
+    # The first registration's password still logs in; the second changed nothing.
+    await _login(http)
+    wrong = {"email": "ada@example.com", "password": "another passphrase"}
+    assert (await http.post("/auth/login", json=wrong)).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -191,7 +221,9 @@ async def test_passwords_rehash_when_parameters_change() -> None:
     assert await stronger.verify(None, PASSWORD) == (False, None)
 
 
-async def test_login_is_limited_per_account(auth_app: FastAPI, http: httpx.AsyncClient) -> None:
+async def test_login_is_limited_per_account_and_address(
+    auth_app: FastAPI, http: httpx.AsyncClient
+) -> None:
     await _register(http)
     await _register(http, "bob@example.com")
     bad = {"email": "ada@example.com", "password": "wrong password"}
@@ -203,10 +235,60 @@ async def test_login_is_limited_per_account(auth_app: FastAPI, http: httpx.Async
     assert limited.status_code == 429
     assert limited.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert 1 <= int(limited.headers["retry-after"]) <= 60
-    # The same account is limited from another address too; other accounts are not.
-    async with _client(auth_app, "198.51.100.9") as elsewhere:
-        assert (await elsewhere.post("/auth/login", json=bad)).status_code == 429
+    # The guesser's address is refused for this account; other accounts are not.
     await _login(http, "bob@example.com")
+
+
+async def test_an_attackers_failures_do_not_lock_the_owner_out(auth_app: FastAPI) -> None:
+    # Anyone who knows the owner's address can fail logins for it; the owner, from their own
+    # address, still logs in (the probe: one lockout refused the owner from every address).
+    owner_address, attacker_address = "192.0.2.10", "203.0.113.66"
+    async with _client(auth_app, owner_address) as owner:
+        await _register(owner)
+    bad = {"email": "ada@example.com", "password": "wrong password"}
+    async with _client(auth_app, attacker_address) as attacker:
+        codes = [(await attacker.post("/auth/login", json=bad)).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+    async with _client(auth_app, owner_address) as owner:
+        await _login(owner)
+
+
+async def test_guessing_from_many_addresses_is_capped_except_from_known_ones(
+    auth_app: FastAPI,
+) -> None:
+    now = [0.0]
+    limiter = LoginLimiter(
+        per_account_and_address=3, per_address=5, per_account=6, clock=lambda: now[0]
+    )
+    _auth(auth_app).limiter = limiter
+    async with _client(auth_app, "192.0.2.10") as owner:
+        await _register(owner)
+        await _login(owner)  # the owner's address becomes a known one
+    bad = {"email": "ada@example.com", "password": "wrong password"}
+    for i in range(6):  # a botnet: two guesses from each of three addresses
+        async with _client(auth_app, f"203.0.113.{i // 2}") as bot:
+            assert (await bot.post("/auth/login", json=bad)).status_code == 401
+    async with _client(auth_app, "203.0.113.99") as fresh_bot:
+        assert (await fresh_bot.post("/auth/login", json=bad)).status_code == 429
+    async with _client(auth_app, "192.0.2.10") as owner:
+        await _login(owner)
+    # Another address of the owner's waits out the window like any stranger.
+    async with _client(auth_app, "198.51.100.4") as travelling:
+        good = {"email": "ada@example.com", "password": PASSWORD}
+        assert (await travelling.post("/auth/login", json=good)).status_code == 429
+        now[0] += 901
+        await _login(travelling)
+
+
+def test_login_limiter_forgets_an_account_after_a_password_reset() -> None:
+    limiter = LoginLimiter(per_account_and_address=2, per_address=10, per_account=3)
+    for address in ("a", "a", "b"):
+        limiter.failed("ada@example.com", address)
+    assert limiter.retry_after("ada@example.com", "a") is not None
+    assert limiter.retry_after("ada@example.com", "c") is not None  # the account-wide cap
+    limiter.forgive("ada@example.com")
+    assert limiter.retry_after("ada@example.com", "a") is None
+    assert limiter.retry_after("ada@example.com", "c") is None
 
 
 async def test_login_is_limited_per_address(auth_app: FastAPI, http: httpx.AsyncClient) -> None:
@@ -272,7 +354,8 @@ def _sign(app: FastAPI, claims: dict[str, Any], **header: Any) -> str:
 async def test_well_formed_forged_token_is_accepted_as_a_control(
     auth_app: FastAPI, http: httpx.AsyncClient
 ) -> None:
-    user = await _register(http)
+    await _register(http)
+    user = {"id": await _user_id(auth_app)}
     assert (await _me(http, _sign(auth_app, _claims(user["id"])))).status_code == 200
 
 
@@ -311,8 +394,8 @@ ATTACKS = [
 async def test_token_attack_is_refused(
     auth_app: FastAPI, http: httpx.AsyncClient, attack: str
 ) -> None:
-    user = await _register(http)
-    uid = user["id"]
+    await _register(http)
+    uid = await _user_id(auth_app)
     ring = _auth(auth_app).keys
     now = int(time.time())
     attacker = generate_key()
@@ -362,12 +445,12 @@ async def test_token_attack_is_refused(
     elif attack == "missing_exp":
         token = _sign(auth_app, _claims(uid, exp=None))
     elif attack == "tampered_payload":
-        other = await _register(http, "mallory@example.com")
+        await _register(http, "mallory@example.com")
         genuine = (await _login(http, "mallory@example.com"))["access_token"]
         head, _, signature = genuine.split(".")
         tampered = _claims(uid)  # claims to be Ada, keeps Mallory's signature
         token = f"{head}.{_segment(tampered)}.{signature}"
-        assert other["id"] != uid
+        assert await _user_id(auth_app, "mallory@example.com") != uid
     elif attack == "wrong_typ":
         token = _sign(auth_app, _claims(uid), typ="JWT")
     elif attack == "bad_subject":

@@ -24,6 +24,7 @@ from structlog.testing import capture_logs
 
 from api.app import create_app
 from api.problems import PROBLEM_MEDIA_TYPE
+from api.routes.auth import REGISTRATION_ACCEPTED
 from api.security.email_tokens import create_email_token
 from api.security.playback import create_token as create_playback_token
 from polyvision.mail import MailConfigError, Mailer, SmtpConfig, parse_smtp_url
@@ -99,9 +100,14 @@ def assert_problem(response: httpx.Response, status: int, detail: str) -> None:
 
 
 async def register(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
+    """Register ``email``; the account as `GET /auth/me` shows it (registration's own answer
+    is the same for every address)."""
     response = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
     assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
+    assert response.json() == REGISTRATION_ACCEPTED.model_dump()
+    me = await client.get("/auth/me", headers=await login(client, email))
+    assert me.status_code == 200, me.text
+    body: dict[str, Any] = me.json()
     return body
 
 
@@ -141,7 +147,6 @@ async def test_register_mails_a_link_that_verifies(
     created = await register(client, "Coach@Club.example")
     assert created["email"] == "coach@club.example"
     assert created["email_verified"] is False
-    assert created["email_verified_at"] is None
 
     [envelope] = smtp.envelopes
     assert envelope.mail_from == SENDER
@@ -169,6 +174,25 @@ async def test_register_mails_a_link_that_verifies(
     posted = await client.post("/auth/verify-email", json={"token": token_of(link)})
     assert posted.status_code == 200
     assert posted.json() == body
+
+
+async def test_registering_a_registered_address_mails_its_owner_a_note(
+    client: httpx.AsyncClient, smtp: SmtpSink
+) -> None:
+    await register(client, "coach@club.example")
+    again = await client.post(
+        "/auth/register", json={"email": "Coach@Club.example", "password": "another passphrase"}
+    )
+    # The same answer as for a new address; only the owner's mailbox learns the difference.
+    assert again.status_code == 201
+    assert again.json() == REGISTRATION_ACCEPTED.model_dump()
+    first, note = smtp.messages_to("coach@club.example")
+    assert "Confirm your email address" in first["Subject"]
+    assert note["Subject"] == "Your Polyvision account already exists"
+    text = note.get_body(("plain",))
+    assert text is not None
+    assert "/auth/password-reset" in text.get_content()
+    assert not LINK.findall(text.get_content())  # no verification link for the stranger
 
 
 async def test_unverified_account_can_create_its_own_organization(

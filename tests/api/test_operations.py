@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
+from pydantic import SecretStr
 from temporalio.client import Client
 
+from api.app import create_app
 from api.problems import PROBLEM_MEDIA_TYPE
+from polyvision.settings import Settings
 
 
 async def test_healthz_answers_without_dependencies(client: httpx.AsyncClient) -> None:
@@ -107,6 +110,50 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert 'route="/objects/{key:path}"' in text
     assert "/objects/a/b" not in text
     assert "polyvision_api_request_duration_seconds_bucket" in text
+
+
+def _series(exposition: str) -> set[str]:
+    """The series (name and labels) of a Prometheus text exposition."""
+    return {line.rpartition(" ")[0] for line in exposition.splitlines() if not line.startswith("#")}
+
+
+async def test_made_up_methods_do_not_mint_metric_series(client: httpx.AsyncClient) -> None:
+    # The probe's three made-up methods made sixty series; any token is a valid HTTP method.
+    for method in ("FOO", "BAR1", "X-CUSTOM"):
+        assert (await client.request(method, "/healthz")).status_code == 405
+        assert (await client.request(method, f"/no/such/{method}")).status_code == 404
+    before = _series((await client.get("/metrics")).text)
+    assert any('method="OTHER"' in series for series in before)
+    for method in ("BAZ", "QUX2", "Y-CUSTOM", "PROPFIND"):
+        await client.request(method, "/healthz")
+        await client.request(method, f"/no/such/{method}")
+    after = _series((await client.get("/metrics")).text)
+    # The second batch only counted into series the first had made (/metrics's own GET aside).
+    assert {series for series in after - before if 'route="/metrics"' not in series} == set()
+    for name in ("FOO", "BAZ", "X-CUSTOM", "PROPFIND"):
+        assert f'method="{name}"' not in "\n".join(after)
+
+
+async def test_metrics_need_the_token_when_one_is_configured(api_settings: Settings) -> None:
+    settings = api_settings.model_copy(update={"metrics_token": SecretStr("scrape-secret")})
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": "Basic scrape-secret"},
+                {"Authorization": "Bearer scrape-secret-and-more"},
+            ):
+                refused = await http.get("/metrics", headers=headers)
+                assert refused.status_code == 401, headers
+                assert refused.headers["content-type"] == PROBLEM_MEDIA_TYPE
+                assert refused.headers["www-authenticate"] == "Bearer"
+                assert "scrape-secret" not in refused.text
+            allowed = await http.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+            assert allowed.status_code == 200
+            assert "polyvision_api_requests_total" in allowed.text
 
 
 async def test_openapi_document_lists_operations(client: httpx.AsyncClient) -> None:

@@ -506,3 +506,6 @@ async def test_a_failed_run_says_why(
     assert body["status"] == "failed"
     assert body["match_status"] == "failed"
     assert "frame counts differ: left 100, right 50" in body["failure"]
+    # The progress says where and how it failed (it stayed null for a failed run).
+    assert body["progress"]["failed"] == "ingest: RecordingMismatch"
+    assert body["progress"]["running"] == []

@@ -410,6 +410,9 @@ async def test_wrong_sha256_fails_the_session_and_starts_nothing(
     prefix = f"orgs/{org.id}/uploads/{up.id}/"
     assert not await app.state.objects.exists(f"{prefix}right.mp4")
     assert not await app.state.objects.exists(f"{prefix}left.mp4")
+    # The rig goes too: a failed session is never completed (the probe found it left behind).
+    assert not await app.state.objects.exists(f"{prefix}rig.json")
+    assert [info async for info in app.state.objects.list_prefix(prefix)] == []
     await assert_not_started(temporal_client, f"match-{session['match_id']}")
     async with app.state.sessions() as db:
         match = await db.get(Match, uuid.UUID(session["match_id"]))
@@ -422,16 +425,60 @@ async def test_wrong_sha256_fails_the_session_and_starts_nothing(
     assert parts.status_code == 409
 
 
-async def test_size_mismatch_fails_the_session(
-    client: httpx.AsyncClient, factory: Factory, temporal_client: Client
+async def test_a_part_of_the_wrong_length_is_refused_before_it_is_stored(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory
 ) -> None:
     org = await factory.org(roles=(Role.owner,))
     device = await factory.device(org.id)
     left, right = os.urandom(4000), os.urandom(4000)
     up = await open_upload(client, device_headers(device), left, right)
-    up.data["left"] = left + b"one byte too many"
-    await up.put_parts("left")
+    urls = await client.post(
+        f"/uploads/{up.id}/parts", json={"file": "left", "numbers": [1]}, headers=device.headers
+    )
+    [entry] = urls.json()["urls"]
+
+    async def streamed(data: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 1000):
+            yield data[start : start + 1000]
+
+    refused = [
+        # The probe's part, twice the declared file: refused by its Content-Length...
+        (await client.put(entry["url"], content=left + left), 413),
+        # ...or, sent without one, as soon as it passes the declared length.
+        (await client.put(entry["url"], content=streamed(left + b"one byte too many")), 413),
+        (await client.put(entry["url"], content=left[:-1]), 422),
+    ]
+    for response, status in refused:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "nothing was stored" in response.json()["detail"]
+    assert (await up.get())["files"]["left"]["parts_done"] == []
+    async with app.state.sessions() as db:
+        upload = await db.get(Upload, uuid.UUID(up.id))
+    assert upload is not None and upload.left_key is not None and upload.left_upload_id
+    assert await app.state.objects.list_parts(upload.left_key, upload.left_upload_id) == []
+
+    # The part as declared is stored.
+    assert (await client.put(entry["url"], content=streamed(left))).status_code == 200
+    assert (await up.get())["files"]["left"]["parts_done"] == [1]
+
+
+async def test_a_wrong_part_size_at_completion_fails_the_session_and_removes_its_files(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory, temporal_client: Client
+) -> None:
+    # S3 takes parts straight from the uploader: there the completion's check is the only one.
+    # Here the part goes to the store directly, as it would to S3.
+    org = await factory.org(roles=(Role.owner,))
+    device = await factory.device(org.id)
+    left, right = os.urandom(4000), os.urandom(4000)
+    up = await open_upload(client, device_headers(device), left, right)
     await up.put_parts("right")
+    async with app.state.sessions() as db:
+        upload = await db.get(Upload, uuid.UUID(up.id))
+    assert upload is not None and upload.left_key is not None and upload.left_upload_id
+    await app.state.objects.upload_part(
+        upload.left_key, upload.left_upload_id, 1, left + b"one byte too many"
+    )
 
     failed = await up.complete()
 
@@ -441,6 +488,10 @@ async def test_size_mismatch_fails_the_session(
     session = await up.get()
     assert session["status"] == "failed" and session["error"] == detail
     await assert_not_started(temporal_client, f"match-{session['match_id']}")
+    # Nothing of the failed session stays in the store: no part, no file, no rig.
+    prefix = f"orgs/{org.id}/uploads/{up.id}/"
+    assert [info async for info in app.state.objects.list_prefix(prefix)] == []
+    assert os.listdir(Path(app.state.settings.data_dir) / "objects" / ".staging" / "uploads") == []
 
 
 async def test_completion_is_idempotent(

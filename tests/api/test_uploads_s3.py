@@ -147,6 +147,9 @@ async def test_wrong_sha256_is_found_by_reading_the_assembled_object(
     assert failed.json()["detail"].startswith(f"left: sha256 differs: declared {sha(left)}")
     assert (await up.get())["status"] == "failed"
     assert not await app.state.objects.exists(f"orgs/{org.id}/uploads/{up.id}/left.mp4")
+    # Nothing of the failed session stays in the bucket, its rig included.
+    prefix = f"orgs/{org.id}/uploads/{up.id}/"
+    assert [info async for info in app.state.objects.list_prefix(prefix)] == []
     await assert_not_started(temporal_client, f"match-{up.session['match_id']}")
 
 

@@ -9,13 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.ingest import activity as ingest_activity
 from activities.ingest import pair as ingest_pair
-from activities.ingest.activity import IngestActivities
+from activities.ingest.activity import (
+    LOCAL_PATH_PLACEHOLDER,
+    IngestActivities,
+    public_message,
+)
 from activities.ingest.chunks import plan_chunks
 from activities.ingest.contracts import (
     ExpectedRecording,
@@ -33,6 +38,7 @@ from polyvision.storage.objects import (
     ObjectStore,
     open_object_store,
 )
+from processing.client import failure_text
 
 ORG, MATCH, REVISION = "org-1", "match-7", 1
 LEFT_KEY = "orgs/org-1/uploads/u1/left.mp4"
@@ -242,6 +248,55 @@ async def test_missing_recording_and_bad_rig(
 
     error = await _failure(activities, _input(match_id="../escape"))
     assert error.type == "InvalidInput"
+
+
+def _failure_text(error: ApplicationError) -> str:
+    """The failure as the API's processing status shows it (every cause's message)."""
+    failure = Failure()
+    converter = DataConverter.default
+    converter.failure_converter.to_failure(error, converter.payload_converter, failure)
+    return failure_text(failure)
+
+
+async def test_failures_carry_no_local_path(
+    objects: ObjectStore, synth_2s: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe found the worker's scratch path in a failed run's reason: PyAV's error, the
+    # cause of ours, ends with the file it opened.
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 100)
+    await _upload(objects, synth_2s / "left.mp4", text, synth_2s / "rig.json")
+    activities = IngestActivities(objects, tmp_path / "scratch")
+    invalid = await _failure(activities, _input())
+    assert invalid.type == "InvalidRecording" and invalid.__cause__ is None
+    # A missing object: the file store's error names the object's file.
+    missing = await _failure(activities, _input(left_key="orgs/org-1/uploads/u1/gone.mp4"))
+    assert missing.type == "RecordingNotFound"
+
+    # Anything unexpected stays retryable, under its class's name, without its path either.
+    async def full_disk(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device", str(tmp_path / "scratch" / "left.mp4"))
+
+    monkeypatch.setattr(ingest_activity, "download_pair", full_disk)
+    with pytest.raises(ApplicationError) as caught:
+        await _run(activities, _input())
+    unexpected = caught.value
+    assert unexpected.type == "OSError" and not unexpected.non_retryable
+    assert "No space left on device" in unexpected.message
+
+    for error in (invalid, missing, unexpected):
+        reason = _failure_text(error)
+        assert str(tmp_path) not in reason and "/tmp" not in reason, reason
+    assert _failure_text(invalid).startswith(f"{RIGHT_KEY}: not a readable video container")
+    assert "orgs/org-1/uploads/u1/gone.mp4" in _failure_text(missing)
+
+
+def test_public_message_drops_local_paths_and_keeps_keys() -> None:
+    assert public_message("open '/var/lib/pv/ingest-1/left.mp4' failed") == (
+        f"open '{LOCAL_PATH_PLACEHOLDER}' failed"
+    )
+    kept = "orgs/o/uploads/u/left.mp4: 25/1 fps, see https://docs.example/x"
+    assert public_message(kept) == kept
 
 
 def test_input_and_output_survive_temporal_payload_conversion_within_limits() -> None:
