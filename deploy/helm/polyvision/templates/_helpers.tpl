@@ -55,8 +55,13 @@ app.kubernetes.io/part-of: polyvision
 {{- printf "%s-config" (include "polyvision.fullname" .) }}
 {{- end }}
 
+{{/*
+A component's image: (list $ "api"), the second item a key of .Values.images.
+*/}}
 {{- define "polyvision.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $root := index . 0 }}
+{{- $name := required (printf "images.%s is not set" (index . 1)) (index $root.Values.images (index . 1)) }}
+{{- printf "%s/%s:%s" (trimSuffix "/" $root.Values.image.registry) $name (default $root.Chart.AppVersion $root.Values.image.tag) }}
 {{- end }}
 
 {{/*
