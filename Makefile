@@ -69,7 +69,9 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps "$(BOXMOT)"
 	touch $@
 
+# bench.ladder's peer is Debian's ffmpeg command line.
 bench: $(BENCH_STAMP)
+	command -v ffmpeg >/dev/null || { apt-get update -q && apt-get install -y -q ffmpeg; }
 	$(PY) -m bench
 
 clean:
