@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.encode.contracts import PackageInput, PackageOutput
     from activities.index.contracts import CleanupInput, IndexInput, IndexOutput
     from activities.ingest.contracts import ChunkPlan, IngestInput, IngestOutput
+    from activities.minimap.contracts import MinimapInput, MinimapOutput
     from activities.stitch.contracts import (
         StitchChunkInput,
         StitchChunkOutput,
@@ -131,6 +132,9 @@ COALESCED_PROGRESS_PATCH = "coalesced-progress"
 RENDER_BY_ENCODER_PATCH = "render-queue-by-encoder"
 """Patch id: renders (the whole ladder in one pass) go to the nvenc or cpu queue, with a
 keyframe every `SEGMENT_SECONDS`; children started before the ladder rendered on gpu."""
+MINIMAP_PATCH = "minimap"
+"""Patch id: after analyze the match is drawn from above (`names.MINIMAP_RENDER`) and packaged
+as the minimap rendition; runs started before had no minimap."""
 SEGMENT_SECONDS = 2.0
 """Length of the published media segments (and of the renditions' closed GOPs), seconds."""
 
@@ -487,6 +491,8 @@ class MatchWorkflow:
         self._chunk_frames: dict[int, int] = {}  # frames of each chunk (ingest's plan)
         # Ingest's warning in `MatchProgress.warnings`, replaced when ingest runs again.
         self._sync_warning: str | None = None
+        # The minimap's chunk videos (drawn after analyze), packaged as their own rendition.
+        self._minimap_keys: list[str] = []
 
     # -- operator surface ------------------------------------------------------------------
 
@@ -897,6 +903,27 @@ class MatchWorkflow:
             retry_policy=RETRY,
             result_type=AnalyzeOutput,
         )
+        if workflow.patched(MINIMAP_PATCH):
+            # After analyze, which rewrites the track points' slices the minimap reads.
+            minimap: MinimapOutput = await workflow.execute_activity(
+                names.MINIMAP_RENDER,
+                MinimapInput(
+                    organization_id=input.organization_id,
+                    match_id=input.match_id,
+                    revision=input.revision,
+                    chunks=_spans(ingest),
+                    fps=ingest.fps,
+                    home_kit_colour=input.home_kit_colour,
+                    away_kit_colour=input.away_kit_colour,
+                    gop_frames=max(1, round(SEGMENT_SECONDS * ingest.fps)),
+                ),
+                task_queue=queues.cpu,
+                start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
+                retry_policy=RETRY,
+                result_type=MinimapOutput,
+            )
+            self._minimap_keys = minimap.chunk_keys
         self._finish("analyze")
         return output
 
@@ -919,6 +946,7 @@ class MatchWorkflow:
                 # Payload only, no command: histories recorded before the ladder replay.
                 **ladder_package_fields(rendered),
                 panorama_chunk_keys=panorama_keys,
+                minimap_chunk_keys=self._minimap_keys,
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=1),

@@ -13,7 +13,8 @@ smallest rendition and a poster from the top one (`activities.encode.thumbnails`
 them (runs recorded before the ladder) it publishes ``chunk_video_keys`` as one HLS rendition
 in the old layout (`activities.encode.hls.package_hls`). Either way,
 `PackageInput.panorama_chunk_keys` (the stitch stage's chunks) become the panorama's own
-stream under ``hls/panorama/``.
+stream under ``hls/panorama/``, and `PackageInput.minimap_chunk_keys` (the match drawn from
+above, `activities.minimap`) the minimap's under ``hls/minimap/``.
 
 A re-rendered view (``PackageInput.view``) is packaged the same way into its own folder,
 ``hls/views/{view}/``, with its manifest in ``encode/views/{view}/``; the match's own package
@@ -36,6 +37,7 @@ from activities.encode.contracts import (
     IFRAME_PLAYLIST,
     MASTER_PLAYLIST,
     MEDIA_PLAYLIST,
+    MINIMAP_FOLDER,
     PANORAMA_FOLDER,
     POSTER,
     THUMBNAILS_VTT,
@@ -54,15 +56,12 @@ from polyvision.stage import StageStep, object_digest
 from polyvision.storage.objects import ObjectStore
 from polyvision.temporal import names
 
-CODE_VERSION = "package-3"
-"""package-3: renditions (HLS + DASH over one set of CMAF segments), thumbnails, poster and the
-panorama stream. package-2: the manifest records the typed output (StageStep)."""
+CODE_VERSION = "package-4"
+"""package-4: the minimap stream. package-3: renditions (HLS + DASH over one set of CMAF
+segments), thumbnails, poster and the panorama stream. package-2: the manifest records the typed
+output (StageStep)."""
 
 STAGE = "encode"
-
-PANORAMA_RENDITION = "panorama"
-"""The panorama stream's rendition name (its Representation id in the MPD)."""
-
 
 class EncodeActivities:
     """The packaging activity, bound to the worker's object store.
@@ -89,6 +88,8 @@ class EncodeActivities:
                 output = await self._package_single(input, scratch, out_dir, step.manifest_key)
             if input.panorama_chunk_keys and not input.view:
                 output = await self._package_panorama(input, scratch, out_dir, output)
+            if input.minimap_chunk_keys and not input.view:
+                output = await self._package_minimap(input, scratch, out_dir, output)
             written = (path for path in out_dir.rglob("*") if path.is_file())
             files = publish_order(path.relative_to(out_dir).as_posix() for path in written)
             for uploaded, name in enumerate(files):
@@ -158,18 +159,37 @@ class EncodeActivities:
         self, input: PackageInput, scratch: Path, out_dir: Path, output: PackageOutput
     ) -> PackageOutput:
         """The panorama's own stream, in ``panorama/`` (one rendition, its files flat)."""
-        paths = await self._download(input.panorama_chunk_keys, scratch / "panorama")
-        async with heartbeating({"step": "panorama"}):
-            await asyncio.to_thread(
-                package_ladder,
-                [LadderRendition(PANORAMA_RENDITION, paths)],
-                out_dir / PANORAMA_FOLDER,
-                segment_seconds=input.segment_seconds,
-                flat=True,
-            )
+        await self._package_stream(
+            input, input.panorama_chunk_keys, PANORAMA_FOLDER, scratch, out_dir
+        )
         output.panorama_master_key = self._hls_key(input, f"{PANORAMA_FOLDER}/{MASTER_PLAYLIST}")
         output.panorama_dash_key = self._hls_key(input, f"{PANORAMA_FOLDER}/{DASH_MANIFEST}")
         return output
+
+    async def _package_minimap(
+        self, input: PackageInput, scratch: Path, out_dir: Path, output: PackageOutput
+    ) -> PackageOutput:
+        """The minimap's own stream, in ``minimap/`` (one rendition, its files flat)."""
+        await self._package_stream(
+            input, input.minimap_chunk_keys, MINIMAP_FOLDER, scratch, out_dir
+        )
+        output.minimap_master_key = self._hls_key(input, f"{MINIMAP_FOLDER}/{MASTER_PLAYLIST}")
+        output.minimap_dash_key = self._hls_key(input, f"{MINIMAP_FOLDER}/{DASH_MANIFEST}")
+        return output
+
+    async def _package_stream(
+        self, input: PackageInput, keys: list[str], folder: str, scratch: Path, out_dir: Path
+    ) -> None:
+        """One stream of chunk videos as a single-rendition package in ``folder``."""
+        paths = await self._download(keys, scratch / folder)
+        async with heartbeating({"step": folder}):
+            await asyncio.to_thread(
+                package_ladder,
+                [LadderRendition(folder, paths)],
+                out_dir / folder,
+                segment_seconds=input.segment_seconds,
+                flat=True,
+            )
 
     def _renditions(self, input: PackageInput, result: LadderResult) -> list[PackagedRendition]:
         return [
@@ -199,6 +219,10 @@ class EncodeActivities:
         if input.panorama_chunk_keys and not input.view:
             inputs["panorama"] = [
                 (key, await object_digest(self._objects, key)) for key in input.panorama_chunk_keys
+            ]
+        if input.minimap_chunk_keys and not input.view:
+            inputs["minimap"] = [
+                (key, await object_digest(self._objects, key)) for key in input.minimap_chunk_keys
             ]
         return StageStep.for_match(
             self._objects,

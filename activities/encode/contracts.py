@@ -18,6 +18,8 @@ it) and the delivery API (which hands out its URLs) agree on it::
     poster.jpg                     the poster image
     panorama/master.m3u8           the panorama's own HLS master (one variant) ...
     panorama/manifest.mpd          ... and DASH MPD, its segments beside them
+    minimap/master.m3u8            the minimap (the match from above) the same way ...
+    minimap/manifest.mpd           ... with its DASH MPD
 
 A package made without renditions (`PackageInput.chunk_renditions` empty: runs recorded before
 the ladder) keeps the single-rendition layout: ``master.m3u8``, ``media.m3u8``, ``init.mp4``
@@ -52,8 +54,10 @@ POSTER = "poster.jpg"
 """The poster image."""
 PANORAMA_FOLDER = "panorama"
 """Folder (in the revision's ``hls/``) of the panorama's own package."""
+MINIMAP_FOLDER = "minimap"
+"""Folder (in the revision's ``hls/``) of the minimap's own package."""
 
-RESERVED_NAMES = frozenset({VIEWS_FOLDER, PANORAMA_FOLDER, THUMBNAILS_FOLDER})
+RESERVED_NAMES = frozenset({VIEWS_FOLDER, PANORAMA_FOLDER, MINIMAP_FOLDER, THUMBNAILS_FOLDER})
 """Folder names a rendition may not have: they hold other parts of the package."""
 
 
@@ -84,6 +88,9 @@ class PackageInput:
             for a view (the panorama is the revision's, not the view's).
         segment_seconds: None: one segment per chunk. Otherwise chunks are also cut at
             keyframes (common to every rendition) into segments of at least this length.
+        minimap_chunk_keys: Object keys of the minimap's chunk MP4s in playback order
+            (`activities.minimap`), packaged as their own stream under ``hls/minimap/``;
+            empty: none. Ignored for a view.
     """
 
     organization_id: str
@@ -94,6 +101,7 @@ class PackageInput:
     chunk_renditions: list[list[RenditionChunk]] = field(default_factory=list)
     panorama_chunk_keys: list[str] = field(default_factory=list)
     segment_seconds: float | None = None
+    minimap_chunk_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -136,6 +144,8 @@ class PackageOutput:
         panorama_master_key: Object key of the panorama's HLS master; empty when none.
         panorama_dash_key: Object key of the panorama's DASH MPD; empty when none.
         renditions: The renditions, top first; empty for a package without renditions.
+        minimap_master_key: Object key of the minimap's HLS master; empty when none.
+        minimap_dash_key: Object key of the minimap's DASH MPD; empty when none.
     """
 
     master_key: str
@@ -150,3 +160,5 @@ class PackageOutput:
     panorama_master_key: str = ""
     panorama_dash_key: str = ""
     renditions: list[PackagedRendition] = field(default_factory=list)
+    minimap_master_key: str = ""
+    minimap_dash_key: str = ""

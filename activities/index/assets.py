@@ -4,9 +4,9 @@ The encode stage publishes its package under the folder of the HLS master playli
 (`activities.encode.contracts` draws the layout); the analyze stage writes the heatmaps. Each
 entry point a viewer or an application fetches becomes one asset row: the HLS master
 (``hls``), the DASH MPD (``dash``), the thumbnails' WebVTT index, its sprites and the poster
-(``thumbnail``), the panorama's HLS master and MPD (``panorama``) and the heatmaps
-(``heatmap``). Segments and per-rendition playlists are not catalogued: the manifests name
-them, and a match has thousands.
+(``thumbnail``), the panorama's HLS master and MPD (``panorama``), the minimap's HLS master
+and MPD (``hls``, ``dash``) and the heatmaps (``heatmap``). Segments and per-rendition
+playlists are not catalogued: the manifests name them, and a match has thousands.
 
 Only what exists is registered, so a package made before the ladder (no MPD, thumbnails or
 panorama) gets its HLS master and nothing it lacks.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from activities.encode.contracts import (
     DASH_MANIFEST,
     MASTER_PLAYLIST,
+    MINIMAP_FOLDER,
     PANORAMA_FOLDER,
     POSTER,
     THUMBNAILS_FOLDER,
@@ -36,7 +37,8 @@ class PublishedAsset:
     Attributes:
         role: What it is to a player (``hls_master``, ``dash_manifest``, ``thumbnails``,
             ``thumbnail_sprite``, ``poster``, ``panorama_master``, ``panorama_dash``,
-            ``heatmaps``); the summary's key for the single ones.
+            ``minimap_master``, ``minimap_dash``, ``heatmaps``); the summary's key for the
+            single ones.
         kind: The catalog's asset kind.
         key: Object key.
         size: Bytes.
@@ -63,6 +65,8 @@ async def published_assets(objects: ObjectStore, input: IndexInput) -> list[Publ
             ("poster", AssetKind.thumbnail, folder + POSTER),
             ("panorama_master", AssetKind.panorama, f"{folder}{PANORAMA_FOLDER}/{MASTER_PLAYLIST}"),
             ("panorama_dash", AssetKind.panorama, f"{folder}{PANORAMA_FOLDER}/{DASH_MANIFEST}"),
+            ("minimap_master", AssetKind.hls, f"{folder}{MINIMAP_FOLDER}/{MASTER_PLAYLIST}"),
+            ("minimap_dash", AssetKind.dash, f"{folder}{MINIMAP_FOLDER}/{DASH_MANIFEST}"),
         ]
         sprites = sorted(
             [info.key async for info in objects.list_prefix(f"{folder}{THUMBNAILS_FOLDER}/")]

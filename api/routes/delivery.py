@@ -35,6 +35,7 @@ from starlette.background import BackgroundTask
 from activities.encode.contracts import (
     DASH_MANIFEST,
     MASTER_PLAYLIST,
+    MINIMAP_FOLDER,
     PANORAMA_FOLDER,
     POSTER,
     THUMBNAILS_VTT,
@@ -113,6 +114,8 @@ _PLAYBACK_EXAMPLE: dict[str, JsonValue] = {
     "thumbnails_url": _EXAMPLE_URL + THUMBNAILS_VTT,
     "panorama_master_url": f"{_EXAMPLE_URL}{PANORAMA_FOLDER}/{MASTER_PLAYLIST}",
     "panorama_dash_url": f"{_EXAMPLE_URL}{PANORAMA_FOLDER}/{DASH_MANIFEST}",
+    "minimap_master_url": f"{_EXAMPLE_URL}{MINIMAP_FOLDER}/{MASTER_PLAYLIST}",
+    "minimap_dash_url": f"{_EXAMPLE_URL}{MINIMAP_FOLDER}/{DASH_MANIFEST}",
     "expires_at": "2025-06-01T18:00:00Z",
     "revision": 1,
 }
@@ -140,6 +143,12 @@ class Playback(BaseModel):
     panorama_dash_url: str | None = Field(
         default=None, description="DASH MPD of the whole panorama."
     )
+    minimap_master_url: str | None = Field(
+        default=None,
+        description="HLS master playlist of the minimap (the match from above), in step with "
+        "the virtual camera.",
+    )
+    minimap_dash_url: str | None = Field(default=None, description="DASH MPD of the minimap.")
     expires_at: datetime
     revision: int
     view: str | None = Field(
@@ -234,8 +243,8 @@ async def get_playback(
     """The stream URLs of the match's published revision, signed for the caller.
 
     The HLS master playlist, and where the package has them the DASH MPD, the poster, the
-    thumbnails' WebVTT index and the panorama's HLS and DASH manifests. The URLs work for
-    `PLAYBACK_TOKEN_LIFETIME` (4 hours) for whoever holds them; every URL inside the
+    thumbnails' WebVTT index and the panorama's and the minimap's HLS and DASH manifests. The
+    URLs work for `PLAYBACK_TOKEN_LIFETIME` (4 hours) for whoever holds them; every URL inside the
     manifests they lead to carries the same token. 409 until the match's rendition
     has been published. With ``view``, the master playlist of that view of the published
     revision, and a token for its folder only; 404 while the view has not finished (or was
@@ -257,7 +266,11 @@ async def get_playback(
     # The rest of the package, where it has them (published before the master playlist).
     optional = [DASH_MANIFEST, POSTER, THUMBNAILS_VTT]
     if not view:  # the panorama is the revision's, outside a view's folder
-        optional += [f"{PANORAMA_FOLDER}/{MASTER_PLAYLIST}", f"{PANORAMA_FOLDER}/{DASH_MANIFEST}"]
+        optional += [
+            f"{folder}/{name}"
+            for folder in (PANORAMA_FOLDER, MINIMAP_FOLDER)
+            for name in (MASTER_PLAYLIST, DASH_MANIFEST)
+        ]
     present = await asyncio.gather(*(objects.exists(prefix + name) for name in optional))
     found = {name for name, exists in zip(optional, present, strict=True) if exists}
     expires_at = int(time.time() + PLAYBACK_TOKEN_LIFETIME.total_seconds())
@@ -277,6 +290,8 @@ async def get_playback(
         thumbnails_url=url(THUMBNAILS_VTT),
         panorama_master_url=url(f"{PANORAMA_FOLDER}/{MASTER_PLAYLIST}"),
         panorama_dash_url=url(f"{PANORAMA_FOLDER}/{DASH_MANIFEST}"),
+        minimap_master_url=url(f"{MINIMAP_FOLDER}/{MASTER_PLAYLIST}"),
+        minimap_dash_url=url(f"{MINIMAP_FOLDER}/{DASH_MANIFEST}"),
         expires_at=datetime.fromtimestamp(expires_at, UTC),
         revision=revision,
         view=view,

@@ -209,6 +209,7 @@ class LadderEncoder:
         self.encoder: Encoder = encoder
         self.top_size = (top.width, top.height)
         rate = Fraction(fps).limit_denominator(1001)
+        self._time_base = 1 / rate
         self._outputs: list[_Rendition] = []
         try:
             for target in targets:
@@ -247,7 +248,11 @@ class LadderEncoder:
                     format="yuv420p",
                     interpolation=SCALER,
                 )
+            # A decoded frame carries its source's timing and picture type: the encoder would
+            # rescale the one and obey the other (a keyframe wherever the source had one).
             scaled.pts = self.frames_written
+            scaled.time_base = self._time_base
+            scaled.pict_type = av.video.frame.PictureType.NONE
             output.encode(scaled)
             output.frames += 1
         self.frames_written += 1

@@ -33,6 +33,7 @@ TRACK_MATCH: Final = "track_match"
 VCAM_PLAN: Final = "vcam_plan"
 VCAM_RENDER: Final = "vcam_render"
 ANALYZE_MATCH: Final = "analyze_match"
+MINIMAP_RENDER: Final = "minimap_render"
 PACKAGE_HLS: Final = "package_hls"
 INDEX_MATCH: Final = "index_match"
 CLEANUP_MATCH: Final = "cleanup_match"
@@ -49,6 +50,7 @@ ACTIVITIES: Final = (
     VCAM_PLAN,
     VCAM_RENDER,
     ANALYZE_MATCH,
+    MINIMAP_RENDER,
     PACKAGE_HLS,
     INDEX_MATCH,
     CLEANUP_MATCH,

@@ -17,6 +17,7 @@ from activities.health import HealthActivities
 from activities.index.activity import IndexActivities
 from activities.index.cleanup import CleanupActivities
 from activities.ingest.activity import IngestActivities
+from activities.minimap.activity import MinimapActivities
 from activities.rerender.activity import RerenderActivities
 from activities.stitch.activity import StitchActivities
 from activities.track.activity import TrackActivities
@@ -121,6 +122,7 @@ def activities_for(role: QueueRole, deps: WorkerDeps) -> list[Callable[..., Any]
             vcam.plan,
             vcam.render_chunk,
             analyze.analyze,
+            MinimapActivities(objects, analytics).render,
             encode.package,
             index.index,
             cleanup.cleanup,

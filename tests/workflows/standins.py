@@ -22,6 +22,7 @@ from activities.encode.contracts import PackageInput, PackageOutput
 from activities.index.contracts import CleanupInput, CleanupOutput, IndexInput, IndexOutput
 from activities.ingest.chunks import plan_chunks
 from activities.ingest.contracts import IngestInput, IngestOutput, RecordingSummary
+from activities.minimap.contracts import MinimapInput, MinimapOutput
 from activities.stitch.contracts import (
     StitchChunkInput,
     StitchChunkOutput,
@@ -211,6 +212,15 @@ class StandinActivities:
             manifest_key=f"{prefix}/analyze/manifest.json",
         )
 
+    @activity.defn(name="minimap_render")
+    async def minimap_render(self, input: MinimapInput) -> MinimapOutput:
+        """The match drawn from above, a video per chunk."""
+        prefix = _prefix(input.organization_id, input.match_id, input.revision)
+        return MinimapOutput(
+            chunk_keys=[f"{prefix}/minimap/chunk-{c.chunk:05d}.mp4" for c in input.chunks],
+            manifest_key=f"{prefix}/minimap/manifest.json",
+        )
+
     @activity.defn(name="package_hls")
     async def package_hls(self, input: PackageInput) -> PackageOutput:
         """One HLS rendition with a segment per rendered chunk."""
@@ -250,6 +260,7 @@ class StandinActivities:
                 self.vcam_plan,
                 self.vcam_render,
                 self.analyze_match,
+                self.minimap_render,
                 self.package_hls,
                 self.index_match,
                 self.cleanup_match,
