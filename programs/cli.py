@@ -120,6 +120,29 @@ async def _connect_or_explain(settings: Settings) -> Client:
         ) from exc
 
 
+def _temporal_codec_server(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from polyvision.temporal.codec import PayloadSettings, build_codec
+    from polyvision.temporal.codec_server import create_codec_app
+
+    token = os.environ.get("PV_CODEC_SERVER_TOKEN", "")
+    if not token:
+        raise StartupError("PV_CODEC_SERVER_TOKEN", "set a bearer token for the codec server")
+    try:
+        codec = build_codec(PayloadSettings())
+    except ValueError as exc:
+        raise StartupError("PV_PAYLOAD_KEYS", str(exc)) from None
+    if codec is None:
+        raise StartupError(
+            "PV_PAYLOAD_KEYS", "no payload codec is configured (PV_PAYLOAD_*): nothing to decode"
+        )
+    origins = args.cors_origin or [settings.temporal_ui_url]
+    app = create_codec_app(codec, token=token, cors_origins=origins)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+    return 0
+
+
 def _temporal_apply(settings: Settings, args: argparse.Namespace) -> int:
     from polyvision.temporal.apply import apply_namespace
     from polyvision.temporal.config import load_namespace_config
@@ -422,6 +445,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply.add_argument("--config", default=None, help="path of the namespace YAML")
     apply.set_defaults(handler=_temporal_apply)
+    codec_server = temporal_commands.add_parser(
+        "codec-server",
+        help="decode payloads for the Temporal UI and CLI (bearer token: PV_CODEC_SERVER_TOKEN)",
+    )
+    codec_server.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    codec_server.add_argument("--port", type=int, default=8081, help="port to bind")
+    codec_server.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        help="browser origin allowed to call it, repeatable (default: PV_TEMPORAL_UI_URL)",
+    )
+    codec_server.set_defaults(handler=_temporal_codec_server)
 
     synth = commands.add_parser(
         "synth", help="film a simulated match with a virtual two-camera rig, with ground truth"

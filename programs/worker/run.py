@@ -13,17 +13,19 @@ from typing import TextIO
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from polyvision.capabilities import detect_capabilities
 from polyvision.settings import Settings
-from polyvision.telemetry import LoggingInterceptor
+from polyvision.telemetry import LoggingInterceptor, configure_tracing
+from polyvision.temporal.activity_metrics import ActivityMetricsInterceptor
 from polyvision.temporal.client import connect
 from polyvision.temporal.queues import queue_names
 from programs.worker.plan import QueuePlan, describe_plan, plan_queues
 from programs.worker.registry import WorkerDeps, activities_for, workflows_for
 from programs.worker.runtime import build_runtime
 from programs.worker.stores import StoreHolder, embedded_analytics_holder, open_pipeline_stores
+from programs.worker.versioning import VersioningSettings, deployment_config, worker_version
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +76,7 @@ async def run_worker(
     shutdown_timeout: timedelta,
     stop: asyncio.Event,
     deps: WorkerDeps | None = None,
+    deployment: WorkerDeploymentConfig | None = None,
 ) -> None:
     """Run one worker per planned queue until `stop` is set, then shut them all down.
 
@@ -88,6 +91,8 @@ async def run_worker(
         shutdown_timeout: Grace period for running activities.
         stop: Set it to stop (signal handlers do).
         deps: What activities are bound to; the worker identity in it is replaced per queue.
+        deployment: The build the workers report and, with versioning on, route by
+            (`programs.worker.versioning`); none if None.
 
     Raises:
         ValueError: No plans.
@@ -120,7 +125,9 @@ async def run_worker(
                     # seconds, not at the SDK's default of once a minute.
                     max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                     identity=identity,
-                    interceptors=[LoggingInterceptor()],
+                    # The client's tracing interceptor comes first (the SDK prepends it).
+                    interceptors=[LoggingInterceptor(), ActivityMetricsInterceptor()],
+                    deployment_config=deployment,
                 )
             )
         tasks = [
@@ -231,6 +238,13 @@ async def serve(
             f"cannot serve metrics on {metrics} ({exc}); set PV_WORKER_METRICS_PORT to a free"
             " port, or 0 for no metrics"
         ) from None
+    versioning = VersioningSettings()
+    version = worker_version(versioning)
+    deployment = deployment_config(version, use_worker_versioning=versioning.worker_versioning)
+    try:
+        tracer_provider = configure_tracing("polyvision-worker")
+    except RuntimeError as exc:  # an OTLP endpoint without the exporter package
+        raise WorkerStartError(str(exc)) from None
     remove_handlers: Callable[[], None] | None = None
     if stop is None:
         stop = asyncio.Event()
@@ -247,10 +261,23 @@ async def serve(
             address=settings.temporal_address,
             namespace=settings.temporal_namespace,
             metrics=f"http://{metrics}/metrics" if metrics else None,
+            deployment=version.deployment_name,
+            build_id=version.build_id,
+            versioning=versioning.worker_versioning,
+            tracing=tracer_provider is not None,
         )
         async with open_pipeline_stores(settings) as stores:
             deps = WorkerDeps(identity=client.identity, stores=stores)
-            await run_worker(client, plans, shutdown_timeout=shutdown_timeout, stop=stop, deps=deps)
+            await run_worker(
+                client,
+                plans,
+                shutdown_timeout=shutdown_timeout,
+                stop=stop,
+                deps=deps,
+                deployment=deployment,
+            )
     finally:
         if remove_handlers is not None:
             remove_handlers()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # flushes the spans still batched

@@ -2,7 +2,8 @@
 
 The SDK exports its own worker metrics (poll latency, slots, task failures) and every metric our
 activities record through `activity.metric_meter()` on the same endpoint, so one scrape target
-per worker pod covers both.
+per worker pod covers both; the stage metrics (`polyvision.temporal.activity_metrics`) are among
+them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from polyvision.temporal.activity_metrics import histogram_bucket_overrides
 
 
 def build_runtime(
@@ -37,6 +40,8 @@ def build_runtime(
             counters_total_suffix=True,
             unit_suffix=True,
             durations_as_seconds=True,
+            # Stage durations span milliseconds (a manifest answer) to tens of minutes.
+            histogram_bucket_overrides=histogram_bucket_overrides(),
         )
         if metrics_bind_address
         else None
