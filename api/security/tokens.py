@@ -100,6 +100,9 @@ class AccessTokens:
             )
         except jwt.PyJWTError as exc:
             raise InvalidAccessToken(str(exc)) from exc
+        # A token this service issues lives `lifetime_s`: a longer one was not issued here.
+        if int(claims["exp"]) - int(claims["iat"]) > self.lifetime_s + self.leeway_s:
+            raise InvalidAccessToken("token lifetime too long")
         try:
             user_id = uuid.UUID(claims["sub"])
         except (TypeError, ValueError, AttributeError) as exc:
