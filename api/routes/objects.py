@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from http import HTTPStatus
@@ -159,6 +160,39 @@ async def _exactly(
         )
 
 
+async def _with_sha256(
+    chunks: AsyncIterator[bytes], number: int, expected_hex: str
+) -> AsyncIterator[bytes]:
+    """``chunks``, refused (`PartLengthError` 400) at their end when their sha256 is not
+    ``expected_hex``: the store keeps a part only once its body ended without an error."""
+    digest = hashlib.sha256()
+    async for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+    if digest.hexdigest() != expected_hex:
+        raise PartLengthError(
+            400, f"part {number} does not match its {CHECKSUM_HEADER} (nothing was stored)"
+        )
+
+
+def _checksum_hex(request: Request) -> str | None:
+    """The request's `x-amz-checksum-sha256` as hex; None without one.
+
+    Raises:
+        ValueError: The header is not a base64 sha256 digest.
+    """
+    checksum = request.headers.get(CHECKSUM_HEADER)
+    if checksum is None:
+        return None
+    try:
+        raw = base64.b64decode(checksum, validate=True)
+    except binascii.Error:
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError(f"{CHECKSUM_HEADER} must be a base64 sha256 digest")
+    return raw.hex()
+
+
 async def _expected_length(request: Request, key: str, upload_id: str, number: int) -> int | None:
     """The length an upload session declared for this part; None for an upload of no session."""
     sessions: async_sessionmaker[AsyncSession] | None = getattr(request.app.state, "sessions", None)
@@ -178,6 +212,12 @@ async def _put_part(
         # Part URLs of other backends point at the backend itself, never here.
         return problem(404, "this object store does not serve part uploads")
     chunks: AsyncIterator[bytes] = request.stream()
+    try:
+        checksum = _checksum_hex(request)
+    except ValueError as exc:
+        return problem(400, str(exc))
+    if checksum is not None:
+        chunks = _with_sha256(chunks, number, checksum)
     expected = await _expected_length(request, key, upload_id, number)
     if expected is not None:
         if expected <= 0:
@@ -279,15 +319,10 @@ async def put_object(
         return await _put_part(key, request, store, upload_id, part_number)
     if (refused := _refusal(request, key, secret, method, expires, sig)) is not None:
         return refused
-    expected: str | None = None
-    if (checksum := request.headers.get(CHECKSUM_HEADER)) is not None:
-        try:
-            raw = base64.b64decode(checksum, validate=True)
-        except binascii.Error:
-            raw = b""
-        if len(raw) != 32:
-            return problem(400, f"{CHECKSUM_HEADER} must be a base64 sha256 digest")
-        expected = raw.hex()
+    try:
+        expected = _checksum_hex(request)
+    except ValueError as exc:
+        return problem(400, str(exc))
     try:
         info = await store.put_stream(
             key,

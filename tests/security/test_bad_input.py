@@ -34,12 +34,6 @@ def _assert_problem(response: httpx.Response, status: int, *words: str) -> None:
         assert word in str(detail), detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: on the file object store a part PUT ignores its x-amz-checksum-sha256 "
-    "header (api/routes/objects.py checks it for whole objects only); corruption is caught "
-    "only at completion by the file's sha256",
-)
 async def test_a_part_with_a_wrong_checksum_is_refused_and_nothing_is_stored(
     client: httpx.AsyncClient, factory: Factory
 ) -> None:
