@@ -22,8 +22,10 @@ from api.routes import (
     matches,
     objects,
     organizations,
+    player_figures,
     processing,
     prometheus,
+    roster,
     teams,
     uploads,
     views,
@@ -88,10 +90,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads,
         matches,
         teams,
+        roster,
         processing,
         views,
         delivery,
         analytics,
+        player_figures,
     ):
         app.include_router(area.router)
     return app

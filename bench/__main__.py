@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from bench import (
+    analytics_accuracy,
     ball_real,
     detect_int8,
     detect_tiling,
     foot_point,
+    ladder,
     native_blend,
     ort_threads,
     pipeline,
@@ -24,6 +26,7 @@ def main() -> None:
     native_blend.main()
     stitch_kernel.main([])
     vcam_render.main([])
+    ladder.main([])
     detect_tiling.main([])
     synth_speed.main([])
     synth_detect_recall.main([])
@@ -35,6 +38,7 @@ def main() -> None:
     ort_threads.main([])
     detect_int8.main([])
     pipeline.main([])  # the whole workflow per setting: about an hour
+    analytics_accuracy.main([])  # three 60 s seeds through the workflow: about 45 minutes
 
 
 if __name__ == "__main__":

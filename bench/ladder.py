@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,39 +67,45 @@ def _require_ffmpeg() -> str:
     return path
 
 
-def _real_frames(name: str, count: int) -> list[npt.NDArray[np.uint8]]:
+def _real_frames(name: str, count: int) -> Iterator[npt.NDArray[np.uint8]]:
+    """The first ``count`` frames of a camera of the real recording, one at a time."""
     path = REAL_DIR / name
     if not path.exists():
         raise SystemExit(f"the real recording is missing: {path}")
-    frames = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            frames.append(np.asarray(frame.to_ndarray(format="bgr24"), np.uint8))
-            if len(frames) == count:
-                break
-    return frames
+        for index, frame in enumerate(container.decode(stream)):
+            if index == count:
+                return
+            yield np.asarray(frame.to_ndarray(format="bgr24"), np.uint8)
 
 
 def make_source(path: Path, seconds: float) -> int:
     """The 1080p source clip (nearly lossless, so both contenders start from the same pixels)."""
-    count = round(seconds * FPS)
+    count = 0
     with VideoWriter(path, 1920, 1080, FPS, crf=10, gop=GOP) as writer:
-        for frame in _real_frames("left_camera.mp4", count):
-            writer.write(cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_AREA))
+        for frame in _real_frames("left_camera.mp4", round(seconds * FPS)):
+            writer.write(
+                np.asarray(cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_AREA), np.uint8)
+            )
+            count += 1
     return count
 
 
 def make_panorama(path: Path, seconds: float) -> int:
     """A panorama chunk of real content: the two cameras side by side at the rig's size."""
-    count = round(seconds * FPS)
-    left = _real_frames("left_camera.mp4", count)
-    right = _real_frames("right_camera.mp4", count)
+    wanted = round(seconds * FPS)
+    count = 0
+    left = _real_frames("left_camera.mp4", wanted)
+    right = _real_frames("right_camera.mp4", wanted)
     with VideoWriter(path, *PANORAMA_SIZE, FPS, crf=18, gop=GOP) as writer:
         for a, b in zip(left, right, strict=True):
             pair = np.hstack([a, b])
-            writer.write(cv2.resize(pair, PANORAMA_SIZE, interpolation=cv2.INTER_AREA))
+            writer.write(
+                np.asarray(cv2.resize(pair, PANORAMA_SIZE, interpolation=cv2.INTER_AREA), np.uint8)
+            )
+            count += 1
     return count
 
 
@@ -160,7 +167,7 @@ def _luma(frame: av.VideoFrame, size: tuple[int, int] | None = None) -> npt.NDAr
     elif frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
     plane = frame.planes[0]
-    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
     return rows[:, : plane.width].astype(np.float64)
 
 
@@ -229,7 +236,7 @@ def _pan_path(frames: int, geometry: ViewGeometry) -> VcamPath:
     width = geometry.width * (0.30 + 0.10 * np.sin(2 * np.pi * t))
     cx = geometry.width * (0.3 + 0.4 * t)
     cy = np.full(frames, geometry.height * 0.55)
-    return VcamPath(cx, cy, width)
+    return VcamPath(cx.astype(np.float32), cy.astype(np.float32), width.astype(np.float32))
 
 
 def run_render_rtf(work: Path, seconds: float, rounds: int) -> dict[str, Any]:

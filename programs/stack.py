@@ -32,7 +32,8 @@ from polyvision.temporal.apply import apply_namespace
 from polyvision.temporal.client import connect
 from polyvision.temporal.config import load_namespace_config
 from polyvision.temporal.devserver import DevServer, DevServerError
-from polyvision.temporal.queues import queue_names
+from polyvision.temporal.queues import QueueRole, queue_names
+from polyvision.temporal.schedules import ensure_retention_schedule
 from programs.stack_state import publish_stack_state, withdraw_stack_state
 from programs.worker.plan import describe_plan, plan_queues
 from programs.worker.registry import WorkerDeps
@@ -276,6 +277,9 @@ async def _run_stack_with_socket(
             # The dev server creates the namespace at launch; applying keeps retention and
             # search attributes in step with the YAML on a data directory made by an older one.
             await apply_namespace(client, namespace)
+            await ensure_retention_schedule(
+                client, queue_names(settings.task_queue_suffix)[QueueRole.cpu], namespace=namespace
+            )
             await asyncio.to_thread(upgrade_stores, settings)
         except BaseException:
             temporal_task.cancel()

@@ -40,7 +40,7 @@ from workflows.health import HealthCheckInput, HealthCheckWorkflow
 def test_namespace_config_loads() -> None:
     config = load_namespace_config()
     assert config.name == "polyvision"
-    assert config.retention == timedelta(days=30)
+    assert config.retention == timedelta(days=90)
     assert {a.name: a.type for a in config.search_attributes} == {
         key.name: "Keyword" for key in search_attributes.ALL_KEYS
     }
@@ -91,7 +91,7 @@ async def test_apply_namespace_is_idempotent(temporal_client: Client) -> None:
     described = await temporal_client.workflow_service.describe_namespace(
         DescribeNamespaceRequest(namespace=config.name)
     )
-    assert described.config.workflow_execution_retention_ttl.ToTimedelta() == timedelta(days=30)
+    assert described.config.workflow_execution_retention_ttl.ToTimedelta() == timedelta(days=90)
 
 
 async def test_session_namespace_already_applied(

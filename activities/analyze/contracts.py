@@ -30,6 +30,12 @@ class AnalyzeInput:
         revision: Processing revision.
         chunks: Chunks in match order.
         fps: Frame rate of the match.
+        overrides_key: Object key of the analyst's identity overrides (JSON
+            ``{"merges": [[a, b], ...], "roster": {"identity": "player"}}``,
+            `activities.analyze.identities.IdentityOverrides`); empty: none.
+
+    Fields after ``fps`` come with defaults: inputs recorded in histories before they existed
+    still decode.
     """
 
     organization_id: str
@@ -37,6 +43,7 @@ class AnalyzeInput:
     revision: int
     chunks: list[AnalyzeChunk]
     fps: float
+    overrides_key: str = ""
 
 
 @dataclass
@@ -49,6 +56,13 @@ class AnalyzeOutput:
         heatmaps_key: Object key of ``heatmaps.json`` (a grid of point counts per team).
         manifest_key: Where the manifest is.
         from_manifest: True when an earlier attempt's manifest answered.
+        figures_key: Object key of ``figures.json`` (per-player and per-team figures, events);
+            empty in outputs recorded before it existed.
+        players: Player identities in the figures.
+        passes: Completed passes of both teams.
+
+    Fields after ``from_manifest`` come with defaults: outputs recorded in histories before
+    they existed still decode.
     """
 
     tracks: int
@@ -56,3 +70,6 @@ class AnalyzeOutput:
     heatmaps_key: str
     manifest_key: str
     from_manifest: bool = False
+    figures_key: str = ""
+    players: int = 0
+    passes: int = 0

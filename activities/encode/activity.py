@@ -63,6 +63,7 @@ output (StageStep)."""
 
 STAGE = "encode"
 
+
 class EncodeActivities:
     """The packaging activity, bound to the worker's object store.
 

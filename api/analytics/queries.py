@@ -213,3 +213,34 @@ def player_stats_query(scope: Scope) -> SqlStatement:
         " GROUP BY track_id, team ORDER BY track_id, team"
     )
     return sql, scope.parameters()
+
+
+def player_figures_query(scope: Scope) -> SqlStatement:
+    """The match-wide figures of each player identity (``match_player_figures``, migration
+    0005), stored team codes, by identity.
+
+    Returns:
+        SQL selecting ``identity_id, team, role, player, track_ids, seconds, distance_m,
+        top_speed, walk_s, jog_s, run_s, high_s, sprint_s, sprints``.
+    """
+    sql = (
+        "SELECT identity_id, team, role, player, track_ids, seconds, distance_m, top_speed,"
+        " walk_s, jog_s, run_s, high_s, sprint_s, sprints"
+        f" FROM match_player_figures WHERE {_SCOPE} ORDER BY identity_id"
+    )
+    return sql, scope.parameters()
+
+
+def player_heatmaps_query(scope: Scope) -> SqlStatement:
+    """Frames per player identity and 1 m cell over the whole match
+    (``match_player_heatmaps``: a summing table, so summed here).
+
+    Returns:
+        SQL selecting ``identity_id, cell_x, cell_y, frames`` for the visited cells.
+    """
+    sql = (
+        "SELECT identity_id, cell_x, cell_y, sum(frames) AS frames"
+        f" FROM match_player_heatmaps WHERE {_SCOPE}"
+        " GROUP BY identity_id, cell_x, cell_y ORDER BY identity_id, cell_x, cell_y"
+    )
+    return sql, scope.parameters()

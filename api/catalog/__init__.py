@@ -10,12 +10,13 @@ from __future__ import annotations
 from api.catalog.cursor import InvalidCursor, PageKey, decode_cursor, encode_cursor
 from api.catalog.lookup import load_match, load_team, match_in_org
 from api.catalog.matches import MatchFilters, MatchRow, MatchSort, match_listing, match_rows
-from api.catalog.search import search_condition, search_terms
+from api.catalog.search import MatchSearch, match_search, search_terms
 
 __all__ = [
     "InvalidCursor",
     "MatchFilters",
     "MatchRow",
+    "MatchSearch",
     "MatchSort",
     "PageKey",
     "decode_cursor",
@@ -25,6 +26,6 @@ __all__ = [
     "match_in_org",
     "match_listing",
     "match_rows",
-    "search_condition",
+    "match_search",
     "search_terms",
 ]

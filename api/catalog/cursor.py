@@ -1,9 +1,10 @@
 """Opaque keyset-pagination cursors: where the previous page ended, for which query.
 
-A cursor is base64url JSON holding the last row's sort value and id, the sort, and a short
-fingerprint of the filters. It is not signed: it can only move the start of a page inside the
-caller's own, organization-scoped results, so tampering reveals nothing. The fingerprint makes a
-cursor used with other filters or another sort fail loudly instead of skipping rows.
+A cursor is base64url JSON holding the last row's sort value and id (and its relevance, for
+the relevance sort), the sort, and a short fingerprint of the filters. It is not signed: it can
+only move the start of a page inside the caller's own, organization-scoped results, so
+tampering reveals nothing. The fingerprint makes a cursor used with other filters or another
+sort fail loudly instead of skipping rows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from datetime import datetime
 from typing import Any
 
 CURSOR_VERSION = 1
+
+RELEVANCE_SORT = "relevance"
+"""The sort whose cursors hold a relevance beside the kickoff (`MatchSort.relevance`)."""
 
 
 class InvalidCursor(ValueError):
@@ -32,12 +36,14 @@ class PageKey:
         value: The last row's value of the sort column (None: the row had none).
         id: The last row's id, the tie-breaker of every sort.
         fingerprint: `MatchFilters.fingerprint` of the query the page belongs to.
+        rank: The last row's search relevance, for the ``relevance`` sort (None otherwise).
     """
 
     sort: str
     value: datetime | str | None
     id: uuid.UUID
     fingerprint: str
+    rank: int | None = None
 
 
 def _encode_value(value: datetime | str | None) -> tuple[str, str | None]:
@@ -69,7 +75,7 @@ def _decode_value(kind: Any, text: Any) -> datetime | str | None:
 def encode_cursor(key: PageKey) -> str:
     """The opaque text of ``key``."""
     kind, text = _encode_value(key.value)
-    body = {
+    body: dict[str, Any] = {
         "v": CURSOR_VERSION,
         "s": key.sort,
         "t": kind,
@@ -77,6 +83,8 @@ def encode_cursor(key: PageKey) -> str:
         "i": key.id.hex,
         "f": key.fingerprint,
     }
+    if key.rank is not None:
+        body["r"] = key.rank
     raw = json.dumps(body, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -110,9 +118,17 @@ def decode_cursor(text: str, *, sort: str, fingerprint: str) -> PageKey:
     allowed = {"text"} if sort.lstrip("-") == "title" else {"datetime", "null"}
     if body.get("t") not in allowed:
         raise InvalidCursor("The cursor is malformed.")
+    # The relevance sort's cursor holds the last row's relevance, a whole number.
+    rank = body.get("r")
+    if sort == RELEVANCE_SORT:
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            raise InvalidCursor("The cursor is malformed.")
+    elif rank is not None:
+        raise InvalidCursor("The cursor is malformed.")
     return PageKey(
         sort=sort,
         value=_decode_value(body.get("t"), body.get("k")),
         id=row_id,
         fingerprint=fingerprint,
+        rank=rank,
     )

@@ -3,6 +3,9 @@
 Keyset, not OFFSET: a page starts after the last row of the previous one (its sort value, then
 its id to break ties), so rows added or removed meanwhile never shift a page, and a deep page
 costs no more than the first. Matches without a kickoff sort last in either direction.
+
+A search (`api.catalog.search`) joins the full-text index; its ``relevance`` sort orders by
+relevance, then kickoff (newest first, none last), then id, and its cursors hold all three.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.sql.expression import Select
 
-from api.catalog.cursor import PageKey
-from api.catalog.search import search_condition
+from api.catalog.cursor import RELEVANCE_SORT, PageKey
+from api.catalog.search import match_search
 from polyvision.storage.metadata.models import Device, Match, MatchStatus, Team
 
 HomeTeam = aliased(Team, name="home_team")
@@ -30,6 +33,8 @@ AwayTeam = aliased(Team, name="away_team")
 
 # The names are NULL where the outer join found nothing, whatever the static type says.
 MatchRowSelect = Select[Match, str, str, str]
+# The listing adds the search relevance (0 without search terms).
+MatchListingSelect = Select[Match, str, str, str, int]
 
 
 class MatchSort(StrEnum):
@@ -41,14 +46,17 @@ class MatchSort(StrEnum):
     created_asc = "created_at"
     title_asc = "title"
     title_desc = "-title"
+    # Search relevance, highest first, then kickoff newest first: a search's default.
+    relevance = RELEVANCE_SORT
 
     @property
     def descending(self) -> bool:
-        return self.value.startswith("-")
+        return self.value.startswith("-") or self is MatchSort.relevance
 
     @property
     def field(self) -> str:
-        return self.value.removeprefix("-")
+        """The match column sorted on (after the relevance, for `relevance`)."""
+        return "kickoff_at" if self is MatchSort.relevance else self.value.removeprefix("-")
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,8 @@ class MatchFilters:
         device_id: Recorded by this device.
         kickoff_from: Kickoff at or after (inclusive).
         kickoff_to: Kickoff before (exclusive), so consecutive ranges never overlap.
-        terms: Search terms (`search_terms`); all must match title, venue or a team's name.
+        terms: Search terms (`search_terms`); each must start a word of the title, the venue
+            or a team's name.
     """
 
     statuses: tuple[MatchStatus, ...] = ()
@@ -107,6 +116,15 @@ def match_rows(organization_id: uuid.UUID) -> MatchRowSelect:
     )
 
 
+def _listing_rows(organization_id: uuid.UUID, relevance: ColumnElement[int]) -> MatchListingSelect:
+    """`match_rows` with the relevance as a fifth column."""
+    # sqlmodel's `select` is typed for at most four columns; the statement is the same.
+    statement: MatchListingSelect = match_rows(organization_id).add_columns(
+        relevance.label("relevance")
+    )  # type: ignore[assignment]
+    return statement
+
+
 def _sort_column(sort: MatchSort) -> Mapped[Any]:
     columns: dict[str, Mapped[Any]] = {
         "kickoff_at": col(Match.kickoff_at),
@@ -122,7 +140,7 @@ def sort_value(match: Match, sort: MatchSort) -> datetime | str | None:
     return value
 
 
-def _filter_conditions(filters: MatchFilters, dialect: str) -> list[ColumnElement[bool]]:
+def _filter_conditions(filters: MatchFilters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.statuses:
         conditions.append(col(Match.status).in_(filters.statuses))
@@ -139,19 +157,20 @@ def _filter_conditions(filters: MatchFilters, dialect: str) -> list[ColumnElemen
         conditions.append(col(Match.kickoff_at) >= filters.kickoff_from)
     if filters.kickoff_to is not None:
         conditions.append(col(Match.kickoff_at) < filters.kickoff_to)
-    if filters.terms:
-        searched: list[sa.ColumnExpressionArgument[str | None]] = [
-            col(Match.title),
-            col(Match.venue),
-            col(HomeTeam.name),
-            col(AwayTeam.name),
-        ]
-        conditions.append(search_condition(dialect, searched, list(filters.terms)))
     return conditions
 
 
-def _after(sort: MatchSort, key: PageKey) -> ColumnElement[bool]:
+def _after(sort: MatchSort, key: PageKey, relevance: ColumnElement[int]) -> ColumnElement[bool]:
     """Rows strictly after ``key`` in the order of `match_listing`."""
+    after = _after_in_column(sort, key)
+    if sort is not MatchSort.relevance:
+        return after
+    rank = key.rank if key.rank is not None else 0
+    return sa.or_(relevance < rank, sa.and_(relevance == rank, after))
+
+
+def _after_in_column(sort: MatchSort, key: PageKey) -> ColumnElement[bool]:
+    """Rows after ``key`` in the sort column, then the id (ties of the relevance aside)."""
     column = _sort_column(sort)
     match_id = col(Match.id)
     id_after = match_id < key.id if sort.descending else match_id > key.id
@@ -173,8 +192,11 @@ def match_listing(
     after: PageKey | None,
     limit: int,
     dialect: str,
-) -> MatchRowSelect:
+) -> MatchListingSelect:
     """One page of the organization's matches, plus one more row to tell if a next page exists.
+
+    Each row holds the match, its teams' and device's names and its search relevance (0
+    without search terms).
 
     Args:
         organization_id: The tenant; nothing outside it is ever selected.
@@ -187,10 +209,24 @@ def match_listing(
     column = _sort_column(sort)
     ordered = column.desc() if sort.descending else column.asc()
     tie_breaker = col(Match.id).desc() if sort.descending else col(Match.id).asc()
-    statement = match_rows(organization_id)
-    conditions = _filter_conditions(filters, dialect)
+    search = (
+        match_search(dialect, sa.inspect(Match).c.id, list(filters.terms))
+        if filters.terms
+        else None
+    )
+    relevance: ColumnElement[int] = (
+        search.relevance if search is not None else sa.literal(0, sa.Integer)
+    )
+    statement = _listing_rows(organization_id, relevance)
+    conditions = _filter_conditions(filters)
+    if search is not None:
+        statement = statement.join(search.table, search.on)
+        conditions.append(search.condition)
     if after is not None:
-        conditions.append(_after(sort, after))
+        conditions.append(_after(sort, after, relevance))
     if conditions:
         statement = statement.where(*conditions)
-    return statement.order_by(ordered.nulls_last(), tie_breaker).limit(limit + 1)
+    order = [ordered.nulls_last(), tie_breaker]
+    if sort is MatchSort.relevance and search is not None:
+        order.insert(0, relevance.desc())
+    return statement.order_by(*order).limit(limit + 1)

@@ -289,12 +289,18 @@ async def list_matches(
         Query(
             max_length=200,
             description="Search words; each must start a word of the title, venue or a "
-            "team's name (case-insensitive).",
+            "team's name (case-insensitive), found through the full-text index.",
         ),
     ] = None,
     sort: Annotated[
-        MatchSort, Query(description="Order; `-` is descending. Ties are broken by id.")
-    ] = MatchSort.kickoff_desc,
+        MatchSort | None,
+        Query(
+            description="Order; `-` is descending. Ties are broken by id. `relevance`: the "
+            "search's relevance (a term in the title counts 3, in a team's name 2, in the "
+            "venue 1), then the newest kickoff. Default: `relevance` with `q`, else "
+            "`-kickoff_at`."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
         str | None, Query(max_length=1000, description="`next_cursor` of the previous page.")
@@ -309,6 +315,8 @@ async def list_matches(
         kickoff_to=kickoff_to,
         terms=tuple(search_terms(q)),
     )
+    if sort is None:
+        sort = MatchSort.relevance if filters.terms else MatchSort.kickoff_desc
     fingerprint = filters.fingerprint(sort)
     after: PageKey | None = None
     if cursor is not None:
@@ -324,13 +332,20 @@ async def list_matches(
         limit=limit,
         dialect=engine.dialect.name,
     )
-    rows = [MatchRow(*found) for found in (await session.exec(statement)).all()]
+    found = list((await session.exec(statement)).all())
+    rows = [MatchRow(match, home, away, device) for match, home, away, device, _ in found]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1].match
+        last, rank = rows[-1].match, int(found[limit - 1][4])
         next_cursor = encode_cursor(
-            PageKey(sort.value, sort_value(last, sort), last.id, fingerprint)
+            PageKey(
+                sort.value,
+                sort_value(last, sort),
+                last.id,
+                fingerprint,
+                rank=rank if sort is MatchSort.relevance else None,
+            )
         )
     return MatchPage(items=[_item(row) for row in rows], next_cursor=next_cursor)
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from temporalio.service import RPCError
@@ -30,6 +30,7 @@ from api.security import CurrentUser
 from api.security.permissions import ROLE_PERMISSIONS, Permission
 from api.security.tenancy import CanManageMembers, CanManageOrganization, CanView, OrgMember
 from polyvision.storage.metadata.models import (
+    MAX_RETENTION_DAYS,
     Match,
     Membership,
     Organization,
@@ -66,11 +67,31 @@ class OrganizationCreateRequest(BaseModel):
 
 
 class OrganizationRenameRequest(BaseModel):
-    """A new display name; the slug never changes (URLs and object keys may hold it)."""
+    """A new display name and/or retention; the slug never changes (URLs and object keys may
+    hold it)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "FC Riverside Women"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "FC Riverside Women"}, {"retention_days": 30}],
+        }
+    )
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description=(
+            "Days a match's video, streams and analytics are kept after the match was created;"
+            " a daily job removes them past it (the match row stays, status `expired`)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> OrganizationRenameRequest:
+        if self.name is None and self.retention_days is None:
+            raise ValueError("give a name, a retention_days, or both")
+        return self
 
 
 class MemberAddRequest(BaseModel):
@@ -261,15 +282,18 @@ async def get_organization(access: CanView) -> OrganizationDetail:
 @router.patch(
     "/{org_id}",
     response_model=OrganizationPublic,
-    summary="Rename an organization",
+    summary="Rename an organization or change its retention",
     responses=problem_responses(401, 403, 404, 422),
 )
 async def rename_organization(
     body: OrganizationRenameRequest, access: CanManageOrganization, session: DbSession
 ) -> Organization:
-    """Change the organization's display name (owners only)."""
+    """Change the organization's display name and/or its retention (owners only)."""
     organization = access.organization
-    organization.name = body.name
+    if body.name is not None:
+        organization.name = body.name
+    if body.retention_days is not None:
+        organization.retention_days = body.retention_days
     session.add(organization)
     await session.commit()
     return organization

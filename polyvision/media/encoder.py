@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import queue
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,6 +28,7 @@ from typing import Any, Literal, Self, cast
 import av
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
 from polyvision.media.h264 import avc1_codecs
@@ -133,11 +136,27 @@ def _encoder_options(
     return options
 
 
+QUEUE_FRAMES = 4
+"""Frames each rendition's thread may hold back: enough to keep it busy, little memory."""
+
+_STOP = None
+
+
 class _Rendition:
-    """One open output: its container, stream and frame count."""
+    """One open output, fed by its own thread.
+
+    Each rendition scales and encodes on a thread of its own: FFmpeg's scaler and encoders run
+    with the GIL released, so the renditions' serial parts (scaling, x264's per-frame decisions,
+    muxing) overlap instead of queueing behind each other as they would in one loop.
+    """
 
     def __init__(
-        self, target: EncodeTarget, rate: Fraction, encoder: Encoder, options: dict[str, str]
+        self,
+        target: EncodeTarget,
+        rate: Fraction,
+        encoder: Encoder,
+        options: dict[str, str],
+        top_size: tuple[int, int],
     ) -> None:
         self.target = target
         self.container = av.open(str(target.path), mode="w", format="mp4")
@@ -151,14 +170,65 @@ class _Rendition:
         self.stream.codec_context.gop_size = int(options.pop("_gop"))
         self.stream.options = cast(Any, options)
         self.frames = 0
+        self._time_base = 1 / rate
+        self._scaled = (target.width, target.height) != top_size
+        self._reformatter = VideoReformatter()
+        self._queue: queue.Queue[tuple[av.VideoFrame, int] | None] = queue.Queue(QUEUE_FRAMES)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"encode-{target.name}", daemon=True)
+        self._thread.start()
 
-    def encode(self, frame: av.VideoFrame | None) -> None:
+    def put(self, top: av.VideoFrame, pts: int) -> None:
+        """Queue one top-size 4:2:0 frame (the caller must not change it afterwards)."""
+        self.raise_error()
+        self._queue.put((top, pts))
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"encoding {self.target.name} failed") from self._error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _STOP:
+            if self._error is not None:
+                continue  # keep draining so the producer never blocks on a dead thread
+            top, pts = item
+            try:
+                self._encode(top, pts)
+            except BaseException as exc:  # handed to the producer by raise_error()
+                self._error = exc
+
+    def _encode(self, top: av.VideoFrame, pts: int) -> None:
+        if self._scaled:
+            # A reformatter of this thread's own: a frame's reformat() keeps one scaler context
+            # on the frame, and the renditions' threads share the frame.
+            frame = self._reformatter.reformat(
+                top,
+                width=self.target.width,
+                height=self.target.height,
+                format="yuv420p",
+                interpolation=SCALER,
+            )
+            # A new frame copies its source's timing and picture type: set ours.
+            frame.pts = pts
+            frame.time_base = self._time_base
+            frame.pict_type = av.video.frame.PictureType.NONE
+        else:
+            frame = top
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
+        self.frames += 1
+
+    def stop(self) -> None:
+        """Let the thread finish the queued frames and end."""
+        self._queue.put(_STOP)
+        self._thread.join()
 
     def close(self) -> str:
-        """Flush and close; the stream's codec string (known once the encoder has run)."""
-        self.encode(None)
+        """Finish, flush and close; the stream's codec string (known once the encoder ran)."""
+        self.stop()
+        self.raise_error()
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
         extradata = bytes(self.stream.codec_context.extradata or b"")
         self.container.close()
         return avc1_codecs(extradata)
@@ -214,11 +284,14 @@ class LadderEncoder:
         try:
             for target in targets:
                 options = _encoder_options(encoder, crf, preset, gop, target.max_kbps)
-                output = _Rendition(target, rate, encoder, options | {"_gop": str(gop)})
+                output = _Rendition(
+                    target, rate, encoder, options | {"_gop": str(gop)}, self.top_size
+                )
                 output.stream.codec_context.thread_count = threads
                 self._outputs.append(output)
         except Exception:
             for output in self._outputs:
+                output.stop()
                 output.container.close()
             raise
         self.frames_written = 0
@@ -235,26 +308,15 @@ class LadderEncoder:
         width, height = self.top_size
         if (frame.width, frame.height) != (width, height):
             raise ValueError(f"frame is {frame.width}x{frame.height}, expected {width}x{height}")
-        # To 4:2:0 once; every smaller rendition is scaled from the converted frame.
+        # To 4:2:0 once; every smaller rendition is scaled from the converted frame (on its own
+        # thread). A decoded frame carries its source's timing and picture type: the encoder
+        # would rescale the one and obey the other (a keyframe wherever the source had one).
         top = frame if frame.format.name == "yuv420p" else frame.reformat(format="yuv420p")
+        top.pts = self.frames_written
+        top.time_base = self._time_base
+        top.pict_type = av.video.frame.PictureType.NONE
         for output in self._outputs:
-            target = output.target
-            if (target.width, target.height) == (width, height):
-                scaled = top
-            else:
-                scaled = top.reformat(
-                    width=target.width,
-                    height=target.height,
-                    format="yuv420p",
-                    interpolation=SCALER,
-                )
-            # A decoded frame carries its source's timing and picture type: the encoder would
-            # rescale the one and obey the other (a keyframe wherever the source had one).
-            scaled.pts = self.frames_written
-            scaled.time_base = self._time_base
-            scaled.pict_type = av.video.frame.PictureType.NONE
-            output.encode(scaled)
-            output.frames += 1
+            output.put(top, self.frames_written)
         self.frames_written += 1
 
     def close(self) -> list[EncodedRendition]:
@@ -291,4 +353,5 @@ class LadderEncoder:
         for output in self._outputs:
             # Already failing: keep the first error.
             with contextlib.suppress(Exception):
+                output.stop()
                 output.container.close()

@@ -17,6 +17,7 @@ STITCH_DETECT_BATCH_WORKFLOW: Final = "StitchDetectBatchWorkflow"
 RENDER_BATCH_WORKFLOW: Final = "RenderBatchWorkflow"
 HEALTH_CHECK_WORKFLOW: Final = "HealthCheckWorkflow"
 MATCH_VIEW_WORKFLOW: Final = "MatchViewWorkflow"  # re-renders a processed match's camera
+RETENTION_WORKFLOW: Final = "RetentionWorkflow"  # daily: expires matches past retention
 
 # -- the match workflow's operator surface -----------------------------------------------------
 PROGRESS_QUERY: Final = "progress"
@@ -40,6 +41,7 @@ CLEANUP_MATCH: Final = "cleanup_match"
 VIEW_SOURCES: Final = "view_sources"  # what a re-render reuses from a processed revision
 PING: Final = "ping"
 GPU_PROBE: Final = "gpu_probe"
+EXPIRE_MATCHES: Final = "expire_matches"  # retention: objects and analytics rows of old matches
 
 ACTIVITIES: Final = (
     INGEST,
@@ -57,6 +59,7 @@ ACTIVITIES: Final = (
     VIEW_SOURCES,
     PING,
     GPU_PROBE,
+    EXPIRE_MATCHES,
 )
 """Every activity type; a test checks the workers register exactly these."""
 
@@ -66,6 +69,7 @@ WORKFLOWS: Final = (
     RENDER_BATCH_WORKFLOW,
     HEALTH_CHECK_WORKFLOW,
     MATCH_VIEW_WORKFLOW,
+    RETENTION_WORKFLOW,
 )
 """Every workflow type; a test checks the workers register exactly these."""
 

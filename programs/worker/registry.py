@@ -19,6 +19,7 @@ from activities.index.cleanup import CleanupActivities
 from activities.ingest.activity import IngestActivities
 from activities.minimap.activity import MinimapActivities
 from activities.rerender.activity import RerenderActivities
+from activities.retention.activity import RetentionActivities
 from activities.stitch.activity import StitchActivities
 from activities.track.activity import TrackActivities
 from activities.vcam.activity import VcamActivities
@@ -28,6 +29,7 @@ from polyvision.temporal.queues import QueueRole
 from programs.worker.stores import PipelineStores
 from workflows.health import HealthCheckWorkflow
 from workflows.match import MatchWorkflow, RenderBatchWorkflow, StitchDetectBatchWorkflow
+from workflows.retention import RetentionWorkflow
 from workflows.view import MatchViewWorkflow
 
 
@@ -64,6 +66,7 @@ def workflows_for(role: QueueRole) -> list[type]:
             StitchDetectBatchWorkflow,
             RenderBatchWorkflow,
             MatchViewWorkflow,
+            RetentionWorkflow,
         ]
     return []
 
@@ -127,5 +130,6 @@ def activities_for(role: QueueRole, deps: WorkerDeps) -> list[Callable[..., Any]
             index.index,
             cleanup.cleanup,
             rerender.sources,
+            RetentionActivities(objects, analytics, stores.sessions).expire_matches,
         ]
     return activities

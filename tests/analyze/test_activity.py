@@ -218,3 +218,35 @@ async def test_possession_per_chunk_from_the_ball_and_a_changed_ball_redoes_it(
     again = await ActivityEnvironment().run(acts.analyze, _input())
     assert not again.from_manifest
     assert _possession(analytics) == [(0, 0, 25), (1, -2, 15), (2, 1, 10)]
+
+
+async def test_match_figures_rows_and_summary_follow_the_analysts_overrides(
+    objects: ObjectStore, analytics: AnalyticsStore
+) -> None:
+    _write_track_points(analytics)
+    _write_ball(analytics)
+    acts = AnalyzeActivities(objects, analytics)
+    output = await ActivityEnvironment().run(acts.analyze, _input())
+    assert output.figures_key == "orgs/o1/matches/m1/1/analyze/figures.json"
+    assert output.players == 4  # the referee is not a player
+    summary = json.loads(await objects.get(output.figures_key))
+    assert [p["identity"] for p in summary["players"]] == [1, 2, 3, 4]
+    runner = summary["players"][0]
+    assert runner["distance_m"] == pytest.approx(SPEED * 74 / FPS, rel=0.01)
+    assert summary["teams"]["0"]["possession_share"] > 0.0
+
+    def players() -> list[int]:
+        rows = analytics.query_numpy(
+            "SELECT identity_id FROM match_player_figures "
+            "WHERE organization_id = 'o1' AND match_id = 'm1' ORDER BY identity_id"
+        )
+        return [int(v) for v in rows["identity_id"]]
+
+    assert players() == [1, 2, 3, 4]
+    # The analyst merges tracks 1 and 2: the new overrides redo the figures (not the manifest).
+    await objects.put("orgs/o1/overrides.json", json.dumps({"merges": [[1, 2]]}).encode())
+    merged = await ActivityEnvironment().run(
+        acts.analyze, dataclasses.replace(_input(), overrides_key="orgs/o1/overrides.json")
+    )
+    assert not merged.from_manifest and merged.players == 3
+    assert players() == [1, 3, 4]

@@ -74,7 +74,7 @@ def test_people_without_a_team_are_drawn_in_the_other_colour_and_nan_is_skipped(
         frames=[0, 0],
         track_ids=[1, 2],
         teams=[-1, 0],
-        xy=[[10, 10], [np.nan, 3]],
+        xy=np.array([[10.0, 10.0], [np.nan, 3.0]]),
         ball_frames=[],
         ball_xy=np.zeros((0, 2)),
         fps=25.0,

@@ -37,6 +37,7 @@ from polyvision.storage.metadata.models import (
     User,
     metadata,
 )
+from polyvision.storage.metadata.search_index import include_name, is_search_object
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -100,13 +101,16 @@ async def test_upgrade_creates_all_tables_and_is_idempotent(database_url: str) -
     await asyncio.to_thread(upgrade, database_url)
     await asyncio.to_thread(upgrade, database_url)  # already at head: no-op
 
-    assert await asyncio.to_thread(current, database_url) == head() == "0008"
+    assert await asyncio.to_thread(current, database_url) == head() == "0011"
     engine = create_engine(database_url)
     try:
         tables = await _run_sync(engine, lambda c: set(inspect(c).get_table_names()))
     finally:
         await engine.dispose()
-    assert tables == set(metadata.tables) | {"alembic_version"}
+    assert {name for name in tables if not is_search_object(name)} == set(metadata.tables) | {
+        "alembic_version"
+    }
+    assert "match_search" in tables
 
 
 async def test_downgrade_to_base_and_upgrade_again(migrated_url: str) -> None:
@@ -118,7 +122,9 @@ async def test_downgrade_to_base_and_upgrade_again(migrated_url: str) -> None:
 
 async def test_schema_matches_models(engine: AsyncEngine) -> None:
     def diff(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": include_name}
+        )
         return list(compare_metadata(context, metadata))
 
     assert await _run_sync(engine, diff) == []

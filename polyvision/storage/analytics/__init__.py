@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from polyvision.settings import StartupError
 from polyvision.storage.analytics.base import (
+    DERIVED_TABLES,
+    REVISION_TABLES,
     SLICE_TABLES,
     AnalyticsError,
     AnalyticsQueryError,
@@ -34,6 +36,8 @@ from polyvision.storage.analytics.migrations import (
 )
 
 __all__ = [
+    "DERIVED_TABLES",
+    "REVISION_TABLES",
     "SLICE_TABLES",
     "AnalyticsError",
     "AnalyticsQueryError",

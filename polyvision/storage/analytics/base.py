@@ -31,6 +31,22 @@ SLICE_TABLES: tuple[str, ...] = (
     "team_possession",
 )
 
+#: Tables written per (match, revision) as a whole: the analyze stage's match-wide figures
+#: (migration 0005). `replace_revision` rewrites them; `delete_match` clears them.
+REVISION_TABLES: tuple[str, ...] = (
+    "match_player_figures",
+    "match_team_minutes",
+    "match_events",
+    "match_player_cells",
+)
+
+#: Targets of materialized views, by source table. A DELETE on the source does not reach them,
+#: so whoever deletes source rows deletes the targets' rows of the same scope too.
+DERIVED_TABLES: dict[str, tuple[str, ...]] = {
+    "match_player_cells": ("match_player_heatmaps", "match_team_heatmaps"),
+    "match_events": ("match_event_minutes",),
+}
+
 #: Columns that `replace_slice` fills from its arguments.
 SLICE_KEY_COLUMNS: tuple[str, ...] = ("organization_id", "match_id", "revision", "chunk")
 
@@ -252,6 +268,56 @@ class AnalyticsStore(ABC):
             self.insert_arrow(table, arrow)
         return rows
 
+    def replace_revision(
+        self,
+        table: str,
+        organization_id: str,
+        match_id: str,
+        revision: int,
+        data: ColumnData,
+    ) -> int:
+        """Replace the rows of one (organization, match, revision) in a `REVISION_TABLES` table.
+
+        Idempotent like `replace_slice` (the same DELETE-then-INSERT): a retried activity
+        leaves one copy. The targets of the table's materialized views (`DERIVED_TABLES`) are
+        cleared for the revision first; the INSERT then fills them again through the views.
+
+        Args:
+            table: one of `REVISION_TABLES`.
+            organization_id: tenant id; written to every row.
+            match_id: match id; written to every row.
+            revision: processing revision of the match.
+            data: the other columns (must not contain the three key columns).
+
+        Returns:
+            The number of rows inserted.
+        """
+        if table not in REVISION_TABLES:
+            raise ValueError(f"replace_revision works on {REVISION_TABLES}, not {table!r}")
+        arrow = to_arrow(data)
+        keys: dict[str, str | int] = {
+            "organization_id": organization_id,
+            "match_id": match_id,
+            "revision": revision,
+        }
+        given_keys = set(keys) & set(arrow.column_names)
+        if given_keys:
+            raise ValueError(
+                f"data must not contain {sorted(given_keys)}: they come from the arguments"
+            )
+        rows = int(arrow.num_rows)
+        for position, (name, value) in enumerate(keys.items()):
+            arrow = arrow.add_column(position, name, constant_column(value, rows))
+        where = (
+            "organization_id = {organization_id:String} AND match_id = {match_id:String}"
+            " AND revision = {revision:UInt32}"
+        )
+        for target in (*DERIVED_TABLES.get(table, ()), table):
+            self.execute(f"DELETE FROM {target} WHERE {where}", keys)
+        if rows:
+            self.insert_arrow(table, arrow)
+        return rows
+
     def delete_match(
         self, organization_id: str, match_id: str, revision: int | None = None
     ) -> None:
@@ -270,7 +336,8 @@ class AnalyticsStore(ABC):
         if revision is not None:
             where += " AND revision = {revision:UInt32}"
             parameters["revision"] = revision
-        for table in SLICE_TABLES:
+        derived = [t for source in REVISION_TABLES for t in DERIVED_TABLES.get(source, ())]
+        for table in (*SLICE_TABLES, *REVISION_TABLES, *derived):
             self.execute(f"DELETE FROM {table} WHERE {where}", parameters)
 
     def check(self) -> None:

@@ -85,6 +85,8 @@ class MatchStatus(StrEnum):
     ready = "ready"
     failed = "failed"
     cancelled = "cancelled"
+    # Past its organization's retention: objects and analytics rows removed, the row kept.
+    expired = "expired"
 
 
 class UploadStatus(StrEnum):
@@ -122,16 +124,31 @@ class OrganizationBase(MetadataModel):
     )
 
 
+#: Days a match's data (objects and analytics rows) is kept after the match was created, unless
+#: its organization says otherwise; and the most an organization may ask for (the analytics
+#: tables' TTL backstop and the Temporal namespace's retention match it: `workflows.retention`).
+DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 90
+
+
 class Organization(OrganizationBase, table=True):
     __tablename__ = "organizations"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow)
+    # How long its matches' data is kept (the daily retention schedule, migration 0011).
+    retention_days: int = Field(
+        default=DEFAULT_RETENTION_DAYS,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        sa_column_kwargs={"server_default": str(DEFAULT_RETENTION_DAYS)},
+    )
 
 
 class OrganizationPublic(OrganizationBase):
     id: uuid.UUID
     created_at: datetime
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
 
 # --- users and memberships ---------------------------------------------------------------
@@ -435,3 +452,77 @@ class DetectorModel(MetadataModel, table=True):
     object_key: str = Field(max_length=1024)
     is_default: bool | None = Field(default=None, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- rosters and tracked identities ------------------------------------------------------
+
+
+class RosterPlayerBase(MetadataModel):
+    name: str = Field(min_length=1, max_length=200)
+    # NULL: no number given; two players of a team never share one (NULLs are distinct).
+    shirt_number: int | None = Field(default=None, ge=0, le=999)
+
+
+# A player on a team's roster: who an analyst names a tracked identity after.
+class RosterPlayer(RosterPlayerBase, table=True):
+    __tablename__ = "roster_players"
+    __table_args__ = (sa.UniqueConstraint("team_id", "shirt_number"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    team_id: uuid.UUID = Field(foreign_key="teams.id", ondelete="CASCADE", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+
+
+class RosterPlayerPublic(RosterPlayerBase):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    team_id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    created_by: uuid.UUID | None
+
+
+# An analyst's naming of a tracked identity (the analytics' integer identity id, per match and
+# revision: ids are stable across runs but a reprocess may join tracks differently) after a
+# roster player. One player per identity; deleting the player removes the naming.
+class IdentityAssignment(MetadataModel, table=True):
+    __tablename__ = "identity_assignments"
+    __table_args__ = (sa.UniqueConstraint("match_id", "revision", "identity_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    match_id: uuid.UUID = Field(foreign_key="matches.id", ondelete="CASCADE")
+    revision: int = Field(ge=1)
+    identity_id: int = Field(ge=0, sa_type=sa.BigInteger)
+    player_id: uuid.UUID = Field(foreign_key="roster_players.id", ondelete="CASCADE", index=True)
+    assigned_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    assigned_at: datetime = Field(default_factory=utcnow)
+
+
+# An analyst's merge of two identities of a match revision: ``source`` becomes ``target``.
+# Each identity is merged into at most one other; chains resolve to their end, and a merge
+# that would close a cycle is refused before it is stored.
+class IdentityMerge(MetadataModel, table=True):
+    __tablename__ = "identity_merges"
+    __table_args__ = (
+        sa.UniqueConstraint("match_id", "revision", "source_identity_id"),
+        sa.CheckConstraint("source_identity_id <> target_identity_id", name="not_itself"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        foreign_key="organizations.id", ondelete="CASCADE", index=True
+    )
+    match_id: uuid.UUID = Field(foreign_key="matches.id", ondelete="CASCADE")
+    revision: int = Field(ge=1)
+    source_identity_id: int = Field(ge=0, sa_type=sa.BigInteger)
+    target_identity_id: int = Field(ge=0, sa_type=sa.BigInteger)
+    merged_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    merged_at: datetime = Field(default_factory=utcnow)

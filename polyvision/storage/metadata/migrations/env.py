@@ -18,6 +18,7 @@ from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
 from polyvision.storage.metadata.engine import create_engine
 from polyvision.storage.metadata.models import metadata
+from polyvision.storage.metadata.search_index import include_name
 
 config = context.config
 
@@ -38,6 +39,8 @@ def _configure(**kwargs: Any) -> None:
         target_metadata=metadata,
         compare_type=True,
         render_item=_render_item,
+        # The search index (migration 0010) is no SQLModel table: never "remove" it.
+        include_name=include_name,
         **kwargs,
     )
 
