@@ -14,7 +14,10 @@ ifneq ($(wildcard $(SHARED_MODELS)/*.onnx),)
 export PV_MODELS_DIR ?= $(SHARED_MODELS)
 endif
 
-.PHONY: help install demo test lint format bench postgres up clean
+# The web viewer's browser tests drive Debian's Chromium; Playwright never downloads one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+.PHONY: help install demo test lint format bench postgres up clean web chromium
 
 help:
 	@echo "make demo   - set up and run the embedded stack end to end"
@@ -23,7 +26,15 @@ help:
 	@echo "make bench  - benchmarks; ratios go to bench/results/"
 	@echo "make up     - run the embedded stack until Ctrl-C"
 
-install: $(STAMP)
+install: $(STAMP) web chromium
+
+# The web viewer (web/, npm with a pinned lockfile), built into web/dist for the API to serve.
+web:
+	./scripts/build_web.sh
+
+# Debian's Chromium for the browser tests (apt, when it is missing).
+chromium:
+	./scripts/ensure_chromium.sh
 
 # The project installs editable with its native build; the stamp re-runs it when the
 # dependencies or the C++ sources change.
@@ -39,13 +50,13 @@ $(STAMP): pyproject.toml $(NATIVE_SOURCES)
 postgres:
 	./scripts/ensure-postgres.sh
 
-demo: $(STAMP)
+demo: $(STAMP) web
 	$(PY) -m programs.cli demo --keep-data
 
 up: $(STAMP)
 	$(PY) -m programs.cli up
 
-test: $(STAMP) postgres lint
+test: $(STAMP) postgres web chromium lint
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.app_state import connect_temporal
 from api.gateway import install_gateway
+from api.middleware.tracing import TracingMiddleware
 from api.problems import install_problem_handlers
 from api.request_metrics import ApiMetrics, MetricsMiddleware
 from api.routes import (
@@ -36,6 +43,33 @@ from polyvision.settings import Settings
 from polyvision.storage.analytics import open_analytics_store
 from polyvision.storage.metadata.engine import create_engine, session_maker
 from polyvision.storage.objects import open_object_store
+from polyvision.telemetry import configure_tracing
+
+WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
+"""The built web viewer (`scripts/build_web.sh`); served at /app/ when it is there."""
+
+
+class WebViewer(StaticFiles):
+    """The viewer's files, with a policy letting its own scripts, streams and workers run."""
+
+    def __init__(self, directory: Path, stream_origin: str) -> None:
+        super().__init__(directory=directory, html=True)
+        media = f"'self' blob: {stream_origin}".strip()
+        self.csp = (
+            f"default-src 'self'; connect-src 'self' {stream_origin}; img-src {media} data:; "
+            f"media-src {media}; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'"
+        )
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Content-Security-Policy"] = self.csp
+        # Bundles carry a content hash in their names; the page itself is checked each time.
+        immutable = path.startswith("assets/") and response.status_code == 200
+        response.headers["Cache-Control"] = (
+            "public, max-age=31536000, immutable" if immutable else "no-cache"
+        )
+        return response
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,10 +88,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = session_maker(app.state.engine)
         app.state.auth = await create_auth_state(settings, app.state.sessions)
         app.state.temporal_lock = asyncio.Lock()
+        # Before the Temporal client, whose tracing interceptor uses the configured tracer.
+        tracer_provider = configure_tracing("polyvision-api")
         app.state.temporal = await connect_temporal(settings)
         try:
             yield
         finally:
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
             await app.state.objects.close()
             app.state.analytics.close()
             await app.state.engine.dispose()
@@ -74,6 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_metrics = ApiMetrics()
     app.state.metrics = api_metrics
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
+    # Outside the metrics: every request, refusals included, is a SERVER span continuing the
+    # caller's traceparent; the workflow starts made inside it are its children.
+    app.add_middleware(TracingMiddleware)
     if settings.trusted_proxies:
         # Outermost, so the rate limits, lockouts and logs all see the client behind the
         # gateway. The launchers keep uvicorn's own proxy handling off (it trusts loopback by
@@ -98,4 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         player_figures,
     ):
         app.include_router(area.router)
+    if (WEB_DIST / "index.html").is_file():
+        origin = urlsplit(settings.api_public_url)
+        app.mount("/app", WebViewer(WEB_DIST, f"{origin.scheme}://{origin.netloc}"), name="web")
+        app.add_api_route("/", lambda: RedirectResponse("/app/"), include_in_schema=False)
     return app

@@ -65,7 +65,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         else SynthConfig(seconds=args.seconds, width=int(width), height=int(height), seed=7)
     )
     return run_demo(
-        settings, keep_data=args.keep_data, match=match, stall_timeout_s=args.stall_minutes * 60
+        settings,
+        keep_data=args.keep_data,
+        match=match,
+        stall_timeout_s=args.stall_minutes * 60,
+        serve=not args.no_serve and match is not None,
     )
 
 
@@ -406,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="give up when processing shows no progress (no chunk or frame done) this long",
+    )
+    demo.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="stop when the demo is done instead of serving the web viewer until Ctrl-C",
     )
     demo.set_defaults(handler=_demo)
 

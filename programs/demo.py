@@ -4,11 +4,13 @@ Runs `polyvision up` exactly as an operator would (a child process on free ports
 data directory), waits for /readyz, runs the health workflow through every task queue the
 development worker polls, opens the Temporal UI, films a synthetic match and lets an edge agent
 upload it through the API (`programs.demo_story`: the upload starts the match workflow, a
-viewer gets the signed stream and the team figures), then sends SIGTERM and checks that the
-stack exits with 0 and leaves no process behind.
+viewer gets the signed stream and the team figures). With ``serve`` it then prints the web
+viewer's URL for the match and keeps the stack serving until Ctrl-C. Last it sends SIGTERM and
+checks that the stack exits with 0 and leaves no process behind.
 
 Ctrl-C at any moment (starting, filming, uploading, processing) stops everything the demo
-started the same way, says so in one line and exits with 130.
+started the same way, says so in one line and exits with 130; while serving, Ctrl-C is the way
+out: the stack stops and is checked as above.
 """
 
 from __future__ import annotations
@@ -22,13 +24,20 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
 from polyvision.settings import Settings
 from polyvision.temporal.client import connect
 from polyvision.temporal.queues import CPU_QUEUE, GPU_QUEUE, NVENC_QUEUE
-from programs.demo_story import STALL_TIMEOUT_S, run_match_story
+from programs.demo_story import (
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    STALL_TIMEOUT_S,
+    StoryResult,
+    run_match_story,
+)
 from programs.stack_process import StackProcess
 from synth.generate import SynthConfig, generate_match
 from workflows.health import HealthCheckInput, HealthCheckWorkflow
@@ -71,13 +80,16 @@ async def run_health_workflow(address: str, namespace: str) -> HealthReport:
 INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as a shell reports it."""
 
+WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
+"""The built web viewer the stack's API serves at /app/ (`scripts/build_web.sh`)."""
+
 
 def process_synthetic_match(
     stack: StackProcess,
     match: SynthConfig,
     keep_data: bool,
     stall_timeout_s: float = STALL_TIMEOUT_S,
-) -> None:
+) -> StoryResult:
     """Film a synthetic match; an edge agent uploads it through the API; a viewer plays it."""
     synth_dir = stack.data_dir / "synthetic"
     _say(
@@ -104,6 +116,39 @@ def process_synthetic_match(
             "  score it      PV_DATA_DIR=" + str(stack.data_dir) + " polyvision eval --truth "
             f"{synth_dir} --match {story.match_id} --org {story.organization_id}"
         )
+    return story
+
+
+def viewer_url(api_url: str, story: StoryResult | None) -> str:
+    """The web viewer's page of the demo match (its start page without a match)."""
+    if story is None:
+        return f"{api_url}/app/"
+    return f"{api_url}/app/#/orgs/{story.organization_id}/matches/{story.match_id}"
+
+
+def serve_until_interrupted(stack: StackProcess, story: StoryResult | None) -> None:
+    """Say where the viewer is and keep the stack serving until Ctrl-C (or until it stops).
+
+    Raises:
+        DemoFailedError: The stack stopped by itself while serving.
+    """
+    if (WEB_DIST / "index.html").is_file():
+        _say(f"  web viewer    {viewer_url(stack.api_url, story)}")
+        if story is not None:
+            _say(f"                (sign in as {DEMO_EMAIL}, password: {DEMO_PASSWORD})")
+    else:
+        _say(f"  web viewer    not built: run scripts/build_web.sh, then {stack.api_url}/app/")
+    _say("Serving until Ctrl-C ...")
+    assert stack.process is not None
+    try:
+        while stack.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        # A second Ctrl-C must not cut the stop that follows short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _say("")
+        return
+    raise DemoFailedError(f"the stack stopped while serving (exit {stack.process.returncode})")
 
 
 def run_demo(
@@ -112,6 +157,7 @@ def run_demo(
     keep_data: bool = False,
     match: SynthConfig | None = None,
     stall_timeout_s: float = STALL_TIMEOUT_S,
+    serve: bool = False,
 ) -> int:
     """The whole demo; 0 when every step passed, 1 when one failed, 130 after Ctrl-C.
 
@@ -120,10 +166,12 @@ def run_demo(
         keep_data: Keep the data directory (videos, HLS, stores) afterwards.
         match: The synthetic match to film and process; None only checks the stack.
         stall_timeout_s: Give up on processing that shows no progress this long.
+        serve: Once every step passed, print the web viewer's URL and keep the stack serving
+            until Ctrl-C (then stop it as without ``serve``, exiting 0).
     """
     stack = StackProcess(data_dir=settings.data_dir / "demo")
     try:
-        return _run_demo(settings, stack, keep_data, match, stall_timeout_s)
+        return _run_demo(settings, stack, keep_data, match, stall_timeout_s, serve)
     except KeyboardInterrupt:
         return _interrupted(stack)
 
@@ -148,6 +196,7 @@ def _run_demo(
     keep_data: bool,
     match: SynthConfig | None,
     stall_timeout_s: float,
+    serve: bool = False,
 ) -> int:
     data_dir = stack.data_dir
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -171,8 +220,11 @@ def _run_demo(
         ui = httpx.get(stack.ui_url, timeout=10)
         if ui.status_code != 200:
             raise DemoFailedError(f"Temporal UI answered {ui.status_code}")
+        story = None
         if match is not None:
-            process_synthetic_match(stack, match, keep_data, stall_timeout_s)
+            story = process_synthetic_match(stack, match, keep_data, stall_timeout_s)
+        if serve:
+            serve_until_interrupted(stack, story)
     except Exception as exc:  # every failure ends the same way: report it and stop the stack
         _say(f"Demo failed: {exc}")
         stack.stop(signal.SIGTERM)

@@ -20,7 +20,7 @@ from tests.fixtures.pipeline import requires_model
 
 
 def _demo_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "programs.cli", "demo", *args]
+    return [sys.executable, "-m", "programs.cli", "demo", "--no-serve", *args]
 
 
 @requires_model
