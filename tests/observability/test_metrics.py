@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
@@ -44,6 +45,7 @@ from tests.fixtures.ports import free_port
 from tests.fixtures.temporal import TemporalTestServer
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "polyvision.json"
+ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yaml"
 
 
 @dataclass
@@ -285,6 +287,18 @@ async def test_every_metric_the_dashboard_queries_is_emitted(worker_scrape: Scra
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         assert (await client.get("/hello")).status_code == 200
     emitted = set(worker_scrape.samples) | set(_parse(generate_latest(metrics.registry).decode()))
+
+    # The alert rules too: an alert on a metric nothing emits would never fire.
+    rules = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    alerting = {
+        name
+        for group in rules["groups"]
+        for rule in group["rules"]
+        for name in _METRIC.findall(rule["expr"])
+    }
+    assert {"polyvision_activity_retries_total", "temporal_worker_task_slots_used"} <= alerting
+    missing_alerts = sorted(alerting - emitted)
+    assert not missing_alerts, f"alert rules query metrics nothing emits: {missing_alerts}"
 
     queried = dashboard_metric_names()
     assert "polyvision_stage_duration_seconds_bucket" in queried
