@@ -138,6 +138,14 @@ class PlayersResponse(BaseModel):
     players: list[PlayerStats]
 
 
+class PossessionMinute(BaseModel):
+    """One team's possession in one minute of the match."""
+
+    minute: int = Field(description="Minute of the match, 0 from its first frame.")
+    possession_frames: int = Field(description="Frames of the minute this team had the ball.")
+    in_play_frames: int = Field(description="Frames of the minute the ball was in play.")
+
+
 class TeamStats(BaseModel):
     """One team's totals over the tracks assigned to it."""
 
@@ -163,6 +171,11 @@ class TeamStats(BaseModel):
         description="This team's possession frames over both teams' (contested frames and"
         " frames nobody had the ball left out); null when neither team had the ball, as for a"
         " match processed before the ball was tracked.",
+    )
+    possession_minutes: list[PossessionMinute] = Field(
+        default_factory=list,
+        description="Possession per minute (with hysteresis, out of play left out); empty for"
+        " a match analysed before per-minute figures existed.",
     )
 
 

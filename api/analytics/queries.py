@@ -159,6 +159,21 @@ def possession_query(scope: Scope) -> SqlStatement:
     return sql, scope.parameters()
 
 
+def possession_minutes_query(scope: Scope) -> SqlStatement:
+    """Each team's possession per minute of the match (the analyze stage's
+    ``match_team_minutes``), stored team codes.
+
+    Returns:
+        SQL selecting ``team, minute, possession_frames, in_play_frames``.
+    """
+    sql = (
+        "SELECT team, minute, possession_frames, in_play_frames"
+        f" FROM match_team_minutes WHERE {_SCOPE} AND team IN (0, 1)"
+        " ORDER BY team, minute"
+    )
+    return sql, scope.parameters()
+
+
 def heatmap_query(scope: Scope, team: int, spec: GridSpec) -> SqlStatement:
     """Point counts per grid cell for one team, as ``ix, iy, n`` rows.
 

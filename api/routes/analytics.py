@@ -37,6 +37,7 @@ from api.analytics.models import (
     BallResponse,
     HeatmapResponse,
     PlayersResponse,
+    PossessionMinute,
     TeamsResponse,
     TracksResponse,
 )
@@ -48,6 +49,7 @@ from api.analytics.queries import (
     frame_window,
     heatmap_query,
     player_stats_query,
+    possession_minutes_query,
     possession_query,
     tracks_query,
     window_error,
@@ -431,12 +433,34 @@ async def get_teams(
     rate = await _frame_rate(objects, scope)
     totals = await _track_totals(analytics, scope)
     possession = await _run(analytics, possession_query(scope))
+    minutes = served_teams(
+        await _run(analytics, possession_minutes_query(scope)), scope.teams_swapped
+    )
+    teams = team_totals(
+        totals, rate.fps, possession_frames(served_teams(possession, scope.teams_swapped))
+    )
+    for team in teams:
+        team.possession_minutes = possession_per_minute(minutes, team.team)
     return TeamsResponse(
         match_id=uuid.UUID(scope.match_id),
         revision=scope.revision,
         fps=rate.fps,
         note=rate.note,
-        teams=team_totals(
-            totals, rate.fps, possession_frames(served_teams(possession, scope.teams_swapped))
-        ),
+        teams=teams,
     )
+
+
+def possession_per_minute(minutes: Columns, team: int) -> list[PossessionMinute]:
+    """One team's rows of `possession_minutes_query` (its columns, teams as served)."""
+    if len(minutes.get("team", ())) == 0:  # chDB answers an empty result without columns
+        return []
+    mine = np.asarray(minutes["team"]) == team
+    return [
+        PossessionMinute(minute=int(m), possession_frames=int(p), in_play_frames=int(i))
+        for m, p, i in zip(
+            np.asarray(minutes["minute"])[mine],
+            np.asarray(minutes["possession_frames"])[mine],
+            np.asarray(minutes["in_play_frames"])[mine],
+            strict=True,
+        )
+    ]

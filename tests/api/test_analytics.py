@@ -535,12 +535,47 @@ async def test_team_totals(app: FastAPI, client: httpx.AsyncClient, factory: Fac
         {"team": 0, "tracks": 2, "minutes_played": 25.0, "distance_m": 2700.0,
          "mean_speed": 1.8, "max_speed": 8.0, "sprints": 3,
          # 400 of the 700 frames one team alone had the ball (contested ones left out).
-         "possession_frames": 400, "possession_share": 0.5714},
+         "possession_frames": 400, "possession_share": 0.5714, "possession_minutes": []},
         # Track 2: 30000 frames = 600 s; 1200.25 m / 600 s = 2.0004 m/s.
         {"team": 1, "tracks": 1, "minutes_played": 10.0, "distance_m": 1200.25,
          "mean_speed": 2.0, "max_speed": 7.75, "sprints": 2,
-         "possession_frames": 300, "possession_share": 0.4286},
+         "possession_frames": 300, "possession_share": 0.4286, "possession_minutes": []},
     ]  # fmt: skip
+
+
+async def test_possession_per_minute_comes_from_the_analyze_stage_minutes(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory
+) -> None:
+    seeded = await _seed(app, factory)
+    analytics: AnalyticsStore = app.state.analytics
+
+    def minutes(org: str, revision: int, rows: list[tuple[int, int, int, int]]) -> None:
+        team, minute, possession, in_play = (np.array(c) for c in zip(*rows, strict=True))
+        analytics.insert(
+            "match_team_minutes",
+            {
+                "organization_id": np.array([org] * len(rows), object),
+                "match_id": np.array([str(seeded.match_id)] * len(rows), object),
+                "revision": np.full(len(rows), revision, np.uint32),
+                "team": team.astype(np.int8),
+                "minute": minute.astype(np.uint16),
+                "possession_frames": possession.astype(np.uint32),
+                "in_play_frames": in_play.astype(np.uint32),
+            },
+        )
+
+    minutes(str(seeded.org.id), 2, [(0, 0, 900, 1400), (1, 0, 500, 1400), (0, 1, 300, 1500)])
+    # Another organization's and an older revision's rows stay out.
+    minutes(str(seeded.other.id), 2, [(0, 0, 1, 1)])
+    minutes(str(seeded.org.id), 1, [(0, 5, 7, 7)])
+    teams = (await client.get(seeded.url("teams"), headers=seeded.headers)).json()["teams"]
+    assert teams[0]["possession_minutes"] == [
+        {"minute": 0, "possession_frames": 900, "in_play_frames": 1400},
+        {"minute": 1, "possession_frames": 300, "in_play_frames": 1500},
+    ]
+    assert teams[1]["possession_minutes"] == [
+        {"minute": 0, "possession_frames": 500, "in_play_frames": 1400}
+    ]
 
 
 async def test_a_match_without_rows_gives_empty_stats(
@@ -555,7 +590,7 @@ async def test_a_match_without_rows_gives_empty_stats(
     assert teams == [
         {"team": team, "tracks": 0, "minutes_played": 0.0, "distance_m": 0.0,
          "mean_speed": 0.0, "max_speed": 0.0, "sprints": 0,
-         "possession_frames": 0, "possession_share": None}
+         "possession_frames": 0, "possession_share": None, "possession_minutes": []}
         for team in (0, 1)
     ]  # fmt: skip
     ball = await client.get(f"{base}/ball", params={"start_s": 0, "end_s": 600}, headers=headers)
