@@ -87,7 +87,8 @@ async def test_creator_becomes_owner(client: httpx.AsyncClient, factory: Factory
     created = await create_org(client, headers, "FC Riverside", "fc-riverside")
     assert created["name"] == "FC Riverside"
     assert created["slug"] == "fc-riverside"
-    assert set(created) == {"id", "name", "slug", "created_at"}
+    assert set(created) == {"id", "name", "slug", "created_at", "retention_days"}
+    assert created["retention_days"] == 90
 
     detail = await client.get(f"/orgs/{created['id']}", headers=headers)
     assert detail.status_code == 200
