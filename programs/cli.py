@@ -150,6 +150,8 @@ def _temporal_codec_server(settings: Settings, args: argparse.Namespace) -> int:
 def _temporal_apply(settings: Settings, args: argparse.Namespace) -> int:
     from polyvision.temporal.apply import apply_namespace
     from polyvision.temporal.config import load_namespace_config
+    from polyvision.temporal.queues import QueueRole, queue_names
+    from polyvision.temporal.schedules import RETENTION_SCHEDULE_ID, ensure_retention_schedule
 
     config = load_namespace_config(Path(args.config) if args.config else None)
 
@@ -165,6 +167,14 @@ def _temporal_apply(settings: Settings, args: argparse.Namespace) -> int:
             changes.append("search attributes added: " + ", ".join(result.added_search_attributes))
         summary = "; ".join(changes) if changes else "up to date, nothing changed"
         sys.stdout.write(f"namespace {result.namespace}: {summary}\n")
+        # The daily retention run (objects and analytics rows of expired matches together).
+        created = await ensure_retention_schedule(
+            client,
+            queue_names(settings.task_queue_suffix)[QueueRole.cpu],
+            namespace=config.with_name(settings.temporal_namespace),
+        )
+        state = "created" if created else "up to date"
+        sys.stdout.write(f"schedule {RETENTION_SCHEDULE_ID}: {state}\n")
 
     try:
         asyncio.run(apply())

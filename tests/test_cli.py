@@ -68,9 +68,13 @@ async def test_temporal_apply_registers_then_changes_nothing(
     assert "search attributes added: MatchId, OrganizationId, DeviceId, PipelineStage" in (
         first.stdout
     )
+    assert "schedule polyvision-retention: created" in first.stdout
     second = run_cli("temporal", "apply", env=env)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.strip() == f"namespace {namespace}: up to date, nothing changed"
+    assert second.stdout.splitlines() == [
+        f"namespace {namespace}: up to date, nothing changed",
+        "schedule polyvision-retention: up to date",
+    ]
 
 
 @pytest.mark.parametrize(
