@@ -15,7 +15,7 @@ await mkdir(dist, { recursive: true });
 
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { app: "src/main.ts" },
+  entryPoints: { app: "src/main.mts" },
   bundle: true,
   splitting: true,
   format: "esm",
@@ -35,7 +35,7 @@ const result = await build({
 let script;
 let style;
 for (const [file, output] of Object.entries(result.metafile.outputs)) {
-  if (output.entryPoint === "src/main.ts" && file.endsWith(".js")) script = file;
+  if (output.entryPoint === "src/main.mts" && file.endsWith(".js")) script = file;
   if (file.endsWith(".css")) style = file;
 }
 if (!script || !style) throw new Error("the build produced no app script or stylesheet");

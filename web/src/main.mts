@@ -1,12 +1,12 @@
 // The viewer's shell: a hash router, the top bar, and the session's comings and goings.
 import "./styles.css";
-import { api, ApiError, onSessionExpired, type Organization, signedIn, signOut, userEmail } from "./api";
-import { announce, h, replace } from "./dom";
-import { type Context, type Dispose, link, navigate, ROUTE_AGAIN } from "./nav";
-import { renderAdmin } from "./views/admin";
-import { renderMatch } from "./views/match";
-import { renderMatches } from "./views/matches";
-import { renderSignIn } from "./views/signin";
+import { api, ApiError, onSessionExpired, type Organization, signedIn, signOut, userEmail } from "./api.mts";
+import { announce, h, replace } from "./dom.mts";
+import { type Context, type Dispose, link, navigate, ROUTE_AGAIN } from "./nav.mts";
+import { renderAdmin } from "./views/admin.mts";
+import { renderMatch } from "./views/match.mts";
+import { renderMatches } from "./views/matches.mts";
+import { renderSignIn } from "./views/signin.mts";
 
 
 const main = document.getElementById("main") as HTMLElement;

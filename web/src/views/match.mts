@@ -1,14 +1,14 @@
 // One match: the player (virtual camera or panorama), the minimap, heatmaps, figures, and
 // for operators the processing and its controls.
-import { api, ApiError, type Heatmap, type Match, type Playback, type PlayerStats, type TeamStats, type Tracks, type ViewItem } from "../api";
-import { possessionChart } from "../charts";
-import { announce, h, number, replace, scrollRegion, uid } from "../dom";
-import { Minimap } from "../minimap";
-import { type Context, type Dispose, link } from "../nav";
-import { drawHeat, drawPitch, PITCH, prepare, TEAM_COLOURS } from "../pitch";
-import { Player } from "../player";
-import { statusBadge, teamsLine } from "./matches";
-import { ProcessingPanel } from "./processing";
+import { api, ApiError, type Heatmap, type Match, type Playback, type PlayerStats, type TeamStats, type Tracks, type ViewItem } from "../api.mts";
+import { possessionChart } from "../charts.mts";
+import { announce, h, number, replace, scrollRegion, uid } from "../dom.mts";
+import { Minimap } from "../minimap.mts";
+import { type Context, type Dispose, link } from "../nav.mts";
+import { drawHeat, drawPitch, PITCH, prepare, TEAM_COLOURS } from "../pitch.mts";
+import { Player } from "../player.mts";
+import { statusBadge, teamsLine } from "./matches.mts";
+import { ProcessingPanel } from "./processing.mts";
 
 type Teams = { names: Record<number, string>; colours: Record<number, string> };
 

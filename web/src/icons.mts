@@ -1,5 +1,5 @@
 // Small inline icons (24 x 24 paths), decorative: their buttons carry the accessible name.
-import { svg } from "./dom";
+import { svg } from "./dom.mts";
 
 const PATHS = {
   play: "M8 5v14l11-7z",

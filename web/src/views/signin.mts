@@ -1,7 +1,7 @@
 // Sign in: email and password; a notice when the previous session expired.
-import { signIn } from "../api";
-import { announce, h, replace } from "../dom";
-import type { Dispose } from "../nav";
+import { signIn } from "../api.mts";
+import { announce, h, replace } from "../dom.mts";
+import type { Dispose } from "../nav.mts";
 
 export function renderSignIn(main: HTMLElement, notice: string, done: () => void): Dispose {
   const error = h("p", { class: "form-error", role: "alert", id: "signin-error" });

@@ -1,8 +1,8 @@
 // The minimap: every player (and the ball) on a top-down pitch at the video's current time,
 // from the analytics API's track points, fetched a window at a time.
-import { api, type Ball, type Tracks } from "./api";
-import { clock, h } from "./dom";
-import { drawDot, drawPitch, prepare, TEAM_COLOURS } from "./pitch";
+import { api, type Ball, type Tracks } from "./api.mts";
+import { clock, h } from "./dom.mts";
+import { drawDot, drawPitch, prepare, TEAM_COLOURS } from "./pitch.mts";
 
 const WINDOW_S = 20;
 const NEAR_S = 0.3; // a track is shown where it has a point this close to the time

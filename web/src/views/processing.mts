@@ -1,8 +1,8 @@
 // A match's processing: progress per stage (polled live), and the operators' controls:
 // reprocess from a stage, render a new camera mode, cancel, the run in the Temporal UI.
-import { api, type Processing } from "../api";
-import { announce, h, replace, uid } from "../dom";
-import type { Context } from "../nav";
+import { api, type Processing } from "../api.mts";
+import { announce, h, replace, uid } from "../dom.mts";
+import type { Context } from "../nav.mts";
 
 export const STAGES = ["ingest", "stitch", "detect", "track", "vcam", "analyze", "encode", "index"];
 export const CAMERA_MODES = ["director", "zones", "centered"];

@@ -1,7 +1,7 @@
 // The organization's matches: search, filters, processing status, one page at a time.
-import { api, type Match, type MatchPage } from "../api";
-import { announce, dateTime, debounce, h, replace, uid } from "../dom";
-import { type Context, type Dispose } from "../nav";
+import { api, type Match, type MatchPage } from "../api.mts";
+import { announce, dateTime, debounce, h, replace, uid } from "../dom.mts";
+import { type Context, type Dispose } from "../nav.mts";
 
 export const STATUS_LABELS: Record<string, string> = {
   created: "Created",

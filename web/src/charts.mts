@@ -1,6 +1,6 @@
 // Possession as a chart: per minute where the API serves it, else the match's share.
-import type { TeamStats } from "./api";
-import { h, svg } from "./dom";
+import type { TeamStats } from "./api.mts";
+import { h, svg } from "./dom.mts";
 
 export function possessionChart(teams: TeamStats[], names: Record<number, string>, colours: Record<number, string>): HTMLElement {
   const home = teams.find((t) => t.team === 1);

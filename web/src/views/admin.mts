@@ -1,7 +1,7 @@
 // For administrators: the members and their roles, the devices, the provisioning codes.
-import { api, type Device, type Member, type ProvisioningCode, type Role } from "../api";
-import { announce, dateTime, h, replace, scrollRegion, uid } from "../dom";
-import type { Context, Dispose } from "../nav";
+import { api, type Device, type Member, type ProvisioningCode, type Role } from "../api.mts";
+import { announce, dateTime, h, replace, scrollRegion, uid } from "../dom.mts";
+import type { Context, Dispose } from "../nav.mts";
 
 const ROLES: Role[] = ["owner", "admin", "analyst", "viewer"];
 

@@ -1,6 +1,6 @@
 // Navigation between the page's views (hash routes) and what every view gets.
-import type { Organization } from "./api";
-import { h } from "./dom";
+import type { Organization } from "./api.mts";
+import { h } from "./dom.mts";
 
 export type Context = {
   org: Organization;

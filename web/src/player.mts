@@ -1,11 +1,11 @@
 // The match player: virtual camera or panorama, rendition choice, a scrubbing bar with
 // thumbnails, and pan and zoom on the panorama.
-import type { Playback } from "./api";
-import { attach, type Engine, type Format, type Level } from "./engine";
-import { announce, clock, h, replace, spokenTime, uid } from "./dom";
-import { icon } from "./icons";
-import { PanZoom } from "./panzoom";
-import { loadThumbnails, type Thumbnail, thumbnailAt } from "./thumbnails";
+import type { Playback } from "./api.mts";
+import { attach, type Engine, type Format, type Level } from "./engine.mts";
+import { announce, clock, h, replace, spokenTime, uid } from "./dom.mts";
+import { icon } from "./icons.mts";
+import { PanZoom } from "./panzoom.mts";
+import { loadThumbnails, type Thumbnail, thumbnailAt } from "./thumbnails.mts";
 
 export type Source = "camera" | "panorama";
 
