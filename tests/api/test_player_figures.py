@@ -1,15 +1,14 @@
 """Per-player figures served with the analyst's merges and roster names applied.
 
 Rows go straight into the analytics tables of migration 0005 (``match_player_figures``, and
-``match_player_cells`` whose materialized view fills ``match_player_heatmaps``), created here
-from the migration file should the store not have them yet.
+``match_player_cells`` whose materialized view fills ``match_player_heatmaps``), in the analyze
+stage's own row schemas.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,47 +16,14 @@ import pyarrow as pa
 import pytest
 from fastapi import FastAPI
 
+from activities.analyze.figure_rows import PLAYER_CELLS_SCHEMA, PLAYER_FIGURES_SCHEMA
 from api.analytics.identity_map import build_identity_map
 from api.analytics.player_figures import FigureRow, combine_figures, combine_heatmaps
 from polyvision.storage.analytics import AnalyticsStore
-from polyvision.storage.analytics.migrations import split_statements
 from polyvision.storage.metadata.models import Match, MatchStatus, Role
 from tests.api.factories import Factory, TestOrg
 
 PROBLEM = "application/problem+json"
-MIGRATION = (
-    Path(__file__).resolve().parents[2]
-    / "polyvision/storage/analytics/migrations/0005_match_figures.sql"
-)
-
-FIGURES_SCHEMA = pa.schema(
-    [
-        ("identity_id", pa.uint32()),
-        ("team", pa.int8()),
-        ("role", pa.int8()),
-        ("player", pa.string()),
-        ("track_ids", pa.list_(pa.uint32())),
-        ("seconds", pa.float32()),
-        ("distance_m", pa.float32()),
-        ("top_speed", pa.float32()),
-        ("walk_s", pa.float32()),
-        ("jog_s", pa.float32()),
-        ("run_s", pa.float32()),
-        ("high_s", pa.float32()),
-        ("sprint_s", pa.float32()),
-        ("sprints", pa.uint16()),
-    ]
-)
-CELLS_SCHEMA = pa.schema(
-    [
-        ("identity_id", pa.uint32()),
-        ("team", pa.int8()),
-        ("minute", pa.uint16()),
-        ("cell_x", pa.uint8()),
-        ("cell_y", pa.uint8()),
-        ("frames", pa.uint32()),
-    ]
-)
 
 # (identity, team, tracks, seconds, distance, top speed, zones, sprints); values exact in f32.
 ROWS = [
@@ -83,24 +49,19 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def _ensure_tables(analytics: AnalyticsStore) -> None:
-    for statement in split_statements(MIGRATION.read_text()):
-        analytics.execute(statement)
-
-
 def _figures(rows: list[tuple[Any, ...]]) -> pa.Table:
-    columns: dict[str, list[Any]] = {name: [] for name in FIGURES_SCHEMA.names}
+    columns: dict[str, list[Any]] = {name: [] for name in PLAYER_FIGURES_SCHEMA.names}
     for identity, team, tracks, seconds, distance, top, zones, sprints in rows:
         values = [identity, team, 0, "", tracks, seconds, distance, top, *zones, sprints]
-        for name, value in zip(FIGURES_SCHEMA.names, values, strict=True):
+        for name, value in zip(PLAYER_FIGURES_SCHEMA.names, values, strict=True):
             columns[name].append(value)
-    return pa.table(columns, schema=FIGURES_SCHEMA)
+    return pa.table(columns, schema=PLAYER_FIGURES_SCHEMA)
 
 
 def _cells(rows: list[tuple[int, int, int, int, int]]) -> pa.Table:
     identity, minute, x, y, frames = (list(c) for c in zip(*rows, strict=True))
     team = [1] * len(rows)
-    return pa.table([identity, team, minute, x, y, frames], schema=CELLS_SCHEMA)
+    return pa.table([identity, team, minute, x, y, frames], schema=PLAYER_CELLS_SCHEMA)
 
 
 async def _seed(app: FastAPI, factory: Factory) -> tuple[TestOrg, TestOrg, uuid.UUID]:
@@ -117,7 +78,6 @@ async def _seed(app: FastAPI, factory: Factory) -> tuple[TestOrg, TestOrg, uuid.
         session.add(match)
         await session.commit()
     analytics: AnalyticsStore = app.state.analytics
-    _ensure_tables(analytics)
     mine, match_id = str(org.id), str(match.id)
     analytics.replace_revision("match_player_figures", mine, match_id, 2, _figures(ROWS))
     analytics.replace_revision("match_player_cells", mine, match_id, 2, _cells(CELLS))
