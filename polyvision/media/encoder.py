@@ -156,6 +156,7 @@ class _Rendition:
         rate: Fraction,
         encoder: Encoder,
         options: dict[str, str],
+        gop: int,
         top_size: tuple[int, int],
     ) -> None:
         self.target = target
@@ -167,7 +168,7 @@ class _Rendition:
         self.stream.width = target.width
         self.stream.height = target.height
         self.stream.pix_fmt = "yuv420p"
-        self.stream.codec_context.gop_size = int(options.pop("_gop"))
+        self.stream.codec_context.gop_size = gop
         self.stream.options = cast(Any, options)
         self.frames = 0
         self._time_base = 1 / rate
@@ -284,9 +285,7 @@ class LadderEncoder:
         try:
             for target in targets:
                 options = _encoder_options(encoder, crf, preset, gop, target.max_kbps)
-                output = _Rendition(
-                    target, rate, encoder, options | {"_gop": str(gop)}, self.top_size
-                )
+                output = _Rendition(target, rate, encoder, options, gop, self.top_size)
                 output.stream.codec_context.thread_count = threads
                 self._outputs.append(output)
         except Exception:
