@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from temporalio import activity
@@ -60,8 +60,9 @@ def resume_details() -> dict[str, Any] | None:
     return None
 
 
-def frames_done_reporter() -> Callable[[int], None]:
-    """A progress callback a worker thread may call to heartbeat ``{"frames_done": n}``.
+def frames_done_reporter(details: Mapping[str, Any] | None = None) -> Callable[[int], None]:
+    """A progress callback a worker thread may call to heartbeat ``{"frames_done": n}``
+    (with ``details`` beside it, such as the chunk a multi-chunk activity is at).
 
     Call it on the activity's event loop. The SDK's heartbeat of an async activity schedules a
     task on that loop, inside the activity's context, so the callback hands each beat over to
@@ -69,8 +70,10 @@ def frames_done_reporter() -> Callable[[int], None]:
     """
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
+    fixed = dict(details or {})
 
     def report(frames_done: int) -> None:
-        loop.call_soon_threadsafe(heartbeat, {"frames_done": frames_done}, context=context)
+        beat = {**fixed, "frames_done": frames_done}
+        loop.call_soon_threadsafe(heartbeat, beat, context=context)
 
     return report

@@ -31,7 +31,7 @@ from activities.minimap.draw import (
 from activities.track.ball_points import ball_points_digest
 from activities.track.points import track_points_digest
 from polyvision.artifacts import ChunkSpan, artifact_key
-from polyvision.heartbeat import heartbeat, resume_details
+from polyvision.heartbeat import frames_done_reporter, heartbeat, resume_details
 from polyvision.media.encoder import EncodeTarget, LadderEncoder
 from polyvision.stage import StageStep
 from polyvision.storage.analytics import AnalyticsStore
@@ -73,7 +73,12 @@ class MinimapActivities:
                 chunk = input.chunks[index]
                 local = scratch / f"chunk-{chunk.chunk:05d}.mp4"
                 await asyncio.to_thread(
-                    render_minimap_chunk, scene, chunk, input, local, _beat(index)
+                    render_minimap_chunk,
+                    scene,
+                    chunk,
+                    input,
+                    local,
+                    frames_done_reporter({"chunks_done": index}),
                 )
                 await self._objects.upload_file(keys[index], local, content_type="video/mp4")
                 local.unlink()
@@ -141,17 +146,6 @@ class MinimapActivities:
     @staticmethod
     def _key(input: MinimapInput, name: str) -> str:
         return artifact_key(input.organization_id, input.match_id, input.revision, STAGE, name)
-
-
-def _beat(chunk_index: int) -> Callable[[int], None]:
-    loop = asyncio.get_running_loop()
-
-    def report(frames_done: int) -> None:
-        loop.call_soon_threadsafe(
-            heartbeat, {"chunks_done": chunk_index, "frames_done": frames_done}
-        )
-
-    return report
 
 
 def render_minimap_chunk(
