@@ -13,12 +13,13 @@ from typing import TextIO
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker, WorkerDeploymentConfig
+from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 
 from polyvision.capabilities import detect_capabilities
 from polyvision.settings import Settings
 from polyvision.telemetry import LoggingInterceptor, configure_tracing
 from polyvision.temporal.activity_metrics import ActivityMetricsInterceptor
+from polyvision.temporal.attempt_fence import AttemptFenceInterceptor
 from polyvision.temporal.client import connect
 from polyvision.temporal.queues import queue_names
 from programs.worker.plan import QueuePlan, describe_plan, plan_queues
@@ -106,6 +107,10 @@ async def run_worker(
         max_workers=sum(plan.max_concurrent_activities for plan in plans),
         thread_name_prefix="pv-activity",
     )
+    interceptors: list[Interceptor] = [LoggingInterceptor(), ActivityMetricsInterceptor()]
+    if base.stores is not None:
+        # Innermost: a stale attempt's writes are refused (`polyvision.fencing`).
+        interceptors.append(AttemptFenceInterceptor(base.stores.objects))
     workers: list[Worker] = []
     tasks: list[asyncio.Task[None]] = []
     stop_wait: asyncio.Task[bool] | None = None
@@ -126,7 +131,7 @@ async def run_worker(
                     max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                     identity=identity,
                     # The client's tracing interceptor comes first (the SDK prepends it).
-                    interceptors=[LoggingInterceptor(), ActivityMetricsInterceptor()],
+                    interceptors=interceptors,
                     deployment_config=deployment,
                 )
             )

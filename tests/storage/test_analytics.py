@@ -12,6 +12,7 @@ Each test gets its own database, dropped afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from polyvision.fencing import StaleAttempt, attempt_claimed, claim_attempt, fence_key
 from polyvision.storage.analytics import (
     SLICE_TABLES,
     AnalyticsQueryError,
@@ -35,6 +37,7 @@ from polyvision.storage.analytics import (
 )
 from polyvision.storage.analytics.clickhouse_store import ClickHouseAnalyticsStore
 from polyvision.storage.analytics.migrations import split_statements
+from polyvision.storage.objects import open_object_store
 
 CLICKHOUSE_URL = os.environ.get("PV_TEST_CLICKHOUSE_URL", "")
 NO_SERVER = "PV_TEST_CLICKHOUSE_URL not set: no ClickHouse server to test against"
@@ -484,3 +487,25 @@ def test_ball_tables_are_replaceable_slices(store: AnalyticsStore) -> None:
     store.delete_match(ORG, MATCH)
 
     assert count(store, "ball_points") == 0 and count(store, "team_possession") == 0
+
+
+async def test_a_superseded_attempt_cannot_replace_a_slice(
+    store: AnalyticsStore, tmp_path: Path
+) -> None:
+    """The DELETE-then-INSERT of a stale attempt (frozen worker, woken after its activity was
+    retried elsewhere) is refused, so it can neither remove nor duplicate the newer rows."""
+    objects = open_object_store(f"file://{tmp_path}", secret=b"s" * 32, public_base_url="http://t")
+    key = fence_key(ORG, MATCH, 1, "wf", "track")
+    stale = await claim_attempt(objects, key, attempt=1)
+    newer = await claim_attempt(objects, key, attempt=2)
+    with attempt_claimed(newer):
+        await asyncio.to_thread(
+            store.replace_slice, "detections", ORG, MATCH, 1, 0, detections(40, seed=1)
+        )
+
+    with attempt_claimed(stale), pytest.raises(StaleAttempt):
+        await asyncio.to_thread(
+            store.replace_slice, "detections", ORG, MATCH, 1, 0, detections(40, seed=2)
+        )
+
+    assert count(store, "detections") == 40

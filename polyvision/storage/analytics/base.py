@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Self, TypeAlias
 import numpy as np
 import pyarrow as pa
 
+from polyvision.fencing import ensure_current_attempt_sync
+
 #: Column data accepted by inserts: a pyarrow Table or a mapping of column name to 1-D array.
 ColumnData: TypeAlias = "pa.Table | Mapping[str, np.ndarray[Any, Any]]"
 
@@ -193,6 +195,7 @@ class AnalyticsStore(ABC):
         Returns:
             The number of rows inserted.
         """
+        ensure_current_attempt_sync()
         arrow = to_arrow(data)
         if arrow.num_rows:
             self.insert_arrow(check_identifier(table), arrow)
@@ -241,6 +244,7 @@ class AnalyticsStore(ABC):
         Returns:
             The number of rows inserted.
         """
+        ensure_current_attempt_sync()
         if table not in SLICE_TABLES:
             raise ValueError(f"replace_slice works on {SLICE_TABLES}, not {table!r}")
         arrow = to_arrow(data)
@@ -292,6 +296,7 @@ class AnalyticsStore(ABC):
         Returns:
             The number of rows inserted.
         """
+        ensure_current_attempt_sync()
         if table not in REVISION_TABLES:
             raise ValueError(f"replace_revision works on {REVISION_TABLES}, not {table!r}")
         arrow = to_arrow(data)
@@ -328,6 +333,7 @@ class AnalyticsStore(ABC):
             match_id: match id.
             revision: only this revision; every revision when None.
         """
+        ensure_current_attempt_sync()
         parameters: dict[str, str | int] = {
             "organization_id": organization_id,
             "match_id": match_id,

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from polyvision.fencing import ensure_current_attempt
 from polyvision.storage.objects.base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PART_SIZE,
@@ -287,6 +288,7 @@ class FileObjectStore(ObjectStore):
         content_type: str | None = None,
         sha256: str | None = None,
     ) -> ObjectInfo:
+        await ensure_current_attempt()
         validate_key(key)
         digest = hashlib.sha256(data).hexdigest()
         if sha256 is not None and check_sha256_hex(sha256) != digest:
@@ -304,6 +306,7 @@ class FileObjectStore(ObjectStore):
         sha256: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
     ) -> ObjectInfo:
+        await ensure_current_attempt()
         validate_key(key)
         expected = check_sha256_hex(sha256) if sha256 is not None else None
         digest = hashlib.sha256()
@@ -349,9 +352,11 @@ class FileObjectStore(ObjectStore):
             yield info
 
     async def delete(self, key: str) -> None:
+        await ensure_current_attempt()
         await asyncio.to_thread(self._delete_sync, key)
 
     async def delete_prefix(self, prefix: str) -> int:
+        await ensure_current_attempt()
         return await asyncio.to_thread(self._delete_prefix_sync, prefix)
 
     # ---- multipart ------------------------------------------------------------------------
@@ -541,6 +546,7 @@ class FileObjectStore(ObjectStore):
     async def complete_multipart(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> ObjectInfo:
+        await ensure_current_attempt()
         return await asyncio.to_thread(self._complete_multipart_sync, key, upload_id, parts)
 
     async def put_part_stream(

@@ -22,6 +22,7 @@ import aioboto3
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from polyvision.fencing import ensure_current_attempt
 from polyvision.storage.objects.base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PART_SIZE,
@@ -214,6 +215,7 @@ class S3ObjectStore(ObjectStore):
         content_type: str | None = None,
         sha256: str | None = None,
     ) -> ObjectInfo:
+        await ensure_current_attempt()
         validate_key(key)
         digest = hashlib.sha256(data).digest()
         if sha256 is not None and check_sha256_hex(sha256) != digest.hex():
@@ -242,6 +244,7 @@ class S3ObjectStore(ObjectStore):
         sha256: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
     ) -> ObjectInfo:
+        await ensure_current_attempt()
         validate_key(key)
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE}, not {part_size}")
@@ -357,12 +360,14 @@ class S3ObjectStore(ObjectStore):
                     )
 
     async def delete(self, key: str) -> None:
+        await ensure_current_attempt()
         validate_key(key)
         s3 = await self._s3()
         with _translate(key):
             await s3.delete_object(Bucket=self.bucket, Key=key)
 
     async def delete_prefix(self, prefix: str) -> int:
+        await ensure_current_attempt()
         validate_prefix(prefix)
         if not prefix:
             raise InvalidObjectKey("refusing to delete with an empty prefix (the whole store)")
@@ -437,6 +442,7 @@ class S3ObjectStore(ObjectStore):
     async def complete_multipart(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> ObjectInfo:
+        await ensure_current_attempt()
         validate_key(key)
         self._check_parts(parts)
         await self._complete(key, upload_id, parts)
