@@ -1,0 +1,166 @@
+"""SIGKILL the worker at random points of random stages, many times over a batch of matches.
+
+One worker process runs at a time (the embedded analytics store admits one process): it is
+killed with SIGKILL at a seeded random moment while an activity runs, and a new one is started at
+once, as an orchestrator would. When the kills are done the batch runs to the end. Judged against
+an undisturbed run of the same recordings: every workflow completed, every stored object and
+every analytics row identical (so nothing lost and nothing duplicated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from chaos.stack import (
+    RunDir,
+    SynthMatch,
+    WorkerProcess,
+    analytics_digests,
+    differences,
+    dev_server,
+    make_matches,
+    match_input,
+    object_digests,
+    pending_activities,
+    start_match,
+    upload,
+    wait_all,
+)
+from polyvision.temporal.client import connect
+
+RUN_TIMEOUT_S = 1200.0
+
+
+async def run_batch(
+    client: Client, run: RunDir, server_address: str, matches: list[SynthMatch], suffix: str
+) -> tuple[list[Any], WorkerProcess]:
+    """Upload the batch, start one worker and every match workflow; the handles and worker."""
+    inputs = [match_input(m, await upload(run, m), suffix) for m in matches]
+    worker = WorkerProcess(run.root, server_address, suffix, env=run.env)
+    handles = [await start_match(client, i) for i in inputs]
+    return handles, worker
+
+
+async def judged(run: RunDir, matches: list[SynthMatch]) -> dict[str, Any]:
+    """What a finished run stored: object digests per match and analytics rows per table."""
+    return {
+        "objects": {m.name: await object_digests(run, m.name) for m in matches},
+        "rows": await asyncio.to_thread(analytics_digests, run),
+    }
+
+
+def compare(reference: dict[str, Any], disturbed: dict[str, Any]) -> dict[str, Any]:
+    """Objects and rows that differ, and rows duplicated (more rows than the reference)."""
+    object_diffs = {
+        name: differences(reference["objects"][name], disturbed["objects"].get(name, {}))
+        for name in reference["objects"]
+    }
+    row_diffs = []
+    duplicated = []
+    for table, per_match in reference["rows"].items():
+        other = disturbed["rows"].get(table, {})
+        for match in set(per_match) | set(other):
+            want, got = per_match.get(match, [0, 0]), other.get(match, [0, 0])
+            if want != got:
+                row_diffs.append(f"{table}/{match}: {want} vs {got}")
+            if got[0] > want[0]:
+                duplicated.append(f"{table}/{match}: {got[0]} rows, {want[0]} expected")
+    return {
+        "objects_compared": sum(len(v) for v in reference["objects"].values()),
+        "object_differences": {k: v for k, v in object_diffs.items() if v},
+        "row_tables_compared": len(reference["rows"]),
+        "rows_compared": sum(v[0] for t in reference["rows"].values() for v in t.values()),
+        "row_differences": row_diffs,
+        "rows_duplicated": duplicated,
+    }
+
+
+async def _kill_at_random(
+    client: Client, worker: WorkerProcess, rng: random.Random, max_wait_s: float
+) -> list[str]:
+    """Wait a random moment, then until an activity runs on ``worker``; SIGKILL it there.
+
+    Returns the activity types running on it when it died (empty: it died between tasks).
+    """
+    await asyncio.sleep(rng.uniform(1.0, 8.0))
+    deadline = time.monotonic() + max_wait_s
+    running: list[str] = []
+    while time.monotonic() < deadline:
+        running = sorted(
+            p.activity_type
+            for p in await pending_activities(client)
+            if p.started and worker.ran(p.worker_identity)
+        )
+        if running:
+            break
+        await asyncio.sleep(0.25)
+    worker.kill()
+    return running
+
+
+async def run(work: Path, seed: int, kills: int = 20, matches: int = 3) -> dict[str, Any]:
+    """The scenario; its figures."""
+    rng = random.Random(seed)
+    batch = make_matches(work / "synth", [seed * 100 + i for i in range(matches)])
+    server = await dev_server(work / "temporal")
+    try:
+        client = await connect(server.address, server.namespace.name)
+        started = time.monotonic()
+        reference_run = RunDir(work / "reference")
+        handles, worker = await run_batch(client, reference_run, server.address, batch, "-ref")
+        try:
+            failures = await wait_all(handles, RUN_TIMEOUT_S)
+        finally:
+            worker.stop()
+        if any(failures):
+            raise RuntimeError(f"the undisturbed run failed: {failures} {worker.log_tail()}")
+        reference_s = time.monotonic() - started
+        reference = await judged(reference_run, batch)
+
+        started = time.monotonic()
+        disturbed_run = RunDir(work / "disturbed")
+        handles, worker = await run_batch(client, disturbed_run, server.address, batch, "-dis")
+        hit: list[list[str]] = []
+        try:
+            while len(hit) < kills and not all([await _done(h) for h in handles]):
+                hit.append(await _kill_at_random(client, worker, rng, max_wait_s=20.0))
+                worker = WorkerProcess(
+                    disturbed_run.root, server.address, "-dis", env=disturbed_run.env
+                )
+            failures = await wait_all(handles, RUN_TIMEOUT_S)
+        finally:
+            worker.stop()
+        disturbed_s = time.monotonic() - started
+        disturbed = await judged(disturbed_run, batch)
+    finally:
+        await server.stop()
+
+    stages = Counter(stage for stages_hit in hit for stage in stages_hit)
+    return {
+        "seed": seed,
+        "matches": [m.name for m in batch],
+        "match_seconds": batch[0].config.seconds,
+        "kills": len(hit),
+        "kills_during_an_activity": sum(1 for h in hit if h),
+        "stages_hit": dict(sorted(stages.items())),
+        "workflows": len(handles),
+        "workflows_completed": sum(1 for f in failures if f is None),
+        "workflows_failed": [repr(f) for f in failures if f is not None],
+        "reference_s": round(reference_s, 1),
+        "disturbed_s": round(disturbed_s, 1),
+        **compare(reference, disturbed),
+    }
+
+
+async def _done(handle: Any) -> bool:
+    from temporalio.client import WorkflowExecutionStatus
+
+    status = (await handle.describe()).status
+    return bool(status != WorkflowExecutionStatus.RUNNING)
