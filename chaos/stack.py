@@ -138,6 +138,20 @@ class WorkerProcess:
     def log_tail(self, limit: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-limit:]
 
+    def log_events_containing(self, text: str) -> list[dict[str, Any]]:
+        """The JSON log lines whose ``event`` contains ``text``."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if text not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if text in str(record.get("event", "")):
+                found.append(record)
+        return found
+
     def log_events(self, event: str) -> list[dict[str, Any]]:
         """The JSON log lines whose ``event`` is ``event``."""
         found = []
@@ -255,16 +269,33 @@ def differences(reference: Mapping[str, Any], other: Mapping[str, Any]) -> list[
 
 
 async def wait_all(
-    handles: Sequence[WorkflowHandle[Any, Any]], timeout: float
+    handles: Sequence[WorkflowHandle[Any, Any]], within_s: float
 ) -> list[BaseException | None]:
-    """Each workflow's failure, or None when it completed."""
+    """Each workflow's failure, or None when it completed.
+
+    Keeps asking through a Temporal outage (the restart scenario): an unavailable server is
+    retried, only the workflow's own outcome counts.
+    """
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError
 
     async def one(handle: WorkflowHandle[Any, Any]) -> BaseException | None:
-        try:
-            await asyncio.wait_for(handle.result(), timeout)
-        except BaseException as exc:  # noqa: BLE001 - reported per workflow
-            return exc
-        return None
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            try:
+                status = (await handle.describe()).status
+            except RPCError:
+                await asyncio.sleep(1.0)
+                continue
+            if status == WorkflowExecutionStatus.RUNNING:
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await handle.result()
+            except BaseException as exc:
+                return exc
+            return None
+        return TimeoutError(f"{handle.id} still running after {within_s:.0f} s")
 
     return list(await asyncio.gather(*(one(h) for h in handles)))
 
@@ -300,7 +331,7 @@ async def pending_activities(client: Client) -> list[PendingActivity]:
             description = await client.get_workflow_handle(
                 execution.id, run_id=execution.run_id
             ).describe()
-        except Exception:  # noqa: BLE001 - it finished between the list and the describe
+        except Exception:
             continue
         for pending in description.raw_description.pending_activities:
             found.append(
