@@ -118,6 +118,25 @@ async def test_devserver_stop_leaves_no_process(tmp_path: Path) -> None:
     assert server.db_path.exists()
 
 
+async def test_devserver_restarts_on_its_own_port_with_its_state(tmp_path: Path) -> None:
+    """A restart right after a stop, while the old connections linger in TIME_WAIT, binds the
+    same port again (the chaos suite restarts the server mid-run) and keeps the namespace."""
+    server = DevServer(tmp_path, headless=True)
+    async with server:
+        port = server.port
+        client = await connect(server.address, server.namespace.name)
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=server.namespace.name)
+        )
+        await server.stop()
+        await server.start(timeout=60)
+        assert server.port == port
+        client = await connect(server.address, server.namespace.name)
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=server.namespace.name)
+        )
+
+
 async def test_devserver_start_failure_reports_log(tmp_path: Path) -> None:
     server = DevServer(tmp_path, headless=True, extra_args=["--no-such-flag"])
     with pytest.raises(DevServerError, match="no-such-flag"):

@@ -294,6 +294,9 @@ class DevServer:
         )
         for name, port in ports.items():
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                # As the server binds (Go listeners set SO_REUSEADDR): connections of a stopped
+                # server lingering in TIME_WAIT must not keep a restart off its own port.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind((self.ip, port))
                 except OSError as exc:
