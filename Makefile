@@ -17,13 +17,14 @@ endif
 # The web viewer's browser tests drive Debian's Chromium; Playwright never downloads one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help install demo test lint format bench postgres up clean web chromium
+.PHONY: help install demo test lint format bench chaos postgres up clean web chromium
 
 help:
 	@echo "make demo   - set up and run the embedded stack end to end"
 	@echo "make test   - set up and run the whole test suite (lint included)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks; ratios go to bench/results/"
+	@echo "make chaos  - faults, fuzzing and attacks; writes RELIABILITY.md"
 	@echo "make up     - run the embedded stack until Ctrl-C"
 
 install: $(STAMP) web chromium
@@ -80,10 +81,17 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps "$(BOXMOT)"
 	touch $@
 
-# bench.ladder's peer is Debian's ffmpeg command line.
+# bench.ladder's peer is Debian's ffmpeg command line; bench.load_delivery's is Debian's nginx.
 bench: $(BENCH_STAMP)
 	command -v ffmpeg >/dev/null || { apt-get update -q && apt-get install -y -q ffmpeg; }
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || { apt-get update -q && apt-get install -y -q nginx-light; }
 	$(PY) -m bench
+
+# The fault, fuzzing, attack and load suite (seeded, repeatable); it regenerates RELIABILITY.md.
+# CHAOS_ARGS picks parts or another seed, e.g. CHAOS_ARGS='--only kills --seed 7'.
+chaos: $(BENCH_STAMP) postgres web
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || { apt-get update -q && apt-get install -y -q nginx-light; }
+	$(PY) -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf build .polyvision $(VENV) .pytest_cache .mypy_cache .ruff_cache

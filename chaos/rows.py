@@ -19,17 +19,25 @@ def main(argv: list[str]) -> int:
     url, organization = argv
     store = open_analytics_store(url)
     try:
-        tables = store.query_arrow(
-            "SELECT table FROM system.columns WHERE database = currentDatabase()"
-            " AND name = 'organization_id' GROUP BY table ORDER BY table"
-        ).column("table").to_pylist()
+        tables = (
+            store.query_arrow(
+                "SELECT table FROM system.columns WHERE database = currentDatabase()"
+                " AND name = 'organization_id' GROUP BY table ORDER BY table"
+            )
+            .column("table")
+            .to_pylist()
+        )
         result: dict[str, dict[str, list[int]]] = {}
         for table in tables:
-            engine = store.query_arrow(
-                "SELECT engine FROM system.tables WHERE database = currentDatabase()"
-                " AND name = {t:String}",
-                {"t": table},
-            ).column("engine").to_pylist()
+            engine = (
+                store.query_arrow(
+                    "SELECT engine FROM system.tables WHERE database = currentDatabase()"
+                    " AND name = {t:String}",
+                    {"t": table},
+                )
+                .column("engine")
+                .to_pylist()
+            )
             if engine and engine[0] == "MaterializedView":
                 continue
             columns = [
@@ -38,12 +46,14 @@ def main(argv: list[str]) -> int:
                     "SELECT name FROM system.columns WHERE database = currentDatabase()"
                     " AND table = {t:String} ORDER BY position",
                     {"t": table},
-                ).column("name").to_pylist()
+                )
+                .column("name")
+                .to_pylist()
                 if name not in SKIPPED_COLUMNS
             ]
             listed = ", ".join(f"`{name}`" for name in columns)
             rows = store.query_arrow(
-                f"SELECT match_id, toInt64(count()) AS n,"  # noqa: S608 - names from system.columns
+                f"SELECT match_id, toInt64(count()) AS n,"
                 f" toInt64(sum(cityHash64({listed})) % 9007199254740881) AS h"
                 f" FROM `{table}` WHERE organization_id = {{org:String}}"
                 " GROUP BY match_id ORDER BY match_id",
