@@ -35,10 +35,11 @@ def write_result(
     elapsed_s: float,
     figures: dict[str, Any],
     checks: Sequence[Check],
+    directory: Path = RESULTS_DIR,
 ) -> Path:
-    """Write ``chaos/results/{part}.json``."""
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"{part}.json"
+    """Write ``{directory}/{part}.json`` (``chaos/results/`` by default)."""
+    directory.mkdir(exist_ok=True)
+    path = directory / f"{part}.json"
     record = {
         "part": part,
         "command": command,
