@@ -82,25 +82,31 @@ def compare(reference: dict[str, Any], disturbed: dict[str, Any]) -> dict[str, A
     }
 
 
-async def _kill_at_random(
-    client: Client, worker: WorkerProcess, rng: random.Random, max_wait_s: float
-) -> list[str]:
-    """Wait a random moment, then until an activity runs on ``worker``; SIGKILL it there.
+async def _running_on(client: Client, worker: WorkerProcess) -> list[str]:
+    return sorted(
+        p.activity_type
+        for p in await pending_activities(client)
+        if p.started and worker.ran(p.worker_identity)
+    )
 
-    Returns the activity types running on it when it died (empty: it died between tasks).
+
+async def _kill_at_random(
+    client: Client, worker: WorkerProcess, rng: random.Random, handles: list[Any]
+) -> list[str] | None:
+    """Once ``worker`` runs an activity, wait a random moment and SIGKILL it there.
+
+    Returns the activity types running on it when it died (empty: between two tasks), or None
+    when the batch finished first (nothing was killed).
     """
-    await asyncio.sleep(rng.uniform(1.0, 8.0))
-    deadline = time.monotonic() + max_wait_s
-    running: list[str] = []
-    while time.monotonic() < deadline:
-        running = sorted(
-            p.activity_type
-            for p in await pending_activities(client)
-            if p.started and worker.ran(p.worker_identity)
-        )
-        if running:
-            break
+    deadline = time.monotonic() + 90.0
+    while time.monotonic() < deadline and not await _running_on(client, worker):
+        if all([await _done(h) for h in handles]):
+            return None
         await asyncio.sleep(0.25)
+    await asyncio.sleep(rng.uniform(0.5, 6.0))
+    if all([await _done(h) for h in handles]):
+        return None
+    running = await _running_on(client, worker)
     worker.kill()
     return running
 
@@ -108,7 +114,7 @@ async def _kill_at_random(
 async def run(work: Path, seed: int, kills: int = 20, matches: int = 3) -> dict[str, Any]:
     """The scenario; its figures."""
     rng = random.Random(seed)
-    batch = make_matches(work / "synth", [seed * 100 + i for i in range(matches)])
+    batch = make_matches(work / "synth", [seed * 100 + i for i in range(matches)], seconds=6.0)
     server = await dev_server(work / "temporal")
     try:
         client = await connect(server.address, server.namespace.name)
@@ -129,8 +135,11 @@ async def run(work: Path, seed: int, kills: int = 20, matches: int = 3) -> dict[
         handles, worker = await run_batch(client, disturbed_run, server.address, batch, "-dis")
         hit: list[list[str]] = []
         try:
-            while len(hit) < kills and not all([await _done(h) for h in handles]):
-                hit.append(await _kill_at_random(client, worker, rng, max_wait_s=20.0))
+            while len(hit) < kills:
+                running = await _kill_at_random(client, worker, rng, handles)
+                if running is None:
+                    break
+                hit.append(running)
                 worker = WorkerProcess(
                     disturbed_run.root, server.address, "-dis", env=disturbed_run.env
                 )
