@@ -132,6 +132,12 @@ def s3_faults(f: Mapping[str, Any]) -> list[Check]:
             "requests",
             injected > 0 and all(int(v) > 0 for v in faults.values()),
         ),
+        Check(
+            "no multipart upload left open by a retried call",
+            "0",
+            str(f.get("multipart_uploads_left_open", "not measured")),
+            f.get("multipart_uploads_left_open") == 0,
+        ),
         *_same_outputs(f),
     ]
 

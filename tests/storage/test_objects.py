@@ -13,7 +13,7 @@ import tracemalloc
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import aioboto3
@@ -41,6 +41,7 @@ from polyvision.storage.objects import (
     UploadNotFound,
     object_signature,
     open_object_store,
+    parse_object_store_url,
     sign_object_url,
     sign_part_url,
     validate_key,
@@ -48,6 +49,9 @@ from polyvision.storage.objects import (
     verify_object_signature,
 )
 from polyvision.storage.objects import s3 as s3_backend
+
+if TYPE_CHECKING:
+    from chaos.s3_faults import FaultyS3Endpoint
 
 SECRET = b"test-object-url-secret-0123456789"
 PUBLIC_BASE_URL = "http://api.test"
@@ -888,11 +892,49 @@ async def test_open_object_store_picks_the_backend(tmp_path: Path) -> None:
         ("s3://", "needs a bucket"),
         ("s3://bucket/prefix", "not a key prefix"),
         ("s3://bucket?endpoint=http://x", "unknown S3 object store option"),
+        ("s3://bucket?read_timeout=soon", "read_timeout must be a positive number of seconds"),
+        ("s3://bucket?read_timeout=0", "read_timeout must be a positive number of seconds"),
+        ("s3://bucket?read_timeout=-2", "read_timeout must be a positive number of seconds"),
+        ("s3://bucket?read_timeout=nan", "read_timeout must be a positive number of seconds"),
+        ("s3://bucket?connect_timeout=inf", "connect_timeout must be a positive number"),
+        ("s3://bucket?connect_timeout=1&connect_timeout=2", "gives an S3 option twice"),
     ],
 )
 def test_open_object_store_refuses_bad_urls(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         open_object_store(url, secret=SECRET, public_base_url=PUBLIC_BASE_URL)
+
+
+def test_s3_timeouts_are_read_from_the_url() -> None:
+    parsed = parse_object_store_url(
+        "s3://bucket?region=eu-west-1&read_timeout=2.5&connect_timeout=1"
+    )
+    assert (parsed.bucket, parsed.region) == ("bucket", "eu-west-1")
+    assert (parsed.read_timeout, parsed.connect_timeout) == (2.5, 1.0)
+    plain = parse_object_store_url("s3://bucket")
+    assert (plain.read_timeout, plain.connect_timeout) == (None, None)
+
+
+def timeouts_of(store: S3ObjectStore) -> tuple[float, float]:
+    """The read and connect timeouts the store's client will be built with."""
+    config: Any = store._config  # botocore's Config sets its options as plain attributes
+    return config.read_timeout, config.connect_timeout
+
+
+async def test_s3_timeouts_reach_the_client_config() -> None:
+    tuned = open_object_store(
+        "s3://bucket?read_timeout=2.5&connect_timeout=1",
+        secret=SECRET,
+        public_base_url=PUBLIC_BASE_URL,
+    )
+    default = open_object_store("s3://bucket", secret=SECRET, public_base_url=PUBLIC_BASE_URL)
+    assert isinstance(tuned, S3ObjectStore) and isinstance(default, S3ObjectStore)
+    assert timeouts_of(tuned) == (2.5, 1.0)
+    assert timeouts_of(default) == (60, 60)  # botocore's own defaults when the URL says nothing
+    with pytest.raises(ValueError, match="read_timeout must be a positive"):
+        S3ObjectStore("bucket", read_timeout=0)
+    await tuned.close()
+    await default.close()
 
 
 async def test_check_passes_on_a_working_store(store: ObjectStore) -> None:
@@ -950,3 +992,115 @@ async def test_file_completion_of_an_upload_removed_meanwhile_is_upload_not_foun
     await file_store.complete_multipart("up/gone", upload_id, [part])
     with pytest.raises(UploadNotFound):
         await file_store.complete_multipart("up/gone", upload_id, [part])
+
+
+# ---- S3 under faults (chaos.s3_faults' endpoint: moto behind injected errors and stalls) ----
+
+FAULT_READ_TIMEOUT_S = 0.5
+FAULT_STALL_S = 4.0  # far past the read timeout: a request that waited it out had none
+
+
+@pytest.fixture
+async def faulty_s3(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[FaultyS3Endpoint, S3ObjectStore]]:
+    """The fault-injecting endpoint (nothing injected until a test asks) and a store on it."""
+    # Imported here: the chaos harness pulls in the workflows, which the rest of this file
+    # does not need.
+    from chaos.s3_faults import AWS_ENV, FaultyS3Endpoint
+
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with FaultyS3Endpoint(seed=1, stall_s=FAULT_STALL_S) as endpoint:
+        bucket = f"faults-{os.urandom(6).hex()}"
+        await endpoint.create_bucket(bucket)
+        store = S3ObjectStore(
+            bucket,
+            endpoint_url=endpoint.url,
+            region="us-east-1",
+            read_timeout=FAULT_READ_TIMEOUT_S,
+            connect_timeout=1.0,
+        )
+        async with store:
+            yield endpoint, store
+
+
+async def test_s3_a_stalled_answer_to_a_put_times_out_and_is_retried(
+    faulty_s3: tuple[FaultyS3Endpoint, S3ObjectStore],
+) -> None:
+    # botocore sends "Expect: 100-continue" with bodies, and aiohttp cancelled the read timeout
+    # when the "100 Continue" came after the body went out: such a PUT waited for the stalled
+    # answer as long as it took (here 4 s, with a real outage forever).
+    endpoint, store = faulty_s3
+    for size in (1, 1000, 200_000, 1_000_000):
+        endpoint.injector.fault_next("PutObject", "stall")
+        started = time.monotonic()
+        await store.put(f"k{size}", b"x" * size)
+        # One read timeout, one backoff of at most 1 s, one good try.
+        assert time.monotonic() - started < FAULT_STALL_S - 1.0
+    assert endpoint.injector.figures()["faults"]["stall"] == 4
+
+
+async def test_s3_a_read_broken_off_mid_body_resumes_where_it_stopped(
+    faulty_s3: tuple[FaultyS3Endpoint, S3ObjectStore], tmp_path: Path
+) -> None:
+    # botocore retries a request until its headers arrive, never a body that breaks off: the
+    # whole download (and the activity doing it) used to fail.
+    endpoint, store = faulty_s3
+    data = random.Random(3).randbytes(3 * MiB + 17)
+    await store.put("video.mp4", data)
+    endpoint.injector.fault_next("GetObject", "stall_mid_body")
+    info = await store.download_file("video.mp4", tmp_path / "video.mp4")
+    assert (tmp_path / "video.mp4").read_bytes() == data and info.sha256 == sha(data)
+    figures = endpoint.injector.figures()
+    assert figures["faults"]["stall_mid_body"] == 1
+    assert figures["requests_by_operation"]["GetObject"] == 2  # the first and one ranged resume
+
+
+async def test_s3_a_read_does_not_resume_into_a_replaced_object(
+    faulty_s3: tuple[FaultyS3Endpoint, S3ObjectStore],
+) -> None:
+    endpoint, store = faulty_s3
+    await store.put("video.mp4", b"a" * MiB)
+    endpoint.injector.fault_next("GetObject", "stall_mid_body")
+    async with await store.open_read("video.mp4", chunk_size=64 * 1024) as reader:
+        # The first GET's body is under way; replace the object before the body breaks off.
+        await store.put("video.mp4", b"b" * MiB)
+        with pytest.raises(ObjectStoreError):
+            _ = [chunk async for chunk in reader]
+
+
+async def test_s3_an_error_or_listing_that_breaks_off_is_retried(
+    faulty_s3: tuple[FaultyS3Endpoint, S3ObjectStore],
+) -> None:
+    # aiobotocore reads an error document or a listing after its retry loop's guard: a body
+    # that stalled there escaped as a raw aiohttp timeout, neither retried nor translated (the
+    # attempt fence's read of a record not written yet failed a whole activity this way).
+    endpoint, store = faulty_s3
+    await store.put("a/1", b"1")
+    endpoint.injector.fault_next("GetObject", "stall_mid_body")  # the 404's error document
+    with pytest.raises(ObjectNotFound):
+        await store.get("a/missing")
+    endpoint.injector.fault_next("ListObjects", "stall_mid_body")
+    assert [info.key async for info in store.list_prefix("a/")] == ["a/1"]
+    assert endpoint.injector.figures()["faults"]["stall_mid_body"] == 2
+
+
+async def test_s3_a_retried_create_leaves_no_stray_upload(
+    faulty_s3: tuple[FaultyS3Endpoint, S3ObjectStore],
+) -> None:
+    # S3 carried out the first try, its answer was lost, botocore's retry created a second
+    # upload: the first one's id was known to nobody and it stayed open (and billed).
+    endpoint, store = faulty_s3
+    endpoint.injector.fault_next("CreateMultipartUpload", "stall")
+    upload_id = await store.create_multipart("big.mp4")
+    assert await endpoint.open_uploads(store.bucket) == ["big.mp4"]
+    data = random.Random(4).randbytes(MIN_PART_SIZE + 10)
+    endpoint.injector.fault_next("CreateMultipartUpload", "stall")
+    await store.put_stream("streamed.mp4", aiter_of([data]), part_size=MIN_PART_SIZE)
+    assert await store.get("streamed.mp4") == data
+    # Only the upload still in use is open.
+    assert await endpoint.open_uploads(store.bucket) == ["big.mp4"]
+    await store.abort_multipart("big.mp4", upload_id)
+    assert await endpoint.open_uploads(store.bucket) == []

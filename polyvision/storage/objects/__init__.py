@@ -5,10 +5,16 @@
 - `file:///abs/path` — `FileObjectStore`, presigned URLs served by the API's objects router;
 - `s3://bucket` — `S3ObjectStore` with the AWS defaults;
 - `s3://bucket?endpoint_url=http://host:9000&region=us-east-1` — MinIO, Ceph, moto.
+
+An `s3://` URL also takes `connect_timeout` and `read_timeout`, in seconds (positive numbers;
+botocore's 60 s each when absent): how long a request may wait for a connection, and for each read
+of the answer, before it counts as failed and is retried. A stalled endpoint then costs seconds,
+not minutes (`s3://bucket?read_timeout=5&connect_timeout=2`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -77,7 +83,7 @@ __all__ = [
     "verify_part_signature",
 ]
 
-_S3_OPTIONS = frozenset({"endpoint_url", "region"})
+_S3_OPTIONS = frozenset({"endpoint_url", "region", "connect_timeout", "read_timeout"})
 _FORMS = "file:///abs/dir, s3://bucket or s3://bucket?endpoint_url=http://host:9000&region=name"
 
 
@@ -91,6 +97,8 @@ class ObjectStoreUrl:
         bucket: s3: the bucket.
         endpoint_url: s3: an S3-compatible endpoint; None: AWS.
         region: s3: the region; None: the AWS default chain.
+        connect_timeout: s3: seconds to wait for a connection; None: botocore's default.
+        read_timeout: s3: seconds to wait for each read of an answer; None: botocore's default.
     """
 
     backend: Literal["file", "s3"]
@@ -98,10 +106,26 @@ class ObjectStoreUrl:
     bucket: str = ""
     endpoint_url: str | None = None
     region: str | None = None
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
 
 
 def _refuse(problem: str) -> StartupError:
     return StartupError("PV_OBJECTS_URL", f"PV_OBJECTS_URL {problem}")
+
+
+def _seconds(options: dict[str, list[str]], name: str) -> float | None:
+    """The timeout option ``name`` in seconds, None when absent; refused unless a finite
+    positive number (the value is not quoted: it is part of the URL)."""
+    if name not in options:
+        return None
+    try:
+        value = float(options[name][0])
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise _refuse(f"option {name} must be a positive number of seconds, such as {name}=5")
+    return value
 
 
 def parse_object_store_url(url: str) -> ObjectStoreUrl:
@@ -109,8 +133,9 @@ def parse_object_store_url(url: str) -> ObjectStoreUrl:
 
     Raises:
         StartupError: (a ValueError) naming PV_OBJECTS_URL, for an unknown scheme, a relative
-            path, a missing bucket, credentials in the URL or an unknown option; the message
-            never quotes the URL, whose query or user part may hold keys.
+            path, a missing bucket, credentials in the URL, an unknown option or a timeout that
+            is not a positive number; the message never quotes the URL, whose query or user
+            part may hold keys.
     """
     try:
         parts = urlsplit(url)
@@ -149,6 +174,8 @@ def parse_object_store_url(url: str) -> ObjectStoreUrl:
             bucket=parts.netloc,
             endpoint_url=options.get("endpoint_url", [None])[0],
             region=options.get("region", [None])[0],
+            connect_timeout=_seconds(options, "connect_timeout"),
+            read_timeout=_seconds(options, "read_timeout"),
         )
     # A scheme is letters, digits, + - . only; anything else may be part of a secret.
     valid = re.fullmatch(r"[a-z][a-z0-9+.-]{0,31}", parts.scheme)
@@ -161,15 +188,22 @@ def open_object_store(url: str, *, secret: bytes, public_base_url: str) -> Objec
 
     Args:
         url: `file:///absolute/dir`, `s3://bucket` or
-            `s3://bucket?endpoint_url=http://host:port&region=name`.
+            `s3://bucket?endpoint_url=http://host:port&region=name`, each S3 form optionally with
+            `read_timeout` and `connect_timeout` in seconds (see the module docstring).
         secret: HMAC key for the file backend's presigned URLs.
         public_base_url: base URL of the API serving `/objects/...` (file backend).
 
     Raises:
         StartupError: (a ValueError) naming PV_OBJECTS_URL, for an unknown scheme, a relative
-            path, a missing bucket, credentials in the URL or an unknown option.
+            path, a missing bucket, credentials in the URL, an unknown option or a bad timeout.
     """
     parsed = parse_object_store_url(url)
     if parsed.backend == "file":
         return FileObjectStore(parsed.path, secret=secret, public_base_url=public_base_url)
-    return S3ObjectStore(parsed.bucket, endpoint_url=parsed.endpoint_url, region=parsed.region)
+    return S3ObjectStore(
+        parsed.bucket,
+        endpoint_url=parsed.endpoint_url,
+        region=parsed.region,
+        connect_timeout=parsed.connect_timeout,
+        read_timeout=parsed.read_timeout,
+    )

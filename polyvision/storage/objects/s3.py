@@ -6,6 +6,13 @@ the sha256 of its bytes. So the plain sha256 is recorded as user metadata (`x-am
 whenever it is known before the upload starts, and otherwise, for streams too large for one PUT,
 as the object tag `sha256` right after completion (tags can be set later; metadata cannot
 without copying the object). `stat` reads either.
+
+Transient faults (500, 503, timeouts) are retried by botocore, request by request. What it does
+not retry is handled here: an error document or a listing that breaks off is read where botocore
+retries it (`_WholeAnswerSession`), an object's content that breaks off resumes with a ranged
+GET, and the stray upload a retried `CreateMultipartUpload` can leave is aborted.
+`Expect: 100-continue` is not sent, because aiohttp loses a request's read timeout to that
+interim answer.
 """
 
 from __future__ import annotations
@@ -13,14 +20,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qs, urlsplit
 
 import aioboto3
+import aiohttp
+import structlog
 from aiobotocore.config import AioConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from aiobotocore.httpsession import AIOHTTPSession
+from botocore.endpoint import DEFAULT_TIMEOUT
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from botocore.handlers import add_expect_header
 
 from polyvision.fencing import ensure_current_attempt
 from polyvision.storage.objects.base import (
@@ -47,6 +66,8 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
+log = structlog.get_logger(__name__)
+
 SHA256_META: Final = "sha256"
 SHA256_TAG: Final = "sha256"
 _DELETE_BATCH: Final = 1000  # DeleteObjects accepts at most 1000 keys per request
@@ -54,6 +75,46 @@ _DELETE_BATCH: Final = 1000  # DeleteObjects accepts at most 1000 keys per reque
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _BAD_PART = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall"})
 _BAD_DIGEST = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
+_READ_RESUMES: Final = 5  # a body that breaks off this many times running, with no byte between
+# What a body read raises when the connection stalls or drops (aiobotocore wraps some of
+# aiohttp's errors in botocore's, not all).
+_STREAM_ERRORS: Final = (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+# The S3 sub-resources this store reads with a GET whose answer is a small XML document, not an
+# object's content: ListObjectsV2, GetObjectTagging, ListParts, ListMultipartUploads.
+_XML_GETS: Final = frozenset({"list-type", "tagging", "uploadId", "uploads"})
+
+
+def _streamed(method: str, url: str, status: int) -> bool:
+    """Whether botocore hands an answer's body out as a stream (an object's content) rather
+    than reading it in full itself (errors, listings, every other XML answer)."""
+    if status >= 300 or method != "GET":
+        return False
+    return not _XML_GETS & parse_qs(urlsplit(url).query, keep_blank_values=True).keys()
+
+
+class _WholeAnswerSession(AIOHTTPSession):
+    """aiobotocore's aiohttp transport, reading every answer botocore would read in full itself
+    before handing it over.
+
+    aiobotocore reads such a body after its retry loop's guard: a body that stalls or breaks off
+    there (a 404's error document, a listing) escaped as a raw aiohttp error and was never
+    retried. Read here, inside `send`, the same failure is botocore's `ReadTimeoutError` or
+    `ResponseStreamingError`, which its retries handle like any other failed try.
+    """
+
+    async def send(self, request: Any) -> Any:
+        response: Any = await super().send(request)
+        if not _streamed(request.method, request.url, response.status_code):
+            try:
+                await response.content  # cached: botocore's own read gets it from memory
+            except _STREAM_ERRORS as exc:
+                response.raw.close()
+                if isinstance(exc, asyncio.TimeoutError):
+                    raise ReadTimeoutError(endpoint_url=request.url, error=exc) from exc
+                raise ResponseStreamingError(error=exc) from exc
+        return response
 
 
 def _b64(digest: bytes) -> str:
@@ -103,6 +164,8 @@ class S3ObjectStore(ObjectStore):
         *,
         endpoint_url: str | None = None,
         region: str | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         """Configure the store; no connection is made until the first request.
 
@@ -110,9 +173,15 @@ class S3ObjectStore(ObjectStore):
             bucket: bucket name.
             endpoint_url: S3-compatible endpoint (MinIO, Ceph, moto); AWS when omitted.
             region: region name; the AWS default chain when omitted.
+            connect_timeout: seconds to wait for a connection; botocore's 60 when omitted.
+            read_timeout: seconds to wait for each read of an answer (headers or a body chunk)
+                before the request counts as failed; botocore's 60 when omitted.
         """
         if not bucket:
             raise ValueError("S3 object store needs a bucket name")
+        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value}")
         self.bucket = bucket
         self._endpoint_url = endpoint_url
         self._region = region
@@ -125,6 +194,9 @@ class S3ObjectStore(ObjectStore):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
             retries={"max_attempts": 5, "mode": "standard"},
+            http_session_cls=_WholeAnswerSession,
+            connect_timeout=DEFAULT_TIMEOUT if connect_timeout is None else connect_timeout,
+            read_timeout=DEFAULT_TIMEOUT if read_timeout is None else read_timeout,
         )
         self._stack: AsyncExitStack | None = None
         self._client: S3Client | None = None
@@ -147,6 +219,12 @@ class S3ObjectStore(ObjectStore):
                             config=self._config,
                         )
                     )
+                    # botocore asks for a "100 Continue" before every body it sends (PUT,
+                    # POST). When that interim answer arrives after aiohttp has started the
+                    # read timeout, aiohttp drops the timeout, and the request then waits for
+                    # its real answer with none: a stalled S3 would hang it for good. Sending
+                    # the body at once costs a wasted upload only when S3 refuses it.
+                    client.meta.events.unregister("before-call.s3", add_expect_header)
                     self._stack, self._client = stack, client
         return self._client
 
@@ -308,7 +386,10 @@ class S3ObjectStore(ObjectStore):
         s3 = await self._s3()
         with _translate(key):
             response = await s3.get_object(Bucket=self.bucket, Key=key)
-        body = response["Body"]
+        # botocore retries a request until its answer's headers arrive, never a body that
+        # breaks off later (a stalled or dropped connection): the read resumes from where it
+        # stopped with a ranged GET, pinned to the same object by its ETag.
+        current = {"body": response["Body"]}
         try:
             info = ObjectInfo(
                 key=key,
@@ -318,16 +399,35 @@ class S3ObjectStore(ObjectStore):
                 modified=response["LastModified"].astimezone(UTC),
             )
         except BaseException:
-            await body.__aexit__(None, None, None)
+            await current["body"].__aexit__(None, None, None)
             raise
+        etag = response["ETag"]
 
         async def chunks() -> AsyncGenerator[bytes, None]:
-            with _translate(key):
-                async for chunk in body.iter_chunks(chunk_size):
-                    yield chunk
+            offset = 0
+            failures = 0
+            while True:
+                try:
+                    async for chunk in current["body"].iter_chunks(chunk_size):
+                        offset += len(chunk)
+                        failures = 0
+                        yield chunk
+                    return
+                except _STREAM_ERRORS as exc:
+                    failures += 1
+                    if failures > _READ_RESUMES or offset >= info.size:
+                        raise ObjectStoreError(
+                            f"S3 read of {key!r} broke off at byte {offset}: {exc!r}"
+                        ) from exc
+                await current["body"].__aexit__(None, None, None)
+                with _translate(key):
+                    resumed = await s3.get_object(
+                        Bucket=self.bucket, Key=key, Range=f"bytes={offset}-", IfMatch=etag
+                    )
+                current["body"] = resumed["Body"]
 
         async def close() -> None:
-            await body.__aexit__(None, None, None)
+            await current["body"].__aexit__(None, None, None)
 
         return ObjectReader(info, chunks(), close)
 
@@ -408,6 +508,7 @@ class S3ObjectStore(ObjectStore):
         validate_key(key)
         metadata = {SHA256_META: check_sha256_hex(sha256)} if sha256 is not None else {}
         s3 = await self._s3()
+        started = time.monotonic()
         with _translate(key):
             if checksum_parts:
                 response = await s3.create_multipart_upload(
@@ -424,7 +525,42 @@ class S3ObjectStore(ObjectStore):
                     ContentType=guess_content_type(key, content_type),
                     Metadata=metadata,
                 )
-        return response["UploadId"]
+        upload_id = response["UploadId"]
+        if response["ResponseMetadata"].get("RetryAttempts", 0) > 0:
+            await self._abort_strays(key, upload_id, time.monotonic() - started)
+        return upload_id
+
+    async def _abort_strays(self, key: str, upload_id: str, within_s: float) -> None:
+        """Abort the uploads of ``key`` that earlier tries of the create that made ``upload_id``
+        left behind.
+
+        Creating an upload is not idempotent: when S3 carried out a try but its answer was lost
+        (a timeout), botocore's retry creates a second upload and nobody knows the first one's
+        id, so its parts would be billed until a lifecycle rule removes them. The strays are the
+        other open uploads of exactly this key initiated at most ``within_s`` (plus a second of
+        clock granularity) before ours, by S3's own clock. Another writer that started an upload
+        of the very same key within that moment would lose it (and fail with UploadNotFound);
+        none does: uploaded recordings' keys carry their upload's id, and an activity's outputs
+        are written by one attempt at a time (`polyvision.fencing`). Best effort: a failure here
+        is logged, not raised, since the upload itself is sound.
+        """
+        s3 = await self._s3()
+        try:
+            uploads = []
+            with _translate(key):
+                paginator = s3.get_paginator("list_multipart_uploads")
+                async for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+                    uploads += [u for u in page.get("Uploads", []) if u.get("Key") == key]
+            ours = next((u for u in uploads if u.get("UploadId") == upload_id), None)
+            if ours is None or "Initiated" not in ours:
+                return
+            since = ours["Initiated"] - timedelta(seconds=within_s + 1.0)
+            for upload in uploads:
+                stray = upload.get("UploadId")
+                if stray and stray != upload_id and upload.get("Initiated", since) >= since:
+                    await self.abort_multipart(key, stray)
+        except ObjectStoreError as exc:
+            log.warning("objects.stray_upload_not_aborted", key=key, error=str(exc))
 
     async def upload_part(
         self, key: str, upload_id: str, number: int, data: bytes, *, sha256: str | None = None
