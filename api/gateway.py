@@ -24,6 +24,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
+from api.ingest.principal import get_uploader
 from api.middleware.body_limit import BodyLimitMiddleware
 from api.middleware.cors import CorsMiddleware
 from api.middleware.rate_limit import RateLimitMiddleware, RateLimitRule, gateway_rules
@@ -63,10 +64,12 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     },
 }
 
-# The dependencies that authenticate a caller, and the scheme each one accepts.
-AUTH_DEPENDENCIES: dict[Callable[..., Any], str] = {
-    get_current_user: USER_SCHEME,
-    get_current_device: DEVICE_SCHEME,
+# The dependencies that authenticate a caller, and the schemes each one accepts (any one).
+AUTH_DEPENDENCIES: dict[Callable[..., Any], tuple[str, ...]] = {
+    get_current_user: (USER_SCHEME,),
+    get_current_device: (DEVICE_SCHEME,),
+    # The upload routes take an edge box's token or a member's access token.
+    get_uploader: (DEVICE_SCHEME, USER_SCHEME),
 }
 
 VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
@@ -146,6 +149,8 @@ def complete_openapi(
       (ours are plain dependencies, not FastAPI security classes, so FastAPI sees none);
     * validation errors (422) documented as the problem documents the API actually sends,
       instead of FastAPI's ``HTTPValidationError``;
+    * 400 on operations with a request body: FastAPI answers it, before any validation, to a
+      body it cannot decode (JSON that is not UTF-8);
     * the gateway's own answers: 413 on operations with a request body, 429 (with
       ``Retry-After``) on operations a rate limit ``rules`` covers.
     """
@@ -164,7 +169,8 @@ def complete_openapi(
             if operation is None:
                 continue
             if schemes and "security" not in operation:
-                operation["security"] = [{name: [] for name in sorted(schemes)}]
+                # One requirement per scheme: a caller presents any one of them.
+                operation["security"] = [{name: []} for name in schemes]
     for path, path_item in paths.items():
         for method in _HTTP_METHODS:
             if (operation := path_item.get(method)) is None:
@@ -172,6 +178,7 @@ def complete_openapi(
             _validation_as_problem(operation)
             responses = operation.setdefault("responses", {})
             if "requestBody" in operation:
+                responses.setdefault("400", _problem_response(400))
                 responses.setdefault("413", _problem_response(413))
             if any(rule.matches(method.upper(), path) for rule in rules):
                 responses.setdefault("429", _RATE_LIMITED)
@@ -182,14 +189,15 @@ def complete_openapi(
     return schema
 
 
-def auth_schemes(dependant: Dependant) -> set[str]:
-    """The security schemes an endpoint's dependency tree requires (empty: public)."""
-    found: set[str] = set()
+def auth_schemes(dependant: Dependant) -> list[str]:
+    """The security schemes an endpoint's dependency tree accepts, any one of them being
+    enough (empty: public). No route asks for two credentials at once."""
+    found: list[str] = []
     pending = [dependant]
     while pending:
         current = pending.pop()
-        if current.call is not None and (scheme := AUTH_DEPENDENCIES.get(current.call)):
-            found.add(scheme)
+        accepted = AUTH_DEPENDENCIES.get(current.call, ()) if current.call is not None else ()
+        found.extend(scheme for scheme in accepted if scheme not in found)
         pending.extend(current.dependencies)
     return found
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StrictBool, StringConstraints, model_validator
 
 from activities.track.sides import HEX_COLOUR, SideSettings
 from polyvision.storage.metadata.models import Match
@@ -29,7 +29,7 @@ KitColour = Annotated[
 """A shirt colour: ``#rrggbb``, either case; anything else is a 422."""
 
 HomeStartsLeft = Annotated[
-    bool | None,
+    StrictBool | None,
     Field(
         description="Whether the home team defends the goal at pitch x = 0 (the left one in "
         "the panorama) in the first minutes; used when no kit colour decides."

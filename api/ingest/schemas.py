@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.catalog.sides import KitSettings
+from api.json_fields import TextDatetime
 
 Side = Literal["left", "right"]
 SessionStatus = Literal["created", "uploading", "completed", "failed", "aborted"]
@@ -25,9 +26,9 @@ class FileDeclaration(BaseModel):
     """What the uploader declares about one camera's recording before sending it."""
 
     filename: str = Field(min_length=1, max_length=255, description="Original file name.")
-    size: int = Field(gt=0, description="Size in bytes.")
+    size: StrictInt = Field(gt=0, description="Size in bytes.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Lowercase hex sha256.")
-    frames: int = Field(gt=0, description="Number of video frames.")
+    frames: StrictInt = Field(gt=0, description="Number of video frames.")
 
 
 class UploadOpen(KitSettings):
@@ -75,12 +76,14 @@ class UploadOpen(KitSettings):
     client_ref: str = Field(
         min_length=1, max_length=200, description="The uploader's own id for this pair."
     )
-    recorded_at: AwareDatetime
+    recorded_at: TextDatetime
     title: str | None = Field(default=None, min_length=1, max_length=300)
     left: FileDeclaration
     right: FileDeclaration
     rig: dict[str, Any] = Field(description="The rig.json document.")
-    part_size: int | None = Field(default=None, gt=0, description="Bytes per part; 8 MiB default.")
+    part_size: StrictInt | None = Field(
+        default=None, gt=0, description="Bytes per part; 8 MiB default."
+    )
 
 
 class FileProgress(BaseModel):
@@ -126,7 +129,7 @@ class PartsRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"file": "left", "numbers": [1, 2]}]})
 
     file: Side
-    numbers: list[int] = Field(min_length=1, max_length=MAX_URLS_PER_CALL)
+    numbers: list[StrictInt] = Field(min_length=1, max_length=MAX_URLS_PER_CALL)
 
 
 class PartUrl(BaseModel):

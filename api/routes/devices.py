@@ -17,7 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from nacl.bindings import crypto_core_ed25519_is_valid_point
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 
@@ -106,7 +106,7 @@ def code_state(code: ProvisioningCode, now: datetime) -> CodeState:
 
 
 class ProvisioningCodeCreate(BaseModel):
-    ttl_s: int = Field(default=DEFAULT_CODE_TTL_S, ge=MIN_CODE_TTL_S, le=MAX_CODE_TTL_S)
+    ttl_s: StrictInt = Field(default=DEFAULT_CODE_TTL_S, ge=MIN_CODE_TTL_S, le=MAX_CODE_TTL_S)
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"ttl_s": 3600}]})
 

@@ -14,7 +14,14 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    field_validator,
+)
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.service import RPCError
@@ -37,6 +44,7 @@ from api.catalog.matches import sort_value
 from api.catalog.purge import gather_stored_data, purge_stored_data, workflow_running
 from api.catalog.sides import HomeStartsLeft, KitColour, KitSettings, kits_problem
 from api.deps import AnalyticsDep, DbSession, EngineDep, ObjectsDep, TemporalDep
+from api.json_fields import TextDatetime
 from api.openapi import problem_responses
 from api.security.tenancy import CanAssignSides, CanEditCatalog, CanView, not_found
 from polyvision.artifacts import match_prefix
@@ -127,7 +135,7 @@ class MatchCreateBody(KitSettings):
     home_team_id: uuid.UUID | None = None
     away_team_id: uuid.UUID | None = None
     venue: str | None = Field(default=None, max_length=300)
-    kickoff_at: AwareDatetime | None = None
+    kickoff_at: TextDatetime | None = None
 
 
 class MatchUpdateBody(BaseModel):
@@ -141,7 +149,7 @@ class MatchUpdateBody(BaseModel):
     home_team_id: uuid.UUID | None = None
     away_team_id: uuid.UUID | None = None
     venue: str | None = Field(default=None, max_length=300)
-    kickoff_at: AwareDatetime | None = None
+    kickoff_at: TextDatetime | None = None
 
     @field_validator("title")
     @classmethod
@@ -164,7 +172,7 @@ class MatchSidesBody(BaseModel):
     home_kit_colour: KitColour | None = None
     away_kit_colour: KitColour | None = None
     home_starts_left: HomeStartsLeft = None
-    teams_swapped: bool | None = Field(
+    teams_swapped: StrictBool | None = Field(
         default=None,
         description="Swap home and away, whatever the kit colours or starting side decide.",
     )
@@ -279,10 +287,10 @@ async def list_matches(
     team_id: Annotated[uuid.UUID | None, Query(description="The team plays, home or away.")] = None,
     device_id: Annotated[uuid.UUID | None, Query(description="Recorded by this device.")] = None,
     kickoff_from: Annotated[
-        AwareDatetime | None, Query(description="Kickoff at or after this time (inclusive).")
+        TextDatetime | None, Query(description="Kickoff at or after this time (inclusive).")
     ] = None,
     kickoff_to: Annotated[
-        AwareDatetime | None, Query(description="Kickoff before this time (exclusive).")
+        TextDatetime | None, Query(description="Kickoff before this time (exclusive).")
     ] = None,
     q: Annotated[
         str | None,

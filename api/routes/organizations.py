@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from temporalio.service import RPCError
@@ -77,7 +77,7 @@ class OrganizationRenameRequest(BaseModel):
     )
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    retention_days: int | None = Field(
+    retention_days: StrictInt | None = Field(
         default=None,
         ge=1,
         le=MAX_RETENTION_DAYS,

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -76,7 +76,7 @@ class RosterPlayerCreateBody(BaseModel):
     )
 
     name: str = Field(min_length=1, max_length=200)
-    shirt_number: int | None = Field(default=None, ge=0, le=999)
+    shirt_number: StrictInt | None = Field(default=None, ge=0, le=999)
 
 
 class RosterPlayerUpdateBody(BaseModel):
@@ -85,7 +85,7 @@ class RosterPlayerUpdateBody(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"shirt_number": 10}]})
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    shirt_number: int | None = Field(default=None, ge=0, le=999)
+    shirt_number: StrictInt | None = Field(default=None, ge=0, le=999)
 
     @field_validator("name")
     @classmethod
@@ -111,7 +111,9 @@ class AssignBody(BaseModel):
     )
 
     player_id: uuid.UUID
-    revision: int | None = Field(default=None, ge=1, description="Omitted: the published one.")
+    revision: StrictInt | None = Field(
+        default=None, ge=1, description="Omitted: the published one."
+    )
 
 
 class MergeBody(BaseModel):
@@ -119,8 +121,10 @@ class MergeBody(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"into": 7}]})
 
-    into: int = Field(ge=0, le=MAX_IDENTITY)
-    revision: int | None = Field(default=None, ge=1, description="Omitted: the published one.")
+    into: StrictInt = Field(ge=0, le=MAX_IDENTITY)
+    revision: StrictInt | None = Field(
+        default=None, ge=1, description="Omitted: the published one."
+    )
 
 
 class AssignmentItem(BaseModel):

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from temporalio.service import RPCError
 
 from activities.vcam.contracts import CAMERA_MODES
@@ -71,7 +71,7 @@ class ViewBody(BaseModel):
             "know fails the view's rendering."
         ),
     )
-    causal: bool = Field(
+    causal: StrictBool = Field(
         default=False, description="Plan without looking at future frames, as a live camera."
     )
 

@@ -7,6 +7,8 @@ Each test lists every offending operation in its failure message, not just the f
 from __future__ import annotations
 
 import copy
+import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,6 +113,9 @@ def test_auth_dependencies_become_security_requirements(document: dict[str, Any]
     # Routes that authenticate nobody, or by their own means (signed URLs), claim no scheme.
     for public in ("GET /healthz", "POST /auth/login", "GET /objects/{key}"):
         assert "security" not in by_name[public], public
+    # The upload routes take either credential: alternatives, not both at once.
+    for either in ("POST /uploads", "GET /uploads/{upload_id}", "POST /uploads/{upload_id}/parts"):
+        assert by_name[either]["security"] == [{DEVICE_SCHEME: []}, {USER_SCHEME: []}], either
     # A tenant route authenticates through the organization access dependency.
     tenant = [op for name, op in operations(document) if name.split(" ")[1].startswith("/orgs/")]
     assert tenant
@@ -157,6 +162,43 @@ def test_gateway_refusals_are_documented(document: dict[str, Any]) -> None:
     assert "429" in by_name["GET /devices/me"]["responses"]
     assert "429" not in by_name["GET /healthz"]["responses"]
     assert all("413" in op["responses"] for _, op in operations(document) if "requestBody" in op)
+
+
+async def test_operations_refusing_anonymous_callers_document_their_security(
+    client: httpx.AsyncClient, document: dict[str, Any]
+) -> None:
+    # An operation that answers 401 without a token is not public: the upload routes, which
+    # authenticate through their own dependency, were documented without security (found by
+    # tests/security/test_fuzz_openapi.py sending them the wrong credential).
+    refusing, undocumented = [], []
+    for name, op in operations(document):
+        method, path = name.split(" ", 1)
+        url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+        response = await client.request(method, url)
+        if response.status_code == 401:
+            refusing.append(name)
+            if not is_authenticated(op):
+                undocumented.append(name)
+    assert "POST /uploads/{upload_id}/complete" in refusing
+    assert undocumented == [], (
+        f"operations answering 401 without a security requirement: {undocumented}"
+    )
+
+
+async def test_a_body_that_is_not_utf8_is_a_documented_400_problem(
+    client: httpx.AsyncClient, document: dict[str, Any]
+) -> None:
+    # FastAPI refuses a JSON body it cannot decode with 400 before any validation; every
+    # operation taking a body documents it (found by the fuzzer: it was undocumented).
+    response = await client.post(
+        "/auth/login", content=b"\xff\xfe{", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert response.json()["status"] == 400
+    with_body = [(name, op) for name, op in operations(document) if "requestBody" in op]
+    missing = [name for name, op in with_body if 400 not in problem_statuses(op)]
+    assert with_body and missing == [], f"operations with a body and no 400 problem: {missing}"
 
 
 def test_authenticated_routes_document_401(document: dict[str, Any]) -> None:

@@ -35,16 +35,15 @@ from api.security.permissions import Permission, allows
 from polyvision.storage.metadata.models import (
     Device,
     Match,
-    MatchStatus,
     Membership,
     Organization,
     Role,
     RosterPlayer,
     Team,
 )
-from tests.api.factories import Factory, TestOrg
+from tests.api.factories import Factory
+from tests.security.tenant import ORG_PARAM, Tenant, tenant_with_objects
 
-ORG_PARAM = "org_id"
 ROLES_LOW_TO_HIGH = (Role.viewer, Role.analyst, Role.admin, Role.owner)
 # Required query parameters the generated calls fill (a window the analytics routes accept).
 QUERY_VALUES: dict[str, str] = {"start_s": "0", "end_s": "10"}
@@ -71,18 +70,6 @@ class Operation:
     @property
     def name(self) -> str:
         return f"{self.method} {self.path}"
-
-
-@dataclass
-class Tenant:
-    """Organization A: its members and one real object per path parameter kind."""
-
-    org: TestOrg
-    ids: dict[str, str]
-    secrets: list[str]  # strings of A that must never reach another tenant
-
-    def url(self, op: Operation) -> str:
-        return op.path.format(**{name: self.ids[name] for name in op.path_params})
 
 
 @dataclass
@@ -164,53 +151,6 @@ def org_operations(app: FastAPI) -> list[Operation]:
     return operations
 
 
-async def _tenant_a(app: FastAPI, factory: Factory) -> Tenant:
-    org = await factory.org()
-    target = await factory.user()  # a member the member routes act on
-    await factory.add_member(org.id, target.id, Role.viewer)
-    device = await factory.device(org.id, name="a-secret-edge-box")
-    team = Team(organization_id=org.id, name="A Secret Team")
-    async with app.state.sessions() as session:
-        session.add(team)
-        await session.commit()
-        player = RosterPlayer(
-            organization_id=org.id, team_id=team.id, name="A Secret Player", shirt_number=7
-        )
-        match = Match(
-            organization_id=org.id,
-            title="A secret match",
-            status=MatchStatus.ready,
-            revision=1,
-            published_revision=1,
-            home_team_id=team.id,
-        )
-        session.add_all([player, match])
-        await session.commit()
-        ids = {
-            ORG_PARAM: str(org.id),
-            "match_id": str(match.id),
-            "team_id": str(team.id),
-            "player_id": str(player.id),
-            "device_id": str(device.id),
-            "user_id": str(target.id),
-            "identity_id": "1",
-            "team": "1",
-        }
-    secrets = [
-        org.slug,
-        str(match.id),
-        str(team.id),
-        str(player.id),
-        str(device.id),
-        target.email,
-        "A Secret Team",
-        "A secret match",
-        "A Secret Player",
-        "a-secret-edge-box",
-    ]
-    return Tenant(org=org, ids=ids, secrets=secrets)
-
-
 async def _snapshot(app: FastAPI, org_id: uuid.UUID) -> list[str]:
     """Every row of A the routes could change, as text."""
     rows: list[str] = []
@@ -240,7 +180,7 @@ async def _call(
     headers: dict[str, str],
 ) -> httpx.Response:
     return await client.request(
-        op.method, tenant.url(op), params=op.query, json=op.body, headers=headers
+        op.method, tenant.url(op.path), params=op.query, json=op.body, headers=headers
     )
 
 
@@ -253,7 +193,7 @@ def _destructive_last(operations: list[Operation]) -> Iterator[Operation]:
 
 
 def test_every_path_parameter_has_a_fixture(app: FastAPI) -> None:
-    """A route with a new kind of id needs a real object of A in `_tenant_a`."""
+    """A route with a new kind of id needs a real object of A in `tenant_with_objects`."""
     known = {ORG_PARAM, "match_id", "team_id", "player_id", "device_id", "user_id"}
     known |= {"identity_id", "team"}
     operations = org_operations(app)
@@ -266,7 +206,7 @@ async def test_bola_matrix_from_the_openapi_document(
     app: FastAPI, client: httpx.AsyncClient, factory: Factory
 ) -> None:
     operations = org_operations(app)
-    tenant = await _tenant_a(app, factory)
+    tenant = await tenant_with_objects(app, factory)
     other = await factory.org()
     loner = await factory.user()
     loner_headers = {"Authorization": f"Bearer {factory.access_token(loner.id)}"}
