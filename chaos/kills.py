@@ -33,9 +33,24 @@ from chaos.stack import (
     upload,
     wait_all,
 )
+from polyvision.temporal import names
 from polyvision.temporal.client import connect
 
 RUN_TIMEOUT_S = 1200.0
+STAGES = (
+    names.INGEST,
+    names.STITCH_PREPARE,
+    names.STITCH_CHUNK,
+    names.DETECT_CHUNK,
+    names.TRACK_MATCH,
+    names.VCAM_PLAN,
+    names.VCAM_RENDER,
+    names.ANALYZE_MATCH,
+    names.MINIMAP_RENDER,
+    names.PACKAGE_HLS,
+    names.INDEX_MATCH,
+)
+"""The match's stages in the order they first run; kills are aimed at random ones of these."""
 
 
 async def run_batch(
@@ -91,19 +106,23 @@ async def _running_on(client: Client, worker: WorkerProcess) -> list[str]:
 
 
 async def _kill_at_random(
-    client: Client, worker: WorkerProcess, rng: random.Random, handles: list[Any]
+    client: Client, worker: WorkerProcess, rng: random.Random, handles: list[Any], target: str
 ) -> list[str] | None:
-    """Once ``worker`` runs an activity, wait a random moment and SIGKILL it there.
+    """Once ``worker`` runs the ``target`` stage (or a later one), wait a random moment and
+    SIGKILL it there; if that stage never comes within a while, kill it wherever it is.
 
     Returns the activity types running on it when it died (empty: between two tasks), or None
     when the batch finished first (nothing was killed).
     """
-    deadline = time.monotonic() + 90.0
-    while time.monotonic() < deadline and not await _running_on(client, worker):
+    deadline = time.monotonic() + 120.0
+    while time.monotonic() < deadline:
+        running = await _running_on(client, worker)
+        if any(STAGES.index(r) >= STAGES.index(target) for r in running if r in STAGES):
+            break
         if all([await _done(h) for h in handles]):
             return None
-        await asyncio.sleep(0.25)
-    await asyncio.sleep(rng.uniform(0.5, 6.0))
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(rng.uniform(0.2, 2.5))
     if all([await _done(h) for h in handles]):
         return None
     running = await _running_on(client, worker)
@@ -134,9 +153,12 @@ async def run(work: Path, seed: int, kills: int = 20, matches: int = 3) -> dict[
         disturbed_run = RunDir(work / "disturbed")
         handles, worker = await run_batch(client, disturbed_run, server.address, batch, "-dis")
         hit: list[list[str]] = []
+        targets: list[str] = []
         try:
-            while len(hit) < kills:
-                running = await _kill_at_random(client, worker, rng, handles)
+            # Aimed at random stages, in pipeline order so the batch moves on between kills.
+            targets = sorted((rng.choice(STAGES[:-1]) for _ in range(kills)), key=STAGES.index)
+            for target in targets:
+                running = await _kill_at_random(client, worker, rng, handles, target)
                 if running is None:
                     break
                 hit.append(running)
@@ -158,6 +180,7 @@ async def run(work: Path, seed: int, kills: int = 20, matches: int = 3) -> dict[
         "match_seconds": batch[0].config.seconds,
         "kills": len(hit),
         "kills_during_an_activity": sum(1 for h in hit if h),
+        "stages_aimed_at": dict(Counter(targets)),
         "stages_hit": dict(sorted(stages.items())),
         "workflows": len(handles),
         "workflows_completed": sum(1 for f in failures if f is None),

@@ -742,6 +742,7 @@ class MatchWorkflow:
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
             result_type=StitchPrepareOutput,
         )
@@ -950,6 +951,8 @@ class MatchWorkflow:
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=1),
+            # It heartbeats: a worker lost while packaging is noticed in seconds, not an hour.
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
             result_type=PackageOutput,
         )
@@ -985,6 +988,7 @@ class MatchWorkflow:
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
             result_type=IndexOutput,
         )

@@ -227,6 +227,8 @@ class MatchViewWorkflow:
             ),
             task_queue=queues.cpu,
             start_to_close_timeout=timedelta(hours=1),
+            # It heartbeats: a worker lost while packaging is noticed in seconds, not an hour.
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
             retry_policy=RETRY,
             result_type=PackageOutput,
         )

@@ -26,6 +26,7 @@ from activities.index.assets import PublishedAsset, published_assets
 from activities.index.contracts import IndexInput, IndexOutput
 from activities.index.summary import duration_s, summary_document
 from polyvision.artifacts import artifact_key
+from polyvision.heartbeat import heartbeating
 from polyvision.stage import StageStep
 from polyvision.storage.metadata.models import Asset, Match, MatchStatus
 from polyvision.storage.objects import ObjectStore
@@ -56,6 +57,12 @@ class IndexActivities:
     @activity.defn(name=names.INDEX_MATCH)
     async def index(self, input: IndexInput) -> IndexOutput:
         """Write the match summary and mark the catalog's match ready."""
+        # Beats while it lists the published files and updates the catalog, so a worker lost
+        # here is noticed within the heartbeat timeout.
+        async with heartbeating({"step": "index"}):
+            return await self._index(input)
+
+    async def _index(self, input: IndexInput) -> IndexOutput:
         step = self._step(input)
         if (done := await step.recorded()) is not None:
             return done
