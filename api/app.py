@@ -122,7 +122,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     app.include_router(health.router)
     app.include_router(prometheus.router)
+    # The hot paths early: a request is matched against the routes one by one, in the order
+    # they were included, and a player fetches a segment every few seconds (an edge box a part
+    # every few), while the other routes see a request now and then.
     app.include_router(objects.router)
+    app.include_router(delivery.router)
     app.include_router(auth.router)
     app.include_router(auth.jwks_router)
     for area in (
@@ -134,7 +138,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         roster,
         processing,
         views,
-        delivery,
         analytics,
         player_figures,
     ):

@@ -17,22 +17,24 @@ from polyvision.storage.analytics import AnalyticsStore
 from polyvision.storage.objects import ObjectStore
 
 
-def get_settings(request: Request) -> Settings:
+# The accessors below are `async def` although they do no I/O: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop per request for reading an attribute.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_objects(request: Request) -> ObjectStore:
+async def get_objects(request: Request) -> ObjectStore:
     objects: ObjectStore = request.app.state.objects
     return objects
 
 
-def get_analytics(request: Request) -> AnalyticsStore:
+async def get_analytics(request: Request) -> AnalyticsStore:
     analytics: AnalyticsStore = request.app.state.analytics
     return analytics
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
@@ -63,7 +65,7 @@ DbSession = Annotated[AsyncSession, Depends(get_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 
 
-def get_mailer(request: Request) -> Mailer:
+async def get_mailer(request: Request) -> Mailer:
     """The app's outgoing mail (a logging stand-in when ``PV_SMTP_URL`` is empty)."""
     mailer: Mailer = request.app.state.mailer
     return mailer

@@ -9,6 +9,7 @@ from bench import (
     detect_tiling,
     foot_point,
     ladder,
+    load_delivery,
     native_blend,
     ort_threads,
     pipeline,
@@ -18,6 +19,7 @@ from bench import (
     synth_detect_recall,
     synth_speed,
     trackers,
+    upload_storm,
     vcam_render,
 )
 
@@ -27,6 +29,8 @@ def main() -> None:
     stitch_kernel.main([])
     vcam_render.main([])
     ladder.main([])
+    load_delivery.main([])  # five targets of 20 s each: about two minutes
+    upload_storm.main([])  # 50 agents through a cutting proxy: about a minute
     detect_tiling.main([])
     synth_speed.main([])
     synth_detect_recall.main([])

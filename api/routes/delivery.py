@@ -60,7 +60,13 @@ from api.security.playback import (
     verify_token,
 )
 from api.security.tenancy import CanView
-from polyvision.storage.objects import ObjectInfo, ObjectNotFound, ObjectReader, ObjectStore
+from polyvision.storage.objects import (
+    DEFAULT_CHUNK_SIZE,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectReader,
+    ObjectStore,
+)
 from workflows.types import VIEW_NAME_PATTERN
 
 router = APIRouter(tags=["delivery"])
@@ -412,7 +418,7 @@ async def _segment(
         raise _refuse(404, _NOT_FOUND) from exc
     try:
         cache_control = segment_cache_control(grant.expires_at, time.time())
-        response = _segment_response(request, info, content_type, reader, cache_control)
+        response = await _segment_response(request, info, content_type, reader, cache_control)
     except BaseException:
         if reader is not None:
             await reader.aclose()
@@ -422,7 +428,7 @@ async def _segment(
     return response
 
 
-def _segment_response(
+async def _segment_response(
     request: Request,
     info: ObjectInfo,
     content_type: str,
@@ -457,6 +463,12 @@ def _segment_response(
     headers["Content-Length"] = str(max(0, byte_range.length))
     if reader is None:
         return Response(status_code=status, headers=headers, media_type=content_type)
+    if byte_range.last < DEFAULT_CHUNK_SIZE:
+        # Within the reader's first chunk (a segment is a few hundred kilobytes): one read,
+        # answered in one piece, without the streaming machinery a StreamingResponse sets up
+        # per request (a task watching for the client to go away, a background close).
+        body = b"".join([chunk async for chunk in _stream_range(reader, byte_range)])
+        return Response(body, status_code=status, headers=headers, media_type=content_type)
     return StreamingResponse(
         _stream_range(reader, byte_range),
         status_code=status,

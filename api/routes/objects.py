@@ -63,15 +63,16 @@ _PUT_PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def get_object_store(request: Request) -> ObjectStore:
-    """The object store the app's lifespan put on `app.state.objects`."""
+async def get_object_store(request: Request) -> ObjectStore:
+    """The object store the app's lifespan put on `app.state.objects` (`async`, though it does
+    no I/O, so FastAPI calls it inline rather than in its thread pool)."""
     store = request.app.state.objects
     if not isinstance(store, ObjectStore):
         raise RuntimeError("app.state.objects is not an ObjectStore; check the app's lifespan")
     return store
 
 
-def get_signing_secret(request: Request) -> bytes:
+async def get_signing_secret(request: Request) -> bytes:
     """The HMAC secret that signs object URLs, from `app.state.settings`."""
     settings: Settings = request.app.state.settings
     return settings.secret

@@ -48,7 +48,7 @@ UNAVAILABLE = "The processing service is unavailable; try again shortly."
 # The state and the reconciliation live with the processing client; tests read them here.
 
 
-def match_processing(client: TemporalDep, settings: SettingsDep) -> MatchProcessing:
+async def match_processing(client: TemporalDep, settings: SettingsDep) -> MatchProcessing:
     """The processing client on the app's Temporal connection (503 when Temporal is down)."""
     return MatchProcessing(client, settings)
 

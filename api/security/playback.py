@@ -20,6 +20,7 @@ Everything here is pure: the caller passes the secret and the clock.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,28 +135,52 @@ def verify_token(secret: bytes, token: str, now: float) -> PlaybackGrant:
         ExpiredPlaybackToken: Authentic, but ``now`` is at or past its expiry.
         InvalidPlaybackToken: Anything else wrong with it.
     """
+    grant = _authentic_grant(secret, token)
+    if now >= grant.expires_at:
+        raise ExpiredPlaybackToken("token has expired")
+    return grant
+
+
+@functools.lru_cache(maxsize=4096)
+def _authentic_grant(secret: bytes, token: str) -> PlaybackGrant:
+    """The grant an authentic token carries, whatever the time.
+
+    Remembered per token string: a player sends the same token with every playlist and
+    segment it fetches, and what a given string grants never changes (only its expiry, which
+    `verify_token` compares with the clock on every call). A token that fails is not
+    remembered: it raises again, after the same checks, every time it is presented.
+    """
     try:
         fields = unseal(derive_playback_key(secret), token, max_chars=_MAX_TOKEN_CHARS)
     except InvalidSignedToken as exc:
         raise InvalidPlaybackToken(str(exc)) from exc
-    grant = _grant(fields)
-    if now >= grant.expires_at:
-        raise ExpiredPlaybackToken("token has expired")
-    return grant
+    return _grant(fields)
 
 
 def key_in_scope(prefix: str, key: str) -> bool:
     """Whether ``key`` is a valid object key strictly inside the folder ``prefix``.
 
     ``prefix`` ends with ``/``, so ``.../hls/`` never matches ``.../hls-other/x``; ``..``, ``.``,
-    empty segments, absolute keys and control characters are refused by the key rules before
-    the prefix is compared, so no spelling of a key can step outside the folder.
+    empty segments, absolute keys and control characters are refused by the key rules (checked
+    last, as the dearest), so no spelling of a key can step outside the folder.
     """
+    return (
+        prefix.endswith("/")
+        and key.startswith(prefix)
+        and len(key) > len(prefix)
+        and _valid_key(key)
+    )
+
+
+@functools.lru_cache(maxsize=16384)
+def _valid_key(key: str) -> bool:
+    """Whether ``key`` passes the object-key rules; remembered, since the same segment and
+    playlist keys come back with every viewer (and every URI of a playlist on every fetch)."""
     try:
         validate_key(key)
     except InvalidObjectKey:
         return False
-    return prefix.endswith("/") and key.startswith(prefix) and len(key) > len(prefix)
+    return True
 
 
 def delivery_url(base_url: str, token: str, key: str) -> str:
