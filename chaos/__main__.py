@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated of {PARTS}")
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--matches", type=int, default=3, help="matches in the killed batch")
+    parser.add_argument("--matches", type=int, default=4, help="matches in the killed batch")
     parser.add_argument("--fuzz-examples", type=int, default=60, help="per operation")
     parser.add_argument("--work", type=Path, default=ROOT / ".polyvision" / "chaos")
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -27,6 +28,7 @@ import pytest
 from polyvision.fencing import StaleAttempt, attempt_claimed, claim_attempt, fence_key
 from polyvision.storage.analytics import (
     SLICE_TABLES,
+    AnalyticsError,
     AnalyticsQueryError,
     AnalyticsStore,
     AnalyticsUnavailableError,
@@ -509,3 +511,33 @@ async def test_a_superseded_attempt_cannot_replace_a_slice(
         )
 
     assert count(store, "detections") == 40
+
+
+def test_a_slice_whose_insert_was_lost_is_written_again(
+    store: AnalyticsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chaos suite saw a slice left empty after a SIGKILL and a retry; replace_slice reads
+    the slice back and writes it again until it holds exactly the rows given."""
+    real_insert = store.insert_arrow
+    calls: list[str] = []
+
+    def lose_the_first_insert(table: str, data: Any) -> None:
+        calls.append(table)
+        if len(calls) > 1:
+            real_insert(table, data)
+
+    monkeypatch.setattr(store, "insert_arrow", lose_the_first_insert)
+
+    assert store.replace_slice("detections", ORG, MATCH, 1, 0, detections(30, seed=5)) == 30
+
+    assert len(calls) == 2
+    assert count(store, "detections") == 30
+
+
+def test_a_slice_that_never_holds_its_rows_is_an_error(
+    store: AnalyticsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "insert_arrow", lambda table, data: None)
+
+    with pytest.raises(AnalyticsError, match="holds 0 rows after writing 30"):
+        store.replace_slice("detections", ORG, MATCH, 1, 0, detections(30, seed=5))

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Self, TypeAlias
 
 import numpy as np
 import pyarrow as pa
+import structlog
 
 from polyvision.fencing import ensure_current_attempt_sync
 
@@ -119,6 +120,12 @@ def constant_column(value: str | int, length: int) -> pa.Array:
             pa.array(np.zeros(length, dtype=np.int32)), pa.array([value], pa.string())
         )
     return pa.array(np.full(length, value, dtype=np.uint32))
+
+
+log = structlog.get_logger(__name__)
+
+REPLACE_SLICE_TRIES = 3
+"""How many times `AnalyticsStore.replace_slice` writes a slice before it gives up."""
 
 
 class AnalyticsStore(ABC):
@@ -262,15 +269,27 @@ class AnalyticsStore(ABC):
         }
         for position, (name, value) in enumerate(keys.items()):
             arrow = arrow.add_column(position, name, constant_column(value, rows))
-        self.execute(
-            f"DELETE FROM {table} WHERE organization_id = {{organization_id:String}}"
-            " AND match_id = {match_id:String} AND revision = {revision:UInt32}"
-            " AND chunk = {chunk:UInt32}",
-            keys,
+        where = (
+            "organization_id = {organization_id:String} AND match_id = {match_id:String}"
+            " AND revision = {revision:UInt32} AND chunk = {chunk:UInt32}"
         )
-        if rows:
-            self.insert_arrow(table, arrow)
-        return rows
+        # Read back and repair: the chaos suite saw a slice left empty after a worker was
+        # SIGKILLed mid-write and the retry rewrote it (the retry's INSERT left no part behind).
+        # A slice is only reported written once it holds exactly the rows given.
+        found = -1
+        for _ in range(REPLACE_SLICE_TRIES):
+            self.execute(f"DELETE FROM {table} WHERE {where}", keys)
+            if rows:
+                self.insert_arrow(table, arrow)
+            counted = self.query_arrow(f"SELECT count() AS n FROM {table} WHERE {where}", keys)
+            found = int(counted.column("n")[0].as_py())
+            if found == rows:
+                return rows
+            log.warning("analytics.slice_mismatch", table=table, expected=rows, found=found, **keys)
+        raise AnalyticsError(
+            f"{table} slice {keys} holds {found} rows after writing {rows}"
+            f" ({REPLACE_SLICE_TRIES} tries)"
+        )
 
     def replace_revision(
         self,
