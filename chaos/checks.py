@@ -32,6 +32,13 @@ class Check:
         return asdict(self)
 
 
+def _count(value: Any) -> str:
+    """A figure that is a count or the list of what it counts, as a count."""
+    if value is None:
+        return "not measured"
+    return str(len(value)) if isinstance(value, list | dict) else str(value)
+
+
 def _failures(failed: list[str]) -> str:
     return f" (failed: {'; '.join(failed)[:300]})" if failed else ""
 
@@ -135,8 +142,8 @@ def s3_faults(f: Mapping[str, Any]) -> list[Check]:
         Check(
             "no multipart upload left open by a retried call",
             "0",
-            str(f.get("multipart_uploads_left_open", "not measured")),
-            f.get("multipart_uploads_left_open") == 0,
+            _count(f.get("multipart_uploads_left_open")),
+            _count(f.get("multipart_uploads_left_open")) == "0",
         ),
         *_same_outputs(f),
     ]
@@ -188,6 +195,26 @@ def pytest_suite(f: Mapping[str, Any], what: str) -> list[Check]:
     ]
 
 
+def fuzz(f: Mapping[str, Any]) -> list[Check]:
+    """The fuzzing test passed, and what it sent (its ``record_property`` figures)."""
+    props: dict[str, Any] = {}
+    for test in f["tests"]:
+        props.update(test.get("properties") or {})
+    failures = props.get("fuzz_failures")
+    return [
+        *pytest_suite(f, "schemathesis: no 5xx, no response off the schema"),
+        Check(
+            "requests generated from the OpenAPI document (valid and invalid), stateful included",
+            "> 0 requests, 0 failures",
+            f"{props.get('fuzz_requests')} requests over {props.get('fuzz_operations')} operations"
+            f" ({props.get('fuzz_operations_with_2xx')} answered 2xx at least once),"
+            f" {props.get('fuzz_requests_stateful')} of them in"
+            f" {props.get('fuzz_scenarios')} stateful scenarios; {failures} failures",
+            failures == 0 and int(props.get("fuzz_requests") or 0) > 0,
+        ),
+    ]
+
+
 CHECKS: dict[str, Callable[..., list[Check]]] = {
     "kills": kills,
     "freeze": freeze,
@@ -201,31 +228,53 @@ def load(f: Mapping[str, Any]) -> list[Check]:
     """From the benchmarks' result files (`bench/results/load_delivery.json`,
     `bench/results/upload_storm.json`)."""
     delivery, storm = f["load_delivery"], f["upload_storm"]
-    ratio = delivery.get("segment_rps_ratio_vs_nginx")
-    errors = delivery.get("errors_total")
+    ratio = delivery.get("segment_rps_over_nginx")
+    endpoints = delivery.get("endpoints", {})
+    nginx = delivery.get("nginx_segment", {})
+    errors = (
+        sum(int(e.get("errors", 0)) for e in [*endpoints.values(), nginx]) if endpoints else None
+    )
+    ours = endpoints.get("segment", {})
+    counts = storm.get("counts", {})
     return [
         Check(
             "segment delivery requests per second, ours / nginx (same load generator, same run)",
             ">= 0.5",
-            f"{ratio}" if ratio is not None else f"not measured (exit {delivery['returncode']})",
+            (
+                f"{ratio} ({ours.get('rps')} vs {nginx.get('rps')} req/s; p99 {ours.get('p99_ms')}"
+                f" vs {nginx.get('p99_ms')} ms; {delivery.get('concurrency')} users)"
+            )
+            if ratio is not None
+            else f"not measured (exit {delivery['returncode']})",
             ratio is not None and float(ratio) >= 0.5 and delivery["returncode"] == 0,
         ),
         Check(
-            "requests answered with an error under load",
+            "requests answered with an error under load (playback, playlists, segments, "
+            "analytics, nginx)",
             "0",
-            f"{errors}" if errors is not None else "not measured",
+            str(errors) if errors is not None else "not measured",
             errors == 0,
         ),
         Check(
             "50 concurrent uploads through connections cut at random: none corrupt or duplicated",
-            "50 completed, 0 corrupt, 0 duplicate assets, 0 duplicate workflow starts",
+            "50 completed, 0 corrupt, 0 duplicate sessions, assets or workflow starts",
             ", ".join(
-                f"{key} {storm.get(key)}"
-                for key in ("uploads", "completed", "corrupt", "duplicates", "connections_cut")
+                f"{key} {counts.get(key)}"
+                for key in (
+                    "uploads",
+                    "completed",
+                    "connections_cut",
+                    "corrupt",
+                    "duplicate_sessions",
+                    "duplicate_assets",
+                    "duplicate_workflow_starts",
+                )
             ),
             storm.get("returncode") == 0
-            and storm.get("completed") == storm.get("uploads") == 50
-            and storm.get("corrupt") == 0
-            and storm.get("duplicates") == 0,
+            and counts.get("completed") == counts.get("uploads") == 50
+            and counts.get("corrupt") == 0
+            and counts.get("duplicate_sessions") == 0
+            and counts.get("duplicate_assets") == 0
+            and counts.get("duplicate_workflow_starts") == 0,
         ),
     ]
