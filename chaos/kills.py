@@ -63,6 +63,21 @@ async def run_batch(
     return handles, worker
 
 
+async def undisturbed(
+    client: Client, run: RunDir, server_address: str, matches: list[SynthMatch]
+) -> dict[str, Any]:
+    """The reference every scenario compares with: the batch run with nothing disturbed,
+    judged (`judged`)."""
+    handles, worker = await run_batch(client, run, server_address, matches, "-ref")
+    try:
+        failures = await wait_all(handles, RUN_TIMEOUT_S)
+    finally:
+        worker.stop()
+    if any(failures):
+        raise RuntimeError(f"the undisturbed run failed: {failures} {worker.log_tail()}")
+    return await judged(run, matches)
+
+
 async def judged(run: RunDir, matches: list[SynthMatch]) -> dict[str, Any]:
     """What a finished run stored: object digests per match and analytics rows per table."""
     return {
@@ -138,16 +153,8 @@ async def run(work: Path, seed: int, kills: int = 20, matches: int = 3) -> dict[
     try:
         client = await connect(server.address, server.namespace.name)
         started = time.monotonic()
-        reference_run = RunDir(work / "reference")
-        handles, worker = await run_batch(client, reference_run, server.address, batch, "-ref")
-        try:
-            failures = await wait_all(handles, RUN_TIMEOUT_S)
-        finally:
-            worker.stop()
-        if any(failures):
-            raise RuntimeError(f"the undisturbed run failed: {failures} {worker.log_tail()}")
+        reference = await undisturbed(client, RunDir(work / "reference"), server.address, batch)
         reference_s = time.monotonic() - started
-        reference = await judged(reference_run, batch)
 
         started = time.monotonic()
         disturbed_run = RunDir(work / "disturbed")

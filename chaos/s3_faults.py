@@ -37,7 +37,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wsgi import get_input_stream
 
-from chaos.kills import compare, judged, run_batch
+from chaos.kills import compare, judged, undisturbed
 from chaos.stack import (
     RunDir,
     WorkerProcess,
@@ -384,15 +384,8 @@ async def run(
             reference_run = RunDir(
                 work / "reference-s3", objects_url=endpoint.bucket_url("reference"), env={**AWS_ENV}
             )
-            handles, worker = await run_batch(client, reference_run, server.address, batch, "-ref")
-            try:
-                failures = await wait_all(handles, RUN_TIMEOUT_S)
-            finally:
-                worker.stop()
-            if any(failures):
-                raise RuntimeError(f"the undisturbed run failed: {failures} {worker.log_tail()}")
+            reference = await undisturbed(client, reference_run, server.address, batch)
             reference_s = time.monotonic() - started
-            reference = await judged(reference_run, batch)
 
             disturbed_run = RunDir(
                 work / "disturbed-s3",

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaos.kills import compare, judged, run_batch
+from chaos.kills import compare, judged, run_batch, undisturbed
 from chaos.stack import RunDir, dev_server, make_matches, pending_activities, wait_all
 from polyvision.temporal.client import connect
 
@@ -29,14 +29,7 @@ async def run(work: Path, seed: int, matches: int = 2) -> dict[str, Any]:
     try:
         client = await connect(server.address, server.namespace.name)
         reference_run = RunDir(work / "restart-reference")
-        handles, worker = await run_batch(client, reference_run, server.address, batch, "-ref")
-        try:
-            failures = await wait_all(handles, RUN_TIMEOUT_S)
-        finally:
-            worker.stop()
-        if any(failures):
-            raise RuntimeError(f"the undisturbed run failed: {failures} {worker.log_tail()}")
-        reference = await judged(reference_run, batch)
+        reference = await undisturbed(client, reference_run, server.address, batch)
 
         disturbed_run = RunDir(work / "restart-disturbed")
         started = time.monotonic()
